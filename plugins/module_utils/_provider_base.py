@@ -1,0 +1,171 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, Alfred security engineering
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The provider-neutral KMS interface and the rotation rules every provider obeys.
+
+Private module_utils: the API may change without notice between releases.
+
+A key (``key_id``) has integer versions 1..n, each ``enabled``, ``disabled`` or
+``destroy_scheduled``; exactly one enabled version is primary. The rules that decide
+whether a change is allowed live here, once, so that every provider refuses the same
+things with the same words before it touches anything.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+
+from ansible_collections.alfred.tee_kms.plugins.module_utils._errors import ConflictError, InputError, NotFoundError
+
+VERSION_STATES = ("enabled", "disabled", "destroy_scheduled")
+MIN_PENDING_DAYS = 7
+MAX_PENDING_DAYS = 30
+_KEY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9/_+=.@:-]{0,255}$")
+
+
+def utcnow_iso() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def check_key_id(key_id, action: str = "use") -> str:
+    if not isinstance(key_id, str) or not _KEY_ID.match(key_id):
+        raise InputError(action, f"key '{key_id}'",
+                         "key_id must be 1-256 characters of letters, digits and /_+=.@:- starting with a letter or digit")
+    return key_id
+
+
+def find_version(state: dict, version: int, action: str) -> dict:
+    for entry in state["versions"]:
+        if entry["version"] == version:
+            return entry
+    known = ", ".join(str(v["version"]) for v in state["versions"])
+    raise NotFoundError(action, f"version {version} of key '{state['key_id']}'", f"the key has versions {known}")
+
+
+def check_next_version(state: dict, version: int, action: str = "create") -> None:
+    """Versions are sequential: only n+1 may be created."""
+    latest = max(v["version"] for v in state["versions"])
+    if version != latest + 1:
+        raise InputError(action, f"version {version} of key '{state['key_id']}'",
+                         f"the key's latest version is {latest}; the next version can only be {latest + 1}")
+
+
+def check_promote(state: dict, version: int) -> None:
+    entry = find_version(state, version, "promote")
+    if entry["state"] != "enabled":
+        raise ConflictError("promote", f"version {version} of key '{state['key_id']}'", f"version {version} is {entry['state']}")
+
+
+def check_set_state(state: dict, version: int, target: str) -> None:
+    action = {"enabled": "enable", "disabled": "disable", "destroy_scheduled": "schedule destruction of"}[target]
+    find_version(state, version, action)
+    if target != "enabled" and state["primary_version"] == version:
+        raise ConflictError(action, f"version {version} of key '{state['key_id']}'",
+                            f"version {version} is the primary version; promote another version first")
+
+
+def check_pending_days(days: int, obj: str) -> None:
+    if not MIN_PENDING_DAYS <= days <= MAX_PENDING_DAYS:
+        raise InputError("schedule destruction of", obj,
+                         f"pending_window_days must be between {MIN_PENDING_DAYS} and {MAX_PENDING_DAYS}, got {days}")
+
+
+def public_state(state: dict) -> dict:
+    """The contract shape of a key: no material, no trust secrets."""
+    return {
+        "key_id": state["key_id"],
+        "primary_version": state["primary_version"],
+        "versions": [{"version": v["version"], "state": v["state"], "created_at": v["created_at"]} for v in state["versions"]],
+        "allowed_measurements": list(state["allowed_measurements"]),
+        "measurement_format": state.get("measurement_format", "sha384"),
+        "pending_deletion_at": state.get("pending_deletion_at"),
+    }
+
+
+class KmsProvider:
+    """Operations a rotation needs; each write is atomic on its own.
+
+    Implementations raise TeeKmsError subclasses only; they never log key material.
+    """
+
+    name = "abstract"
+
+    # --- reads -----------------------------------------------------------------------
+    def describe_key(self, key_id: str) -> dict:
+        """Return the internal state dict (see public_state) or raise NotFoundError."""
+        raise NotImplementedError
+
+    def find_key(self, key_id: str):
+        try:
+            return self.describe_key(key_id)
+        except NotFoundError:
+            return None
+
+    # --- key lifecycle ---------------------------------------------------------------
+    def create_key(self, key_id, allowed_measurements, measurement_format="sha384", attestation_trust=None, description=None) -> dict:
+        raise NotImplementedError
+
+    def set_attestation_trust(self, key_id, attestation_trust) -> None:
+        raise NotImplementedError
+
+    def schedule_key_deletion(self, key_id, pending_days) -> None:
+        raise NotImplementedError
+
+    # --- versions --------------------------------------------------------------------
+    def create_version(self, key_id, version) -> None:
+        """Create ``version`` (must be n+1) as an enabled, non-primary version."""
+        raise NotImplementedError
+
+    def set_primary(self, key_id, version) -> None:
+        raise NotImplementedError
+
+    def set_version_state(self, key_id, version, target, pending_days=None) -> None:
+        raise NotImplementedError
+
+    # --- attestation policy ----------------------------------------------------------
+    def set_allowed_measurements(self, key_id, measurements) -> None:
+        raise NotImplementedError
+
+    def restore(self, key_id, primary_version, allowed_measurements) -> None:
+        """Put primary and allow-list back together (rollback); never disables anything."""
+        raise NotImplementedError
+
+    def evaluate_policy(self, key_id, measurement) -> bool:
+        """Would the key's policy let an enclave with this (verified) measurement decrypt?"""
+        state = self.describe_key(key_id)
+        return measurement in state["allowed_measurements"]
+
+    # --- data path -------------------------------------------------------------------
+    def encrypt(self, key_id, plaintext: bytes, context: dict, version=None) -> str:
+        raise NotImplementedError
+
+    def decrypt(self, key_id, ciphertext: str, context: dict, attestation=None) -> bytes:
+        """Decrypt only for a caller presenting verified evidence with an allowed measurement."""
+        raise NotImplementedError
+
+    # --- rotation coordination -------------------------------------------------------
+    def get_snapshot(self, key_id):
+        raise NotImplementedError
+
+    def save_snapshot(self, key_id, snapshot: dict) -> None:
+        raise NotImplementedError
+
+    def acquire_lock(self, key_id, owner, ttl_seconds, break_stale=False) -> dict:
+        raise NotImplementedError
+
+    def release_lock(self, key_id, owner) -> bool:
+        raise NotImplementedError
+
+    def get_lock(self, key_id):
+        raise NotImplementedError
+
+
+def audit_key_state(public: dict) -> dict:
+    """The ``audit`` record of a key's state for the evidence callback."""
+    return {"kind": "key_state", **{k: public[k] for k in ("key_id", "primary_version", "versions", "allowed_measurements")}}
+
+
+def audit_change(operation: str, key_id: str, before, after, check_mode: bool) -> dict:
+    return {"kind": "change", "operation": operation, "key_id": key_id, "before": before, "after": after, "check_mode": check_mode}

@@ -1,0 +1,243 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, Alfred security engineering
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: kms_key
+short_description: Create a token encryption key with its enclave measurement allow-list
+version_added: 0.1.0
+description:
+  - Creates a key with version 1 as primary and an initial allow-list of enclave measurements
+    that may decrypt under it, or schedules the whole key for deletion.
+  - O(allowed_measurements) is used only when the key is created; change the allow-list of an
+    existing key with M(alfred.tee_kms.measurement_allowlist) and its versions with
+    M(alfred.tee_kms.kms_key_version).
+  - O(attestation_trust) (local provider) is reconciled on every run.
+author:
+  - Alfred security engineering
+extends_documentation_fragment:
+  - alfred.tee_kms.provider
+  - alfred.tee_kms.measurements
+  - alfred.tee_kms.attributes
+options:
+  state:
+    description:
+      - V(present) creates the key when it does not exist.
+      - V(absent) schedules every version of the key for destruction after O(pending_window_days);
+        it requires O(allow_destroy=true).
+    type: str
+    choices: [present, absent]
+    default: present
+  allowed_measurements:
+    description:
+      - Measurements allowed to decrypt. Required, and not empty, when the key is created.
+    type: list
+    elements: str
+  attestation_trust:
+    description:
+      - Trust anchors the local KMS uses to verify the attestation evidence presented with
+        decrypt requests. Ignored by O(provider=aws), where AWS KMS verifies Nitro evidence itself.
+    type: dict
+    suboptions:
+      public_keys:
+        description: Base64 Ed25519 public keys that sign C(alfred) evidence.
+        type: list
+        elements: str
+      root_certificate:
+        description: PEM text, or a path to a PEM file, of the root that anchors C(nitro) documents. Default is the pinned AWS Nitro Enclaves Root-G1.
+        type: str
+      jwks:
+        description: JWKS (JSON text, dict, or a path to a JSON file) that signs C(jwt) attestation tokens.
+        type: raw
+      issuer:
+        description: Required C(iss) of C(jwt) attestation tokens.
+        type: str
+      audience:
+        description: Required C(aud) of C(jwt) attestation tokens.
+        type: str
+      algorithms:
+        description: Allowed JWS algorithms for C(jwt) evidence.
+        type: list
+        elements: str
+      nitro_pcrs:
+        description: PCR indexes that make up the measurement of C(nitro) evidence.
+        type: list
+        elements: int
+      measurement_claim:
+        description: Dotted claim path holding the measurement in C(jwt) evidence.
+        type: str
+      max_age:
+        description: Maximum age in seconds of evidence presented with a decrypt request.
+        type: int
+  description:
+    description: Free-text description stored with the key (local provider).
+    type: str
+  allow_destroy:
+    description: Must be V(true) for O(state=absent). Nothing is ever destroyed without it.
+    type: bool
+    default: false
+  pending_window_days:
+    description: Days between scheduling destruction and destruction (7 to 30).
+    type: int
+    default: 30
+seealso:
+  - module: alfred.tee_kms.kms_key_info
+  - module: alfred.tee_kms.measurement_allowlist
+"""
+
+EXAMPLES = r"""
+- name: Create the refresh-token key, allowing the current enclave image
+  alfred.tee_kms.kms_key:
+    key_id: tokens/refresh
+    store_path: /var/lib/alfred/kms-store.json
+    allowed_measurements:
+      - e72a46ca80a260fb044a125442f0c7e331813bcbaf9724d9f3857758992766f2d65710a27aa94ae3949dd54e7c9fe86a
+    attestation_trust:
+      public_keys: ["{{ enclave_signing_public_key }}"]
+
+- name: Schedule a retired key for destruction in 30 days
+  alfred.tee_kms.kms_key:
+    key_id: tokens/legacy
+    state: absent
+    allow_destroy: true
+"""
+
+RETURN = r"""
+key:
+  description: The key's state after the run (predicted in check mode). Empty when the key does not exist.
+  type: dict
+  returned: always
+  sample: {"key_id": "tokens/refresh", "primary_version": 1, "versions": [{"version": 1, "state": "enabled", "created_at": "2026-11-25T10:00:00Z"}], "allowed_measurements": ["e72a..."], "measurement_format": "sha384"}
+diff:
+  description: Key state before and after, in diff mode.
+  type: dict
+  returned: when diff mode is on and the key changed
+"""
+
+import json
+import os
+
+from ansible_collections.alfred.tee_kms.plugins.module_utils._errors import InputError
+from ansible_collections.alfred.tee_kms.plugins.module_utils._local_kms import normalize_trust
+from ansible_collections.alfred.tee_kms.plugins.module_utils._measurements import normalize_list
+from ansible_collections.alfred.tee_kms.plugins.module_utils._module_base import TeeKmsModule
+from ansible_collections.alfred.tee_kms.plugins.module_utils._provider_base import (
+    audit_change,
+    audit_key_state,
+    check_pending_days,
+    public_state,
+    utcnow_iso,
+)
+
+TRUST_SPEC = dict(
+    public_keys=dict(type="list", elements="str", no_log=False),
+    root_certificate=dict(type="str"),
+    jwks=dict(type="raw"),
+    issuer=dict(type="str"),
+    audience=dict(type="str"),
+    algorithms=dict(type="list", elements="str"),
+    nitro_pcrs=dict(type="list", elements="int"),
+    measurement_claim=dict(type="str"),
+    max_age=dict(type="int"),
+)
+
+
+def _read_if_path(value: str) -> str:
+    if value and not value.lstrip().startswith(("-----", "{")) and os.path.isfile(os.path.expanduser(value)):
+        with open(os.path.expanduser(value), encoding="utf-8") as handle:
+            return handle.read()
+    return value
+
+
+def trust_from_params(trust):
+    if trust is None:
+        return None
+    trust = {k: v for k, v in trust.items() if v is not None}
+    if "root_certificate" in trust:
+        trust["root_certificate"] = _read_if_path(trust["root_certificate"])
+    if "jwks" in trust and isinstance(trust["jwks"], str):
+        try:
+            trust["jwks"] = json.loads(_read_if_path(trust["jwks"]))
+        except ValueError:
+            raise InputError("configure attestation trust for", "key", "jwks is neither JSON nor a path to a JSON file") from None
+    return normalize_trust(trust)
+
+
+def handle(mod):
+    p = mod.params
+    key_id = p["key_id"]
+    current = mod.provider.find_key(key_id)
+    before = public_state(current) if current else {}
+
+    if p["state"] == "absent":
+        if not current or current.get("pending_deletion_at"):
+            return {"changed": False, "key": before}
+        if not p["allow_destroy"]:
+            raise InputError("schedule deletion of", f"key '{key_id}'", "state=absent destroys every version; set allow_destroy=true to confirm")
+        check_pending_days(p["pending_window_days"], f"key '{key_id}'")
+        after = dict(before, versions=[dict(v, state="destroy_scheduled") for v in before["versions"]], pending_deletion_at="(in %d days)" % p["pending_window_days"])
+        if not mod.check_mode:
+            mod.provider.schedule_key_deletion(key_id, p["pending_window_days"])
+            after = public_state(mod.provider.describe_key(key_id))
+        return _result(mod, "schedule_key_deletion", key_id, before, after)
+
+    trust = trust_from_params(p["attestation_trust"])
+    if current is None:
+        fmt = p["measurement_format"] or "sha384"
+        allowed = normalize_list(p["allowed_measurements"], fmt, p["allow_dev_measurements"], action="create")
+        if not allowed:
+            raise InputError("create", f"key '{key_id}'", "allowed_measurements must list at least one measurement")
+        after = {"key_id": key_id, "primary_version": 1, "versions": [{"version": 1, "state": "enabled", "created_at": utcnow_iso()}],
+                 "allowed_measurements": allowed, "measurement_format": fmt, "pending_deletion_at": None}
+        if not mod.check_mode:
+            after = public_state(mod.provider.create_key(key_id, allowed, fmt, trust, p["description"]))
+        return _result(mod, "create_key", key_id, before, after)
+
+    if p["measurement_format"] and p["measurement_format"] != before["measurement_format"]:
+        raise InputError("update", f"key '{key_id}'",
+                         f"measurement_format {p['measurement_format']} differs from the key's {before['measurement_format']}")
+    warnings = []
+    if p["allowed_measurements"] is not None:
+        wanted = normalize_list(p["allowed_measurements"], before["measurement_format"], p["allow_dev_measurements"], action="check")
+        if sorted(wanted) != sorted(before["allowed_measurements"]):
+            warnings.append("allowed_measurements only applies when the key is created; use alfred.tee_kms.measurement_allowlist to change it")
+    if trust is not None and trust != (current.get("attestation_trust") or {}):
+        if not mod.check_mode:
+            mod.provider.set_attestation_trust(key_id, trust)
+        result = _result(mod, "set_attestation_trust", key_id, {"attestation_trust": current.get("attestation_trust") or {}},
+                         {"attestation_trust": trust})
+        result["key"] = before
+    else:
+        result = {"changed": False, "key": before, "audit": audit_key_state(before)}
+    for warning in warnings:
+        mod.module.warn(warning)
+    return result
+
+
+def _result(mod, operation, key_id, before, after):
+    result = {"changed": True, "key": after if "key_id" in after else before,
+              "audit": audit_change(operation, key_id, before, after, mod.check_mode)}
+    if mod.module._diff:
+        result["diff"] = {"before": before, "after": after}
+    return result
+
+
+def main():
+    TeeKmsModule(dict(
+        state=dict(type="str", default="present", choices=["present", "absent"]),
+        allowed_measurements=dict(type="list", elements="str"),
+        measurement_format=dict(type="str", choices=["sha384", "sha256", "opaque"]),
+        allow_dev_measurements=dict(type="bool", default=False),
+        attestation_trust=dict(type="dict", options=TRUST_SPEC),
+        description=dict(type="str"),
+        allow_destroy=dict(type="bool", default=False),
+        pending_window_days=dict(type="int", default=30),
+    )).run(handle)
+
+
+if __name__ == "__main__":
+    main()

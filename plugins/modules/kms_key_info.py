@@ -1,0 +1,112 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, Alfred security engineering
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: kms_key_info
+short_description: Read the versions and measurement allow-list of a token encryption key
+version_added: 0.1.0
+description:
+  - Reads a key's versions, primary version and allowed enclave measurements, plus the
+    rotation lock and the rollback snapshot kept with the key.
+  - Never returns key material.
+author:
+  - Alfred security engineering
+extends_documentation_fragment:
+  - alfred.tee_kms.provider
+  - alfred.tee_kms.attributes.info
+options:
+  missing_ok:
+    description:
+      - When the key does not exist, return RV(exists=false) instead of failing.
+    type: bool
+    default: false
+seealso:
+  - module: alfred.tee_kms.kms_key
+  - module: alfred.tee_kms.kms_key_version
+  - module: alfred.tee_kms.measurement_allowlist
+"""
+
+EXAMPLES = r"""
+- name: Read the refresh-token key from the local store
+  alfred.tee_kms.kms_key_info:
+    key_id: tokens/refresh
+    store_path: /var/lib/alfred/kms-store.json
+  register: refresh_key
+
+- name: Read an AWS KMS key by alias
+  alfred.tee_kms.kms_key_info:
+    provider: aws
+    key_id: alias/tokens-refresh
+    region: eu-west-1
+"""
+
+RETURN = r"""
+exists:
+  description: Whether the key exists.
+  type: bool
+  returned: always
+  sample: true
+key:
+  description: The key's state; empty when the key does not exist.
+  type: dict
+  returned: always
+  contains:
+    key_id:
+      description: The key identifier.
+      type: str
+      sample: tokens/refresh
+    primary_version:
+      description: The version used to encrypt.
+      type: int
+      sample: 2
+    versions:
+      description: Every version with its state (V(enabled), V(disabled) or V(destroy_scheduled)).
+      type: list
+      elements: dict
+      sample: [{"version": 1, "state": "enabled", "created_at": "2026-11-25T10:00:00Z"}]
+    allowed_measurements:
+      description: Enclave measurements allowed to decrypt.
+      type: list
+      elements: str
+      sample: ["e72a46ca80a260fb044a125442f0c7e331813bcbaf9724d9f3857758992766f2d65710a27aa94ae3949dd54e7c9fe86a"]
+    measurement_format:
+      description: How the key's measurements are validated.
+      type: str
+      sample: sha384
+    lock:
+      description: The rotation lock, if held.
+      type: dict
+      sample: {"owner": "alice@ops-1", "acquired_at": "2026-11-25T10:00:00Z", "expires_at": "2026-11-25T10:30:00Z"}
+    snapshot:
+      description: The pre-rotation snapshot used by rollback, if recorded.
+      type: dict
+      sample: {"primary_version": 1, "allowed_measurements": ["..."], "taken_at": "2026-11-25T10:00:00Z"}
+audit:
+  description: The key state as recorded by the evidence callback.
+  type: dict
+  returned: when the key exists
+"""
+
+from ansible_collections.alfred.tee_kms.plugins.module_utils._module_base import TeeKmsModule
+from ansible_collections.alfred.tee_kms.plugins.module_utils._provider_base import audit_key_state, public_state
+
+
+def handle(mod):
+    state = mod.provider.find_key(mod.params["key_id"]) if mod.params["missing_ok"] else mod.provider.describe_key(mod.params["key_id"])
+    if state is None:
+        return {"changed": False, "exists": False, "key": {}}
+    key = public_state(state) | {"lock": state.get("lock"), "snapshot": state.get("snapshot")}
+    return {"changed": False, "exists": True, "key": key, "audit": audit_key_state(key)}
+
+
+def main():
+    TeeKmsModule(dict(missing_ok=dict(type="bool", default=False))).run(handle)
+
+
+if __name__ == "__main__":
+    main()
