@@ -1,0 +1,294 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, Alfred security engineering
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Secret detectors and the redactor used by the evidence callback and ``secret_scan``.
+
+Private module_utils: the API may change without notice between releases.
+
+Two mechanisms, applied in this order by :class:`Redactor`:
+
+1. *Known values*: values of variables whose **names** mark them secret (see
+   :data:`SECRET_NAME_RE`) are removed wherever they appear, in raw form, JSON-escaped
+   form and base64 (standard and URL-safe alphabets, also when the value sits inside a
+   longer base64 stream, for example HTTP Basic credentials). Only values of at least
+   :data:`MIN_KNOWN_LENGTH` characters are tracked, and obvious non-secrets (booleans,
+   short numbers, state words) are ignored so that they do not blank unrelated text.
+2. *Patterns*: well-known credential shapes (AWS keys, PEM private keys, JWTs, bearer and
+   OAuth tokens, ``password=...`` style assignments) are masked as
+   ``[REDACTED:<detector>]``.
+
+Long hexadecimal strings (enclave measurements, SHA-256/384 digests, chain hashes) never
+match any detector: audit evidence has to stay readable.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Iterable, Mapping
+
+MIN_KNOWN_LENGTH = 6
+MASK = "[REDACTED:{}]"
+
+# Variable / environment / option names whose values are secret.
+SECRET_NAME_RE = re.compile(
+    r"secret|password|passwd|passphrase|token|credential|private|api_?key|access_?key|session|auth_?key",
+    re.IGNORECASE,
+)
+
+# Values that are never treated as known secrets even if the variable name looks secret:
+# they are too common to blank everywhere and carry no secret.
+_NOT_SECRET_VALUES = frozenset(
+    {
+        "true", "false", "yes", "no", "none", "null", "enabled", "disabled", "present", "absent",
+        "changeme", "default", "unknown", "staging", "production", "local", "aws", "command",
+        "/dev/null",
+    }
+)
+_ALL_DIGITS = re.compile(r"^\d{1,12}$")
+_HEX_ONLY = re.compile(r"^(?:0x)?[0-9a-fA-F]+$")
+# Already-masked placeholders (ours, Ansible's no_log ones).
+_PLACEHOLDER = re.compile(r"^(?:\[REDACTED(?::[a-z0-9_]+)?\]|\*{3,}|VALUE_SPECIFIED_IN_NO_LOG_PARAMETER)$")
+
+# --------------------------------------------------------------------------------------
+# Pattern detectors. Each entry: name -> (regex, group to mask or 0 for the whole match).
+# Order matters: PEM blocks first (they contain base64 that other detectors would split).
+# --------------------------------------------------------------------------------------
+_B64_40 = r"[A-Za-z0-9/+]{40}"
+DETECTORS: dict[str, tuple[re.Pattern, int]] = {
+    "private_key": (
+        re.compile(
+            r"-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY( BLOCK)?-----"
+            r"(?:[\s\S]{0,16384}?-----END[A-Z0-9 ]{0,40}PRIVATE KEY( BLOCK)?-----|[A-Za-z0-9+/=\s\\:,-]*)"
+        ),
+        0,
+    ),
+    "jwt": (re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}"), 0),
+    "aws_access_key_id": (
+        re.compile(r"(?<![A-Za-z0-9])(?:AKIA|ASIA|AIDA|AROA|AIPA|ANPA|ANVA|AGPA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Za-z0-9])"),
+        0,
+    ),
+    "aws_secret_access_key": (
+        re.compile(
+            r"(?i:aws|secret)[A-Za-z0-9_ .\-]{0,30}?\\?[\"']?\s{0,3}(?:[:=]|=>)\s{0,3}\\?[\"']?"
+            r"(?<![A-Za-z0-9/+])(" + _B64_40 + r")(?![A-Za-z0-9/+=])"
+        ),
+        1,
+    ),
+    "bearer_token": (re.compile(r"(?i:\bbearer)\s+([A-Za-z0-9\-._~+/]{8,}=*)"), 1),
+    "oauth_token": (
+        re.compile(
+            r"(?<![A-Za-z0-9])(?:ya29\.[A-Za-z0-9_-]{10,}|gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}"
+            r"|xox[abposr]-[A-Za-z0-9-]{10,}|glpat-[A-Za-z0-9_-]{20,}|1//0[A-Za-z0-9_-]{20,})"
+        ),
+        0,
+    ),
+    "oauth_token_field": (
+        re.compile(
+            r"(?i:(?:access|refresh|id)_token|client_secret)\\?[\"']?\s{0,3}[:=]\s{0,3}\\?[\"']?"
+            r"([^\s\"'\\&,;}\]]{6,})"
+        ),
+        1,
+    ),
+    "password_assignment": (
+        re.compile(
+            r"(?i:password|passwd|passphrase|pwd|api[_-]?key|secret[_-]?key|auth[_-]?token|session[_-]?token)"
+            r"\\?[\"']?\s{0,3}[:=]\s{0,3}\\?[\"']?"
+            r"([^\s\"'\\&,;}\]{\[]{6,})"
+        ),
+        1,
+    ),
+    "basic_auth_url": (re.compile(r"(?i:[a-z][a-z0-9+.-]{1,20})://[^\s:/@\"']{1,64}:([^\s@/\"']{3,128})@"), 1),
+}
+
+
+def is_secret_name(name) -> bool:
+    return isinstance(name, str) and bool(SECRET_NAME_RE.search(name))
+
+
+def _worth_tracking(value: str) -> bool:
+    if len(value) < MIN_KNOWN_LENGTH:
+        return False
+    low = value.strip().lower()
+    if low in _NOT_SECRET_VALUES or _ALL_DIGITS.match(low) or _PLACEHOLDER.match(value.strip()):
+        return False
+    if "{{" in value or "{%" in value:  # an untemplated expression, not the secret itself
+        return False
+    return True
+
+
+def _b64_variants(raw: bytes) -> set[str]:
+    """Base64 forms of ``raw``: alone, and the stable core when embedded at any alignment."""
+    out = set()
+    for k in range(3):
+        enc = base64.b64encode(b"\0" * k + raw).decode("ascii")
+        start = (8 * k + 5) // 6  # first character fully determined by ``raw``
+        end_bytes = k + len(raw)
+        full = end_bytes // 3 * 4  # characters of complete 3-byte groups
+        rem = end_bytes % 3
+        end = full + (rem if rem else 0)  # 1 or 2 leading chars of the partial group are determined
+        if k == 0:
+            out.add(enc)
+            out.add(enc.rstrip("="))
+        core = enc[start:end]
+        if len(core) >= 8:
+            out.add(core)
+    out |= {v.replace("+", "-").replace("/", "_") for v in list(out)}
+    return out
+
+
+class Redactor:
+    """Removes known secret values and masks credential patterns from text and data."""
+
+    def __init__(self, known_values: Iterable[str] = (), detectors: Mapping | None = None):
+        self._detectors = DETECTORS if detectors is None else detectors
+        self._forms: dict[str, None] = {}
+        self._known_re = None
+        self.add_known(known_values)
+
+    # -- known values -------------------------------------------------------------------
+    def add_known(self, values: Iterable) -> int:
+        added = 0
+        for value in values:
+            if not isinstance(value, str):
+                if isinstance(value, (bytes, bytearray)):
+                    value = bytes(value).decode("utf-8", "replace")
+                else:
+                    continue
+            if not _worth_tracking(value):
+                continue
+            forms = {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
+            forms |= _b64_variants(value.encode("utf-8"))
+            for form in forms:
+                if len(form) >= MIN_KNOWN_LENGTH and form not in self._forms:
+                    self._forms[form] = None
+                    added += 1
+        if added:
+            ordered = sorted(self._forms, key=len, reverse=True)
+            self._known_re = re.compile("|".join(re.escape(f) for f in ordered))
+        return added
+
+    def add_known_from_mapping(self, mapping, _depth: int = 0) -> int:
+        """Track values of entries whose name marks them secret (nested mappings too)."""
+        if not isinstance(mapping, Mapping) or _depth > 6:
+            return 0
+        values = []
+        for name, value in mapping.items():
+            if isinstance(value, Mapping):
+                if is_secret_name(name):
+                    values.extend(_leaf_strings(value))
+                else:
+                    self.add_known_from_mapping(value, _depth + 1)
+            elif is_secret_name(name):
+                values.extend(_leaf_strings(value))
+        return self.add_known(values)
+
+    @property
+    def known_count(self) -> int:
+        return len(self._forms)
+
+    # -- redaction ----------------------------------------------------------------------
+    def redact_text(self, text: str, counts: dict | None = None) -> str:
+        if not text:
+            return text
+        if self._known_re is not None:
+            text, n = self._known_re.subn(MASK.format("known_secret"), text)
+            if n and counts is not None:
+                counts["known_secret"] = counts.get("known_secret", 0) + n
+        for name, (pattern, group) in self._detectors.items():
+            text = _mask(pattern, group, name, text, counts)
+        return text
+
+    def redact(self, data, counts: dict | None = None, _depth: int = 0):
+        """Return a redacted copy of ``data`` (dicts, lists, strings; other scalars as-is)."""
+        if isinstance(data, str):
+            return self.redact_text(str(data), counts)
+        if isinstance(data, Mapping):
+            if _depth > 40:
+                return "[REDACTED:too_deep]"
+            return {self.redact_text(str(k), counts): self.redact(v, counts, _depth + 1) for k, v in data.items()}
+        if isinstance(data, (list, tuple, set, frozenset)):
+            if _depth > 40:
+                return "[REDACTED:too_deep]"
+            return [self.redact(v, counts, _depth + 1) for v in data]
+        if isinstance(data, (bytes, bytearray)):
+            return self.redact_text(bytes(data).decode("utf-8", "replace"), counts)
+        return data
+
+
+def _mask(pattern: re.Pattern, group: int, name: str, text: str, counts: dict | None) -> str:
+    mask = MASK.format(name)
+    hits = 0
+
+    def repl(match: re.Match) -> str:
+        nonlocal hits
+        value = match.group(group)
+        if value is None or _is_digest_or_placeholder(value):
+            return match.group(0)
+        hits += 1
+        if group == 0:
+            return mask
+        start, end = match.span(group)
+        base = match.start(0)
+        whole = match.group(0)
+        return whole[: start - base] + mask + whole[end - base:]
+
+    out = pattern.sub(repl, text)
+    if hits and counts is not None:
+        counts[name] = counts.get(name, 0) + hits
+    return out
+
+
+def _is_digest_or_placeholder(value: str) -> bool:
+    v = value.strip()
+    if _PLACEHOLDER.match(v) or v.startswith("[REDACTED"):
+        return True
+    if v.startswith("sha256:") or v.startswith("sha384:"):
+        v = v.split(":", 1)[1]
+    # Digests, measurements, hashes: hex only. AWS secret keys are base64 and (with
+    # overwhelming probability) contain characters outside [0-9a-f].
+    return bool(_HEX_ONLY.match(v))
+
+
+def _leaf_strings(value) -> list:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Mapping):
+        out = []
+        for v in value.values():
+            out.extend(_leaf_strings(v))
+        return out
+    if isinstance(value, (list, tuple)):
+        out = []
+        for v in value:
+            out.extend(_leaf_strings(v))
+        return out
+    return []
+
+
+def find_findings(text: str, detectors: Mapping | None = None) -> list[tuple[str, int, int]]:
+    """Return ``(detector, start, end)`` for every pattern finding in ``text`` (not overlapping)."""
+    found: list[tuple[str, int, int]] = []
+    taken: list[tuple[int, int]] = []
+    for name, (pattern, group) in (DETECTORS if detectors is None else detectors).items():
+        for match in pattern.finditer(text):
+            value = match.group(group)
+            if value is None or _is_digest_or_placeholder(value):
+                continue
+            start, end = match.span(group)
+            if any(start < e and s < end for s, e in taken):
+                continue
+            taken.append((start, end))
+            found.append((name, start, end))
+    found.sort(key=lambda f: f[1])
+    return found
+
+
+def mask_excerpt(line: str, width: int = 160) -> str:
+    """A masked, length-limited excerpt of one line (for scan samples)."""
+    masked = Redactor().redact_text(line.rstrip("\r\n"))
+    if len(masked) > width:
+        masked = masked[: width - 3] + "..."
+    return masked
