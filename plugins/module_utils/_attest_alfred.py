@@ -62,6 +62,19 @@ def parse(document: bytes) -> dict:
 
 def verify(document: bytes, options: VerifyOptions) -> Evidence:
     doc = parse(document)
+    try:
+        return _verify_parsed(doc, options)
+    except AttestationError as exc:
+        # The claimed measurement tells the operator which image a refused enclave runs.
+        exc.measurement = _normalise(doc["measurement"])
+        raise
+
+
+def _normalise(measurement: str) -> str:
+    return measurement.lower() if _is_hex(measurement) else measurement
+
+
+def _verify_parsed(doc: dict, options: VerifyOptions) -> Evidence:
     if not options.public_keys:
         raise AttestationError("trust", "no Ed25519 public key configured for alfred evidence (public_keys)")
     try:
@@ -107,7 +120,7 @@ def verify(document: bytes, options: VerifyOptions) -> Evidence:
 
     return Evidence(
         format="alfred",
-        measurement=doc["measurement"].lower() if _is_hex(doc["measurement"]) else doc["measurement"],
+        measurement=_normalise(doc["measurement"]),
         issued_at=datetime.datetime.fromtimestamp(issued, datetime.timezone.utc),
         nonce=doc["challenge_nonce"],
         details={"runtime": doc["runtime"], "operation_purpose": doc["operation_purpose"], "request_id": doc["request_id"]},

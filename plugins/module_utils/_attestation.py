@@ -106,7 +106,18 @@ def decode_document(document) -> bytes:
             return base64.b64decode(compact + "=" * (-len(compact) % 4), altchars=b"-_" if ("-" in compact or "_" in compact) else None, validate=True)
         except (binascii.Error, ValueError):
             return text.encode("utf-8")
-    return bytes(document)
+    data = bytes(document)
+    # Bytes read from a file may hold base64 text rather than the raw document.
+    try:
+        detect_format(data)
+        return data
+    except AttestationError:
+        pass
+    try:
+        text = data.decode("ascii")
+    except UnicodeDecodeError:
+        return data
+    return decode_document(text) if text.strip() else data
 
 
 def detect_format(document: bytes) -> str:
@@ -157,6 +168,10 @@ def result_row(source: str, document, fmt: str | None, options: VerifyOptions, a
                 row["format"] = detect_format(raw)
             except AttestationError:
                 pass
+        return row
+    except Exception as exc:  # a verifier bug must not become a traceback or a pass
+        row["reason"] = f"malformed: evidence could not be processed ({exc.__class__.__name__})"
+        row["check"] = "malformed"
         return row
     row.update(verified=True, measurement=evidence.measurement, format=evidence.format, reason="verified")
     if evidence.issued_at is not None:

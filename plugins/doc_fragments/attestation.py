@@ -1,0 +1,102 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, Alfred security engineering
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    # Trust anchors: what evidence of each format must be signed by.
+    # Use as alfred.tee_kms.attestation
+    DOCUMENTATION = r"""
+options:
+  public_keys:
+    description:
+      - Trusted Ed25519 public keys of the enclave runtime, base64 of the raw 32 bytes.
+      - Used for O(format=alfred) evidence; a signature by any listed key is accepted.
+    type: list
+    elements: str
+  root_certificate:
+    description:
+      - Trusted root certificate for O(format=nitro) documents, as PEM text or the path of a PEM file
+        on the controller. Several PEM certificates may be given; any of them may be the root.
+      - When omitted, the AWS Nitro Enclaves Root-G1 certificate pinned in the collection is used
+        (SHA-256 fingerprint C(641A0321A3E244EFE456463195D606317ED7CDCC3C1756E09893F3C68F79BB5B)).
+    type: str
+  nitro_pcrs:
+    description:
+      - PCR indexes of O(format=nitro) documents that make up the measurement.
+      - With one index the measurement is the lowercase hex of that PCR. With several it is the
+        lowercase hex SHA-384 of the PCR values concatenated in the order given here, so allow-lists
+        must be computed with the same list.
+      - Documents whose PCR0, PCR1, PCR2 or any listed PCR is all zero come from debug-mode enclaves and
+        are refused; do not list PCRs that are legitimately zero (PCR3 without an IAM role, PCR8 for an
+        unsigned image).
+    type: list
+    elements: int
+    default: [0]
+  jwks:
+    description:
+      - Trusted keys for O(format=jwt) tokens, a JSON Web Key Set as a dictionary, JSON text or the path
+        of a JSON file on the controller.
+      - Mutually exclusive with O(jwks_url).
+    type: raw
+  jwks_url:
+    description:
+      - URL of the JSON Web Key Set of the attestation service, fetched once per task.
+      - Mutually exclusive with O(jwks).
+    type: str
+  issuer:
+    description:
+      - Required C(iss) of O(format=jwt) tokens. Not checked when omitted.
+    type: str
+  audience:
+    description:
+      - Value that the C(aud) claim (string or list) of O(format=jwt) tokens must contain. Not checked when
+        omitted.
+    type: str
+  algorithms:
+    description:
+      - JWS algorithms accepted for O(format=jwt) tokens. Default all of the choices.
+      - V(none) and the HMAC algorithms are never accepted.
+    type: list
+    elements: str
+    choices: [RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA]
+  measurement_claim:
+    description:
+      - Claim of O(format=jwt) tokens that holds the measurement. A dotted path reaches into nested
+        claims (V(submods.container.image_digest)); a claim whose name is exactly the value wins
+        (V(x-ms-sevsnpvm-launchmeasurement)).
+    type: str
+    default: measurement
+"""
+
+    # Freshness: binding evidence to a nonce and to a time.
+    # Use as alfred.tee_kms.attestation.freshness
+    FRESHNESS = r"""
+options:
+  nonce:
+    description:
+      - Nonce the O(document) or O(document_path) evidence must carry.
+      - For O(format=nitro) a hex value is compared as bytes, anything else as its UTF-8 bytes; for
+        O(format=alfred) it is the C(challenge_nonce); for O(format=jwt) the C(eat_nonce) or C(nonce) claim.
+      - With O(endpoints) a fresh random nonce is generated for every request; this option is then refused.
+    type: str
+  max_age:
+    description:
+      - Maximum age in seconds of the evidence at verification time (nitro C(timestamp), jwt C(iat),
+        alfred C(evidence_issued_at)). Not checked when omitted.
+    type: int
+  verification_time:
+    description:
+      - Verify as of this time (ISO 8601, for example V(2024-09-07T14:37:39Z)) instead of now, to check
+        archived evidence as of its capture. Certificates, token lifetimes and O(max_age) use it.
+      - Only for O(document) and O(document_path); refused with O(endpoints).
+    type: str
+  clock_skew:
+    description:
+      - Seconds of clock difference tolerated when checking token and challenge lifetimes.
+    type: int
+    default: 60
+"""
