@@ -292,3 +292,135 @@ def mask_excerpt(line: str, width: int = 160) -> str:
     if len(masked) > width:
         masked = masked[: width - 3] + "..."
     return masked
+
+
+# --------------------------------------------------------------------------------------
+# File scanning (secret_scan module)
+# --------------------------------------------------------------------------------------
+def _expand_paths(paths) -> tuple[list[str], list[str]]:
+    import glob
+    import os
+
+    files: dict[str, None] = {}
+    missing = []
+    for spec in paths:
+        spec = os.path.expanduser(str(spec))
+        matches = sorted(glob.glob(spec, recursive=True)) if glob.has_magic(spec) else ([spec] if os.path.exists(spec) else [])
+        if not matches:
+            missing.append(spec)
+            continue
+        for match in matches:
+            if os.path.isdir(match):
+                for root, dirs, names in os.walk(match):
+                    dirs.sort()
+                    for name in sorted(names):
+                        full = os.path.join(root, name)
+                        if os.path.isfile(full):
+                            files[os.path.abspath(full)] = None
+            elif os.path.isfile(match):
+                files[os.path.abspath(match)] = None
+    return list(files), missing
+
+
+def _count_newlines(handle, limit: int) -> int:
+    count = 0
+    remaining = limit
+    while remaining > 0:
+        block = handle.read(min(1 << 20, remaining))
+        if not block:
+            break
+        count += block.count(b"\n")
+        remaining -= len(block)
+    return count
+
+
+def scan_paths(paths, since=None, baseline=None, max_samples: int = 10, known_values=()) -> dict:
+    """Scan files for credential patterns (and optional known secret values).
+
+    ``since`` maps file path -> byte offset (the ``offsets`` of a previous scan): only bytes
+    after the offset are scanned and every finding there is new. A file shorter than its
+    offset was truncated or rotated and is scanned from the start. Files absent from
+    ``since`` are scanned whole (and their findings are new).
+
+    Without ``since``, ``baseline`` (a previous ``by_detector`` dict, a previous result, or an
+    integer total) is subtracted per detector to give ``new_findings``.
+    """
+    import os
+
+    since = dict(since or {})
+    detectors = dict(DETECTORS)
+    known = Redactor(known_values)
+    if known._known_re is not None:
+        detectors = {"known_secret": (known._known_re, 0), **detectors}
+    files, missing = _expand_paths(paths)
+    by_detector: dict[str, int] = {}
+    samples = []
+    offsets = {}
+    skipped = []
+    reset = []
+    errors = []
+    for path in files:
+        try:
+            size = os.path.getsize(path)
+            with open(path, "rb") as handle:
+                head = handle.read(8192)
+                if b"\0" in head:
+                    skipped.append(path)
+                    offsets[path] = size
+                    continue
+                start = since.get(path, 0)
+                try:
+                    start = int(start)
+                except (TypeError, ValueError):
+                    start = 0
+                if start < 0 or start > size:
+                    reset.append(path)
+                    start = 0
+                handle.seek(0)
+                lineno = _count_newlines(handle, start) if start else 0
+                handle.seek(start)
+                for raw in handle:
+                    lineno += 1
+                    line = raw.decode("utf-8", "replace")
+                    for name, _s, _e in find_findings(line, detectors):
+                        by_detector[name] = by_detector.get(name, 0) + 1
+                        if len(samples) < max_samples:
+                            samples.append({"file": path, "line": lineno, "detector": name,
+                                            "excerpt": _masked(line, known)})
+                offsets[path] = handle.tell()
+        except OSError as exc:
+            errors.append(f"{path}: {exc.strerror or exc}")
+    total = sum(by_detector.values())
+    if since:
+        new = total
+        mode = "since"
+    elif baseline is not None:
+        mode = "baseline"
+        base = baseline.get("by_detector", baseline) if isinstance(baseline, dict) else baseline
+        if isinstance(base, dict):
+            new = sum(max(0, count - int(base.get(name, 0) or 0)) for name, count in by_detector.items())
+        else:
+            new = max(0, total - int(base or 0))
+    else:
+        mode = "all"
+        new = total
+    return {
+        "by_detector": dict(sorted(by_detector.items())),
+        "total": total,
+        "new_findings": new,
+        "mode": mode,
+        "samples": samples,
+        "offsets": offsets,
+        "files": files,
+        "missing": missing,
+        "skipped_binary": skipped,
+        "reset": reset,
+        "errors": errors,
+    }
+
+
+def _masked(line: str, known: Redactor, width: int = 160) -> str:
+    masked = known.redact_text(line.rstrip("\r\n"))
+    if len(masked) > width:
+        masked = masked[: width - 3] + "..."
+    return masked
