@@ -26,6 +26,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import secrets
 import stat
 import time
@@ -54,10 +55,14 @@ class LocalStore:
     def read(self, action: str = "read") -> dict:
         """Return ``keys`` of the store ({} when the file does not exist yet)."""
         try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
+            # O_NONBLOCK: opening a FIFO planted at the path must fail the type check below,
+            # not block forever waiting for a writer. It changes nothing for regular files.
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except FileNotFoundError:
             return {}
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise StoreError(action, self.label, "it is a symbolic link; point store_path at the real file") from None
             raise StoreError(action, self.label, _os_cause(exc)) from None
         try:
             self._check_mode(os.fstat(fd), self.path, action)
@@ -139,7 +144,8 @@ class LocalStore:
         doc = {"format": STORE_FORMAT, "version": STORE_VERSION, "sha256": hashlib.sha256(body).hexdigest(), "keys": keys}
         data = json.dumps(doc, sort_keys=True, indent=1, ensure_ascii=False).encode("utf-8") + b"\n"
         directory = os.path.dirname(self.path)
-        tmp = os.path.join(directory, f".{os.path.basename(self.path)}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        self._remove_stale_temp_files(directory)
+        tmp = os.path.join(directory, f"{self._tmp_prefix()}{os.getpid()}.{secrets.token_hex(4)}.tmp")
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
             try:
@@ -160,6 +166,22 @@ class LocalStore:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise StoreError(action, self.label, f"writing failed, the store is unchanged: {_os_cause(exc)}") from None
+
+    def _tmp_prefix(self) -> str:
+        return f".{os.path.basename(self.path)}."
+
+    def _remove_stale_temp_files(self, directory: str) -> None:
+        """Delete temporary files of writers that died before their rename.
+
+        Called under the write lock: no live writer can own one, and each holds a copy of
+        key material that must not linger next to the store.
+        """
+        pattern = re.compile(re.escape(self._tmp_prefix()) + r"[0-9]+\.[0-9a-f]{8}\.tmp")
+        with contextlib.suppress(OSError):
+            for name in os.listdir(directory):
+                if pattern.fullmatch(name):
+                    with contextlib.suppress(OSError):
+                        os.unlink(os.path.join(directory, name))
 
 
 def _os_cause(exc: OSError) -> str:
