@@ -260,30 +260,47 @@ class SimRequestHandler(BaseHTTPRequestHandler):
     def _send_json(self, status: int, obj, extra: dict | None = None) -> None:
         self._send(status, json.dumps(obj).encode("utf-8"), "application/json", extra)
 
-    def _read_json(self):
+    def _read_body(self) -> None:
+        """Consume the request body before routing.
+
+        Every answer, errors included, must leave a keep-alive connection at the next request;
+        an unread body would be parsed as one (clients with pooled sessions then see 400s).
+        """
+        self._body = b""
+        self._body_error = None
         length_header = self.headers.get("Content-Length")
         if length_header is None:
-            raise _HttpError(411, "a JSON body with Content-Length is required")
+            if "Transfer-Encoding" in self.headers:
+                self.close_connection = True  # chunked bodies are not supported; do not reuse
+            return
         try:
             length = int(length_header)
         except ValueError:
-            raise _HttpError(400, "Content-Length is not an integer") from None
+            self.close_connection = True
+            self._body_error = _HttpError(400, "Content-Length is not an integer")
+            return
         if length < 0 or length > MAX_BODY_BYTES:
-            self.close_connection = True  # the unread body would corrupt the next request
-            raise _HttpError(413, f"body larger than {MAX_BODY_BYTES} bytes")
-        raw = self.rfile.read(length)
+            self.close_connection = True  # too big to drain: drop the connection instead
+            self._body_error = _HttpError(413, f"body larger than {MAX_BODY_BYTES} bytes")
+            return
+        self._body = self.rfile.read(length)
+
+    def _read_json(self):
+        if self._body_error is not None:
+            raise self._body_error
+        if "Content-Length" not in self.headers:
+            raise _HttpError(411, "a JSON body with Content-Length is required")
         try:
-            return json.loads(raw.decode("utf-8"))
+            return json.loads(self._body.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise _HttpError(400, f"body is not valid JSON: {exc}") from None
 
     def _dispatch(self, method: str) -> None:
         try:
+            self._read_body()
             self._route(method)
         except _HttpError as exc:
             extra = {"Allow": exc.allow} if exc.allow else None
-            if method == "POST" and exc.status in (404, 405):
-                self.close_connection = True  # the body was not read
             self._send_json(exc.status, {"error": str(exc)}, extra)
         except Exception:  # noqa: BLE001 - a bug must answer 500, not kill the connection silently
             traceback.print_exc(file=sys.stderr)

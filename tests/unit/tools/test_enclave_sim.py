@@ -459,6 +459,19 @@ def test_routing_errors(fleet):
     assert document(fleet.urls["ok"], "nitro", "ab" * 1025).status_code == 400
 
 
+def test_keep_alive_survives_error_answers(fleet):
+    """Pooled clients (requests.Session) reuse one connection across enclaves and errors."""
+    with requests.Session() as session:
+        for url, expected in ((fleet.urls["down"], 503), (fleet.urls["ok"], 200),
+                              (fleet.base_url + "/enclaves/nope", 404), (fleet.urls["ok"], 200),
+                              (fleet.urls["ok"] + "/v1", 404), (fleet.urls["ok"], 200)):
+            response = session.post(url + "/v1/attestation/challenge", json=challenge_body(), timeout=5)
+            assert response.status_code == expected, (url, response.text)
+        wrong = session.put(fleet.urls["ok"] + "/healthz", json={"x": 1}, timeout=5)
+        assert wrong.status_code == 405
+        assert session.get(fleet.urls["ok"] + "/healthz", timeout=5).status_code == 200
+
+
 def test_single_enclave_form_serves_root_and_stops_cleanly(tmp_path):
     sim = SimulatorFleet(tmp_path, measurement=M_OPAQUE, mode="wrong-nonce", runtime="custom-runtime/1")
     with sim:
