@@ -30,6 +30,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import io
+from collections.abc import Mapping
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import AttestationError, Evidence, VerifyOptions
 
@@ -76,10 +77,10 @@ def parse_cose_sign1(document: bytes):
     protected, unprotected, payload, signature = outer
     if not isinstance(protected, bytes) or not isinstance(payload, bytes) or not isinstance(signature, bytes):
         raise _fail("malformed", "COSE_Sign1 protected header, payload and signature must be byte strings")
-    if not isinstance(unprotected, dict):
+    if not isinstance(unprotected, Mapping):
         raise _fail("malformed", "COSE_Sign1 unprotected header is not a map")
     header = _cbor_loads_exact(protected, "COSE protected header") if protected else {}
-    if not isinstance(header, dict):
+    if not isinstance(header, Mapping):
         raise _fail("malformed", "COSE protected header is not a map")
     alg = header.get(1)
     if alg != COSE_ALG_ES384:
@@ -105,7 +106,7 @@ def _check_bytes(payload: dict, name: str, optional: bool, min_len: int = 1, max
 def parse_payload(payload_bytes: bytes) -> dict:
     """Decode and type-check the attestation payload (AWS NSM API, section 3.2)."""
     payload = _cbor_loads_exact(payload_bytes, "nitro payload")
-    if not isinstance(payload, dict):
+    if not isinstance(payload, Mapping):
         raise _fail("malformed", "nitro payload is not a map")
     module_id = payload.get("module_id")
     if not isinstance(module_id, str) or not module_id:
@@ -116,7 +117,7 @@ def parse_payload(payload_bytes: bytes) -> dict:
     if not isinstance(timestamp, int) or isinstance(timestamp, bool) or timestamp <= 0:
         raise _fail("malformed", "nitro payload timestamp must be a positive integer (milliseconds)")
     pcrs = payload.get("pcrs")
-    if not isinstance(pcrs, dict) or not 1 <= len(pcrs) <= 32:
+    if not isinstance(pcrs, Mapping) or not 1 <= len(pcrs) <= 32:
         raise _fail("malformed", "nitro payload pcrs must be a map of 1..32 entries")
     for index, value in pcrs.items():
         if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < 32:
