@@ -16,11 +16,6 @@ attributes:
   diff_mode:
     description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
-  action_group:
-    description: Use C(group/alfred.tee_kms.kms) in C(module_defaults) to set the provider options once.
-    support: full
-    membership:
-      - alfred.tee_kms.kms
 """
 
     # Read-only modules.
@@ -34,9 +29,4 @@ attributes:
     description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: N/A
     details: This module never changes anything.
-  action_group:
-    description: Use C(group/alfred.tee_kms.kms) in C(module_defaults) to set the provider options once.
-    support: full
-    membership:
-      - alfred.tee_kms.kms
 """

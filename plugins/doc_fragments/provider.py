@@ -71,6 +71,12 @@ options:
     description:
       - CA bundle for the AWS endpoint. If not set, E(AWS_CA_BUNDLE) is used.
     type: path
+attributes:
+  action_group:
+    description: Use C(group/alfred.tee_kms.kms) in C(module_defaults) to set the provider options once.
+    support: full
+    membership:
+      - alfred.tee_kms.kms
 requirements:
   - cryptography >= 41.0
   - boto3 >= 1.28 (only with O(provider=aws))

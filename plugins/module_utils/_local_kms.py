@@ -44,10 +44,6 @@ def _b64d(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _parse_iso(text: str) -> datetime.datetime:
-    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
-
-
 def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
 
@@ -285,22 +281,19 @@ class LocalKmsProvider(base.KmsProvider):
     def get_lock(self, key_id):
         return self.describe_key(key_id).get("lock")
 
-    def acquire_lock(self, key_id, owner, ttl_seconds, break_stale=False):
+    def acquire_lock(self, key_id, owner, ttl_seconds, break_stale=False, takeover_from=None):
         if not owner:
             raise InputError("acquire the rotation lock on", f"key '{key_id}'", "lock owner must not be empty")
 
         def change(state):
             now = _now()
             lock = state.get("lock")
+            if lock and takeover_from and lock["owner"] == takeover_from:
+                lock = None  # the caller proved the holder is gone; compare-and-swap under the store lock
+            error = base.lock_conflict(key_id, lock, owner, break_stale, now)
+            if error:
+                raise error
             if lock and lock["owner"] != owner:
-                expires = _parse_iso(lock["expires_at"])
-                if now < expires:
-                    raise LockHeldError("acquire the rotation lock on", f"key '{key_id}'",
-                                        f"another rotation holds it (owner '{lock['owner']}', since {lock['acquired_at']}, expires {lock['expires_at']})")
-                if not break_stale:
-                    raise LockHeldError("acquire the rotation lock on", f"key '{key_id}'",
-                                        f"a stale lock of owner '{lock['owner']}' expired at {lock['expires_at']}; confirm that run is gone, "
-                                        "then retry with break_stale_lock=true")
                 lock = None
             acquired = lock["acquired_at"] if lock else _iso(now)
             state["lock"] = {"owner": owner, "acquired_at": acquired, "expires_at": _iso(now + datetime.timedelta(seconds=ttl_seconds))}

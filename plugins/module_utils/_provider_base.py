@@ -152,7 +152,13 @@ class KmsProvider:
     def save_snapshot(self, key_id, snapshot: dict) -> None:
         raise NotImplementedError
 
-    def acquire_lock(self, key_id, owner, ttl_seconds, break_stale=False) -> dict:
+    def acquire_lock(self, key_id, owner, ttl_seconds, break_stale=False, takeover_from=None) -> dict:
+        """Take the rotation lock (re-entrant for the same owner, renewing the expiry).
+
+        Another owner's live lock raises LockHeldError; an expired one is broken only with
+        ``break_stale``; ``takeover_from`` breaks the lock only if it is still held by that
+        exact owner (the caller has proven that holder's process is gone).
+        """
         raise NotImplementedError
 
     def release_lock(self, key_id, owner) -> bool:
@@ -169,3 +175,21 @@ def audit_key_state(public: dict) -> dict:
 
 def audit_change(operation: str, key_id: str, before, after, check_mode: bool) -> dict:
     return {"kind": "change", "operation": operation, "key_id": key_id, "before": before, "after": after, "check_mode": check_mode}
+
+
+def lock_conflict(key_id: str, lock, owner: str, break_stale: bool, now=None):
+    """The LockHeldError another owner's lock causes for ``owner``, or None if it may take it."""
+    if not lock or lock["owner"] == owner:
+        return None
+    from ansible_collections.alfred.tee_kms.plugins.module_utils._errors import LockHeldError
+
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    expires = datetime.datetime.strptime(lock["expires_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+    if now < expires:
+        return LockHeldError("acquire the rotation lock on", f"key '{key_id}'",
+                             f"another rotation holds it (owner '{lock['owner']}', since {lock['acquired_at']}, expires {lock['expires_at']})")
+    if not break_stale:
+        return LockHeldError("acquire the rotation lock on", f"key '{key_id}'",
+                             f"a stale lock of owner '{lock['owner']}' expired at {lock['expires_at']}; confirm that run is gone, "
+                             "then retry with break_stale_lock=true")
+    return None

@@ -1,0 +1,117 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, Alfred security engineering
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: kms_probe
+short_description: Prove a key version and its attestation policy work, through the attested decrypt path
+version_added: 0.1.0
+description:
+  - V(canary) encrypts a random canary under O(version) with the token encryption context
+    C({token_key_id, token_version}), fetches fresh evidence from the live enclave at
+    O(enclave_url) and decrypts through the attested path. The rotation runs it before promoting.
+  - V(allowed_decrypt) is the same check as an enforcement probe after the rotation.
+  - V(disallowed_denied) checks that an enclave outside the allow-list is refused: with
+    O(enclave_url) (a probe enclave running a disallowed image) through a real decrypt, otherwise
+    by asking the key's policy about a random measurement.
+  - V(unattested_denied) checks that a caller without evidence is refused.
+  - V(decrypt) decrypts a given O(ciphertext) (for example a canary from an earlier step).
+  - Canary plaintexts never leave the module; only digests and ciphertexts are returned.
+  - In check mode nothing is encrypted or decrypted; the probe is reported as not run.
+author:
+  - Alfred security engineering
+extends_documentation_fragment:
+  - alfred.tee_kms.provider
+  - alfred.tee_kms.attributes.info
+options:
+  probe:
+    description: Which probe to run.
+    type: str
+    required: true
+    choices: [canary, allowed_decrypt, disallowed_denied, unattested_denied, decrypt]
+  version:
+    description: Key version to encrypt under. Default is the primary version.
+    type: int
+  enclave_url:
+    description: Base URL of the enclave that provides the attestation evidence.
+    type: str
+  attestation_format:
+    description: Evidence format the enclave serves.
+    type: str
+    choices: [alfred, nitro, jwt]
+    default: alfred
+  ciphertext:
+    description: Ciphertext for O(probe=decrypt).
+    type: str
+  context:
+    description: Encryption context for O(probe=decrypt).
+    type: dict
+  timeout:
+    description: Seconds to wait for the enclave.
+    type: float
+    default: 5
+  fail_on_failed_probe:
+    description: Fail the task when the probe does not pass.
+    type: bool
+    default: true
+"""
+
+EXAMPLES = r"""
+- name: Canary through the attested path before promoting version 3
+  alfred.tee_kms.kms_probe:
+    key_id: tokens/refresh
+    probe: canary
+    version: 3
+    enclave_url: https://enclave-1.internal:8443
+"""
+
+RETURN = r"""
+probe:
+  description: The probe's outcome.
+  type: dict
+  returned: always
+  sample: {"name": "canary", "passed": true, "version": 3, "detail": "decrypted through the attested path",
+           "canary_sha256": "5f1c...", "ciphertext": "tkms1.eyJr...", "context": {"token_key_id": "tokens/refresh", "token_version": "3"}}
+"""
+
+from ansible_collections.alfred.tee_kms.plugins.module_utils._errors import TeeKmsError
+from ansible_collections.alfred.tee_kms.plugins.module_utils._module_base import TeeKmsModule
+from ansible_collections.alfred.tee_kms.plugins.module_utils._probes import run_probe
+
+
+class ProbeFailed(TeeKmsError):
+    code = "probe_failed"
+
+
+def handle(mod):
+    p = mod.params
+    if mod.check_mode:
+        row = {"name": p["probe"], "passed": None, "detail": "not run in check mode"}
+        return {"changed": False, "probe": row, "audit": dict(row, kind="probe")}
+    row = run_probe(mod.provider, p["probe"], p["key_id"], p["version"], p["enclave_url"], p["attestation_format"],
+                    p["timeout"], p["ciphertext"], p["context"])
+    audit = {"kind": "probe", **{k: row[k] for k in ("name", "passed", "detail") if k in row}}
+    if not row["passed"] and p["fail_on_failed_probe"]:
+        mod.fail(ProbeFailed("pass", f"the {p['probe']} probe on key '{p['key_id']}'", row["detail"]), probe=row, audit=audit)
+    return {"changed": False, "probe": row, "audit": audit}
+
+
+def main():
+    TeeKmsModule(dict(
+        probe=dict(type="str", required=True, choices=["canary", "allowed_decrypt", "disallowed_denied", "unattested_denied", "decrypt"]),
+        version=dict(type="int"),
+        enclave_url=dict(type="str"),
+        attestation_format=dict(type="str", default="alfred", choices=["alfred", "nitro", "jwt"]),
+        ciphertext=dict(type="str"),
+        context=dict(type="dict"),
+        timeout=dict(type="float", default=5),
+        fail_on_failed_probe=dict(type="bool", default=True),
+    )).run(handle)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, Alfred security engineering
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: rotation_inputs
+short_description: Validate the inputs of a key rotation before anything changes
+version_added: 0.1.0
+description:
+  - Checks every input of the rotation runbook (environment, action, production confirmation,
+    E(ALFRED_ENV), key id, versions, allowed measurements, hook commands) and returns the
+    normalised rotation plan used by the roles.
+  - Fails with a message naming the input and the cause; nothing is ever changed.
+  - Hook command text is accepted only to check which hooks are configured; it is never returned.
+author:
+  - Alfred security engineering
+extends_documentation_fragment:
+  - alfred.tee_kms.attributes.info
+options:
+  env:
+    description: Target environment.
+    type: str
+    required: true
+  action:
+    description: Rotation action.
+    type: str
+    default: all
+  confirm_production:
+    description: Must be V(true) when O(env=production).
+    type: bool
+    default: false
+  alfred_env:
+    description: Value of E(ALFRED_ENV) on the controller; when not empty it must equal O(env).
+    type: str
+  provider:
+    description: V(local), V(aws) or V(command) (the hooks do the rotation).
+    type: str
+    default: local
+  key_id:
+    description: Key to rotate (E(KMS_KEY_ID)).
+    type: str
+  current_version:
+    description: Current primary version (E(KMS_KEY_VERSION)). A whole number with native providers.
+    type: raw
+  next_version:
+    description: Version to rotate to (E(NEXT_KMS_KEY_VERSION)). Must differ from O(current_version).
+    type: raw
+  allowed_measurements:
+    description: Target allow-list, a list or the runbook's comma-separated string (E(KMS_ALLOWED_MEASUREMENTS)).
+    type: raw
+  measurement_format:
+    description: How measurements are validated. Development markers are always refused here.
+    type: str
+    choices: [sha384, sha256, opaque]
+    default: sha384
+  hooks:
+    description: Hook commands by name (V(preflight), V(stage), V(validate), V(rollback)); secret, never returned.
+    type: dict
+  show_commands:
+    description: Whether hook command text may appear in evidence.
+    type: bool
+    default: false
+  lock_owner:
+    description: Rotation lock owner; default identifies this controller process (C(user@host/pid:N/start:T)).
+    type: str
+seealso:
+  - module: alfred.tee_kms.rotation_lock
+  - module: alfred.tee_kms.rotation_snapshot
+"""
+
+EXAMPLES = r"""
+- name: Validate the runbook inputs
+  alfred.tee_kms.rotation_inputs:
+    env: "{{ env }}"
+    action: "{{ action }}"
+    confirm_production: "{{ confirm_production }}"
+    alfred_env: "{{ lookup('ansible.builtin.env', 'ALFRED_ENV') }}"
+    key_id: "{{ kms_key_id }}"
+    current_version: "{{ kms_key_version }}"
+    next_version: "{{ next_kms_key_version }}"
+    allowed_measurements: "{{ kms_allowed_measurements }}"
+  register: rotation_inputs
+"""
+
+RETURN = r"""
+rotation:
+  description: The normalised rotation plan.
+  type: dict
+  returned: success
+  sample: {"env": "staging", "action": "all", "provider": "local", "key_id": "tokens/refresh", "current_version": 1,
+           "next_version": 2, "target_measurements": ["e72a..."], "hooks_configured": {"stage": false},
+           "lock_owner": "sre@ops-1/pid:4242/start:991", "check_mode": false, "show_commands": false}
+audit:
+  description: The run context recorded by the evidence callback.
+  type: dict
+  returned: success
+"""
+
+from ansible_collections.alfred.tee_kms.plugins.module_utils._module_base import TeeKmsModule
+from ansible_collections.alfred.tee_kms.plugins.module_utils._rotation import validate_inputs
+
+
+def handle(mod):
+    params = dict(mod.params, check_mode=mod.check_mode)
+    plan = validate_inputs(params)
+    audit = {"kind": "run_context", **{k: plan[k] for k in ("env", "action", "provider", "key_id", "check_mode", "show_commands",
+                                                              "current_version", "next_version", "target_measurements")}}
+    return {"changed": False, "rotation": plan, "audit": audit}
+
+
+def main():
+    TeeKmsModule(dict(
+        env=dict(type="str", required=True),
+        action=dict(type="str", default="all"),
+        confirm_production=dict(type="bool", default=False),
+        alfred_env=dict(type="str"),
+        provider=dict(type="str", default="local"),
+        key_id=dict(type="str"),
+        current_version=dict(type="raw"),
+        next_version=dict(type="raw"),
+        allowed_measurements=dict(type="raw"),
+        measurement_format=dict(type="str", default="sha384", choices=["sha384", "sha256", "opaque"]),
+        hooks=dict(type="dict", no_log=True),
+        show_commands=dict(type="bool", default=False),
+        lock_owner=dict(type="str"),
+    ), with_provider=False).run(handle)
+
+
+if __name__ == "__main__":
+    main()

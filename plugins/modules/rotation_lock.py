@@ -1,0 +1,113 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, Alfred security engineering
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: rotation_lock
+short_description: Hold the per-key rotation lock so two rotations never run at once
+version_added: 0.1.0
+description:
+  - The lock is kept with the key (owner and expiry), so it works across controllers and AWX containers.
+  - O(state=acquired) takes or renews the lock. Another owner's live lock fails the task with its
+    owner and expiry. A lock whose holder ran on this host and whose process is gone is taken
+    over. An expired lock of another host is broken only with O(break_stale_lock=true).
+  - O(state=checked) only reports whether the lock could be taken (used by preflight).
+  - O(state=released) releases the lock if this owner holds it.
+author:
+  - Alfred security engineering
+extends_documentation_fragment:
+  - alfred.tee_kms.provider
+  - alfred.tee_kms.attributes
+options:
+  state:
+    description: What to do with the lock.
+    type: str
+    choices: [acquired, checked, released]
+    default: acquired
+  owner:
+    description: Lock owner, normally RV(alfred.tee_kms.rotation_inputs#module:rotation.lock_owner).
+    type: str
+    required: true
+  ttl:
+    description: Seconds the lock stays valid without renewal.
+    type: int
+    default: 3600
+  break_stale_lock:
+    description: Break another owner's lock once it has expired. Confirm first that its run is gone.
+    type: bool
+    default: false
+seealso:
+  - module: alfred.tee_kms.rotation_inputs
+"""
+
+EXAMPLES = r"""
+- name: Take the rotation lock for the whole change
+  alfred.tee_kms.rotation_lock:
+    key_id: tokens/refresh
+    owner: "{{ rotation_inputs.rotation.lock_owner }}"
+    ttl: 3600
+"""
+
+RETURN = r"""
+lock:
+  description: The lock after the run (predicted in check mode); empty when released.
+  type: dict
+  returned: always
+  sample: {"owner": "sre@ops-1/pid:4242/start:991", "acquired_at": "2026-11-25T10:00:00Z", "expires_at": "2026-11-25T11:00:00Z"}
+taken_over:
+  description: The owner whose lock was taken over because its process is gone, if any.
+  type: str
+  returned: when a lock was taken over
+"""
+
+from ansible_collections.alfred.tee_kms.plugins.module_utils._module_base import TeeKmsModule
+from ansible_collections.alfred.tee_kms.plugins.module_utils._provider_base import lock_conflict
+from ansible_collections.alfred.tee_kms.plugins.module_utils._rotation import holder_is_gone
+
+
+def handle(mod):
+    p = mod.params
+    key_id, owner = p["key_id"], p["owner"]
+    lock = mod.provider.get_lock(key_id)
+    audit = {"kind": "change", "operation": f"lock_{p['state']}", "key_id": key_id, "before": lock, "check_mode": mod.check_mode}
+    if p["state"] == "released":
+        if not lock or lock["owner"] != owner:
+            return {"changed": False, "lock": lock or {}}
+        if not mod.check_mode:
+            mod.provider.release_lock(key_id, owner)
+        return {"changed": True, "lock": {}, "audit": dict(audit, after=None)}
+
+    takeover = None
+    if lock and lock["owner"] != owner and holder_is_gone(lock["owner"]):
+        takeover = lock["owner"]
+    else:
+        error = lock_conflict(key_id, lock, owner, p["break_stale_lock"])
+        if error:
+            raise error
+    if p["state"] == "checked":
+        return {"changed": False, "lock": lock or {}}
+    if mod.check_mode:
+        return {"changed": True, "lock": {"owner": owner}, "audit": dict(audit, after={"owner": owner})}
+    new = mod.provider.acquire_lock(key_id, owner, p["ttl"], break_stale=p["break_stale_lock"], takeover_from=takeover)
+    result = {"changed": True, "lock": new, "audit": dict(audit, after=new)}
+    if takeover:
+        result["taken_over"] = takeover
+        mod.module.warn(f"Took over the rotation lock of '{takeover}': its process on this host is gone")
+    return result
+
+
+def main():
+    TeeKmsModule(dict(
+        state=dict(type="str", default="acquired", choices=["acquired", "checked", "released"]),
+        owner=dict(type="str", required=True),
+        ttl=dict(type="int", default=3600),
+        break_stale_lock=dict(type="bool", default=False),
+    )).run(handle)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, Alfred security engineering
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: rotation_snapshot
+short_description: Record, mark and restore the pre-rotation snapshot kept with a key
+version_added: 0.1.0
+description:
+  - The snapshot (primary version and allow-list before the rotation, plus the rotation's target)
+    is stored with the key itself, so a rollback in a later, separate run (fresh controller, AWX
+    container) restores it without the operator repeating versions.
+  - O(state=present) records the snapshot at preflight, but only while the key is at rest at
+    O(expected_primary). An already rotated key keeps its snapshot (the re-run is a no-op),
+    and so does an interrupted rotation (its snapshot is the only record of the original state).
+  - O(state=marked) sets the snapshot's O(status).
+  - O(state=restored) puts the snapshot's primary version and allow-list back. It never disables
+    or destroys a version, so data encrypted under the new version stays decryptable.
+author:
+  - Alfred security engineering
+extends_documentation_fragment:
+  - alfred.tee_kms.provider
+  - alfred.tee_kms.attributes
+options:
+  state:
+    description: What to do.
+    type: str
+    choices: [present, marked, restored]
+    default: present
+  expected_primary:
+    description: The primary version the key must have now (O(state=present)).
+    type: int
+  next_version:
+    description: The version the rotation moves to (O(state=present)).
+    type: int
+  target_measurements:
+    description: The allow-list the rotation applies (O(state=present)).
+    type: list
+    elements: str
+  owner:
+    description: Who records the snapshot (the rotation lock owner).
+    type: str
+  extra:
+    description: Extra non-secret facts to keep with the snapshot (for example the secret-scan baseline).
+    type: dict
+  status:
+    description: New status for O(state=marked).
+    type: str
+    choices: [recorded, in_progress, completed, rolled_back]
+seealso:
+  - module: alfred.tee_kms.kms_key_info
+"""
+
+EXAMPLES = r"""
+- name: Record the pre-rotation state with the key
+  alfred.tee_kms.rotation_snapshot:
+    key_id: tokens/refresh
+    expected_primary: 2
+    next_version: 3
+    target_measurements: "{{ rotation.target_measurements }}"
+    owner: "{{ rotation.lock_owner }}"
+
+- name: Emergency rollback from the snapshot kept with the key
+  alfred.tee_kms.rotation_snapshot:
+    key_id: tokens/refresh
+    state: restored
+"""
+
+RETURN = r"""
+snapshot:
+  description: The snapshot after the run (predicted in check mode).
+  type: dict
+  returned: always
+  sample: {"primary_version": 2, "allowed_measurements": ["e72a..."], "next_version": 3, "target_measurements": ["e72a...", "9f1c..."],
+           "status": "recorded", "taken_at": "2026-11-25T10:00:00Z"}
+decision:
+  description: For O(state=present), V(record), V(keep_rotated) (already rotated) or V(keep_interrupted).
+  type: str
+  returned: when O(state=present)
+already_rotated:
+  description: Whether the key is already at the rotation's target.
+  type: bool
+  returned: when O(state=present)
+"""
+
+from ansible_collections.alfred.tee_kms.plugins.module_utils._errors import InputError, NotFoundError
+from ansible_collections.alfred.tee_kms.plugins.module_utils._measurements import normalize_list
+from ansible_collections.alfred.tee_kms.plugins.module_utils._module_base import TeeKmsModule
+from ansible_collections.alfred.tee_kms.plugins.module_utils._provider_base import audit_change, public_state
+from ansible_collections.alfred.tee_kms.plugins.module_utils._rotation import new_snapshot, snapshot_decision
+
+
+def _require(p, names, state):
+    missing = [n for n in names if p[n] is None]
+    if missing:
+        raise InputError(f"{state} the snapshot of", f"key '{p['key_id']}'", f"{', '.join(missing)} required")
+
+
+def record(mod, state, key):
+    p = mod.params
+    _require(p, ("expected_primary", "next_version", "target_measurements", "owner"), "record")
+    target = normalize_list(p["target_measurements"], key["measurement_format"], action="record the snapshot with")
+    snapshot = state.get("snapshot")
+    decision = snapshot_decision(key, snapshot, p["expected_primary"], p["next_version"], target)
+    result = {"decision": decision, "already_rotated": decision == "keep_rotated", "snapshot": snapshot or {}}
+    if decision != "record":
+        return dict(result, changed=False)
+    new = new_snapshot(key, p["next_version"], target, p["owner"], p["extra"])
+    if snapshot and {k: v for k, v in snapshot.items() if k not in ("taken_at", "recorded_by")} == \
+            {k: v for k, v in new.items() if k not in ("taken_at", "recorded_by")}:
+        return dict(result, changed=False)
+    if not mod.check_mode:
+        mod.provider.save_snapshot(p["key_id"], new)
+    return dict(result, changed=True, snapshot=new, audit=audit_change("record_snapshot", p["key_id"], snapshot, new, mod.check_mode))
+
+
+def mark(mod, state):
+    p = mod.params
+    _require(p, ("status",), "mark")
+    snapshot = state.get("snapshot")
+    if not snapshot:
+        raise NotFoundError("mark the snapshot of", f"key '{p['key_id']}'", "no snapshot has been recorded (run preflight first)")
+    if snapshot.get("status") == p["status"]:
+        return {"changed": False, "snapshot": snapshot}
+    new = dict(snapshot, status=p["status"])
+    if not mod.check_mode:
+        mod.provider.save_snapshot(p["key_id"], new)
+    return {"changed": True, "snapshot": new}
+
+
+def restore(mod, state, key):
+    p = mod.params
+    snapshot = state.get("snapshot")
+    if not snapshot:
+        raise NotFoundError("roll back", f"key '{p['key_id']}'",
+                            "no snapshot of a pre-rotation state is kept with the key, so there is nothing to restore")
+    wanted = {"primary_version": snapshot["primary_version"], "allowed_measurements": snapshot["allowed_measurements"]}
+    current = {"primary_version": key["primary_version"], "allowed_measurements": key["allowed_measurements"]}
+    changed = current["primary_version"] != wanted["primary_version"] or \
+        sorted(current["allowed_measurements"]) != sorted(wanted["allowed_measurements"])
+    if changed and not mod.check_mode:
+        mod.provider.restore(p["key_id"], wanted["primary_version"], wanted["allowed_measurements"])
+        if snapshot.get("status") != "rolled_back":
+            mod.provider.save_snapshot(p["key_id"], dict(snapshot, status="rolled_back"))
+    result = {"changed": changed, "snapshot": snapshot, "key": dict(key, **wanted) if changed else key,
+              "audit": {"kind": "rollback", "executed": changed, "check_mode": mod.check_mode,
+                        "restored_primary": wanted["primary_version"],
+                        "restored_allowed_measurements": wanted["allowed_measurements"],
+                        "before": current, "outcome": ("would_restore" if mod.check_mode else "restored") if changed else "already_at_snapshot"}}
+    if changed and mod.module._diff:
+        result["diff"] = {"before": current, "after": wanted}
+    return result
+
+
+def handle(mod):
+    state = mod.provider.describe_key(mod.params["key_id"])
+    key = public_state(state)
+    if mod.params["state"] == "present":
+        return record(mod, state, key)
+    if mod.params["state"] == "marked":
+        return mark(mod, state)
+    return restore(mod, state, key)
+
+
+def main():
+    TeeKmsModule(dict(
+        state=dict(type="str", default="present", choices=["present", "marked", "restored"]),
+        expected_primary=dict(type="int"),
+        next_version=dict(type="int"),
+        target_measurements=dict(type="list", elements="str"),
+        owner=dict(type="str"),
+        extra=dict(type="dict"),
+        status=dict(type="str", choices=["recorded", "in_progress", "completed", "rolled_back"]),
+    )).run(handle)
+
+
+if __name__ == "__main__":
+    main()
