@@ -15,9 +15,9 @@ description:
     C({token_key_id, token_version}), fetches fresh evidence from the live enclave at
     O(enclave_url) and decrypts through the attested path. The rotation runs it before promoting.
   - V(allowed_decrypt) is the same check as an enforcement probe after the rotation.
-  - V(disallowed_denied) checks that an enclave outside the allow-list is refused: with
-    O(enclave_url) (a probe enclave running a disallowed image) through a real decrypt, otherwise
-    by asking the key's policy about a random measurement.
+  - V(disallowed_denied) checks that an enclave outside the allow-list is refused. With
+    O(enclave_url) (a probe enclave running a disallowed image) it uses a real decrypt; otherwise
+    it asks the key's policy about a random measurement.
   - V(unattested_denied) checks that a caller without evidence is refused.
   - V(decrypt) decrypts a given O(ciphertext) (for example a canary from an earlier step).
   - Canary plaintexts never leave the module; only digests and ciphertexts are returned.
