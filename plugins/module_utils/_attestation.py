@@ -143,10 +143,14 @@ def verify(document, fmt: str | None, options: VerifyOptions, allowed_measuremen
         raise AttestationError("malformed", "empty document")
     fmt = fmt or detect_format(raw)
     evidence = _verifier(fmt).verify(raw, options)
+    exc = None
     if set(evidence.measurement) == {"0"}:
-        raise AttestationError("debug_enclave", "all-zero measurement (debug-mode enclave)")
-    if allowed_measurements is not None and evidence.measurement not in set(allowed_measurements):
-        raise AttestationError("measurement_not_allowed", f"measurement {evidence.measurement[:16]}... is not in the allow-list")
+        exc = AttestationError("debug_enclave", "all-zero measurement (debug-mode enclave)")
+    elif allowed_measurements is not None and evidence.measurement not in set(allowed_measurements):
+        exc = AttestationError("measurement_not_allowed", f"measurement {evidence.measurement[:16]}... is not in the allow-list")
+    if exc is not None:
+        exc.measurement = evidence.measurement
+        raise exc
     return evidence
 
 
