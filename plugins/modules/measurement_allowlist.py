@@ -110,7 +110,9 @@ def handle(mod):
     added = [m for m in after if m not in current]
     removed = [m for m in current if m not in after]
     changed = bool(added or removed)
-    if changed and not mod.check_mode:
+    if not changed:
+        after = list(current)  # report what the key holds, not the order the request used
+    elif not mod.check_mode:
         mod.provider.set_allowed_measurements(key_id, after)
         after = public_state(mod.provider.describe_key(key_id))["allowed_measurements"]
     result = {"changed": changed, "allowed_measurements": after, "added": added, "removed": removed}

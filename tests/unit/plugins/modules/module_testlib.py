@@ -1,0 +1,33 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, Alfred security engineering
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Constants and helpers shared by the KMS module tests."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+
+M1 = hashlib.sha384(b"enclave-image-1").hexdigest()
+M2 = hashlib.sha384(b"enclave-image-2").hexdigest()
+M3 = hashlib.sha384(b"enclave-image-3").hexdigest()
+
+
+def materials(store_path):
+    """Every secret the store holds, in the encodings a leak could take."""
+    with open(store_path, "rb") as handle:
+        doc = json.loads(handle.read())
+    found = []
+    for key in doc["keys"].values():
+        for version in key["versions"]:
+            text = version["material"]
+            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+            found += [text, base64.b64encode(raw).decode(), raw.hex()]
+    return found
+
+
+def warning_texts(result):
+    """Warning messages of a result: plain strings before ansible-core 2.19, summaries since."""
+    return [w["event"]["msg"] if isinstance(w, dict) else w for w in result.get("warnings", [])]
