@@ -33,6 +33,13 @@ from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import
     FORMATS, AttestationError, VerifyOptions, decode_document, digest, parse_time, result_row, utcnow)
 from ansible_collections.alfred.tee_kms.plugins.module_utils._errors import InputError
 
+# _attestation loads the verifier of a format by name; AnsiballZ packs only the module_utils it
+# sees imported, so every verifier (and the pinned root) is imported here explicitly.
+from ansible_collections.alfred.tee_kms.plugins.module_utils import _attest_alfred  # noqa: F401 pylint: disable=unused-import
+from ansible_collections.alfred.tee_kms.plugins.module_utils import _attest_jwt  # noqa: F401 pylint: disable=unused-import
+from ansible_collections.alfred.tee_kms.plugins.module_utils import _attest_nitro  # noqa: F401 pylint: disable=unused-import
+from ansible_collections.alfred.tee_kms.plugins.module_utils import _nitro_root  # noqa: F401 pylint: disable=unused-import
+
 CHALLENGE_PATH = "/v1/attestation/challenge"
 DOCUMENT_PATH = "/v1/attestation/document"
 HEALTH_PATH = "/healthz"
@@ -241,13 +248,9 @@ def attest_endpoints(urls, fmt: str, base_options: VerifyOptions, allowed=None, 
         with concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="attest") as pool:
             futures = [pool.submit(attest_endpoint, url, fmt, base_options, allowed, session, timeout, operation_purpose)
                        for url in urls]
-            rows = []
-            for url, future in zip(urls, futures):
-                try:
-                    rows.append(future.result())
-                except Exception as exc:  # a bug must cost one row, not the whole fleet
-                    rows.append(_fetch_row(url, fmt, AttestationError(
-                        "fetch", f"{host_port(url)} could not be attested ({exc.__class__.__name__})")))
+            # Bad evidence and unreachable enclaves are rows already; anything raised here is a bug
+            # or a broken installation and is not disguised as an enclave failure.
+            rows = [future.result() for future in futures]
     finally:
         if own:
             session.close()

@@ -173,7 +173,9 @@ def result_row(source: str, document, fmt: str | None, options: VerifyOptions, a
             except AttestationError:
                 pass
         return row
-    except Exception as exc:  # a verifier bug must not become a traceback or a pass
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
+        # Hostile input that slipped past a verifier's own checks: refuse it, without a traceback.
+        # Anything else (ImportError, ...) is a broken installation and must surface as such.
         row["reason"] = f"malformed: evidence could not be processed ({exc.__class__.__name__})"
         row["check"] = "malformed"
         return row

@@ -293,3 +293,48 @@ def test_fleet_trust_of_another_world_refused(fleet, capsys):
     args = _fleet_args(fleet, "nitro", endpoints=[fleet.urls["ok-1"]])
     del args["root_certificate"]  # the pinned AWS root does not vouch for the simulator's chain
     assert run_module(args, capsys)[1]["results"][0]["check"] == "chain"
+
+
+# --------------------------------------------------------------------------- through Ansible itself
+
+def test_module_runs_through_ansiballz(production_b64, tmp_path):
+    """ansible-playbook packs the module with AnsiballZ, which only ships module_utils it sees
+    imported: every verifier must reach the remote side (here: localhost)."""
+    import os
+    import subprocess
+
+    playbook_bin = Path(sys.executable).with_name("ansible-playbook")
+    if not playbook_bin.exists():
+        pytest.skip("ansible-playbook is not installed next to this Python")
+    jwt_world, alfred_world = JwtWorld(), AlfredWorld()
+    now = int(time.time())
+    (tmp_path / "nitro.b64").write_text(production_b64)
+    (tmp_path / "token.jwt").write_text(jwt_world.token("EdDSA", now=now))
+    (tmp_path / "alfred.json").write_text(json.dumps(alfred_world.evidence(alfred_world.challenge(now))))
+    (tmp_path / "jwks.json").write_text(json.dumps(jwt_world.jwks))
+    tasks = [
+        {"name": "nitro", "alfred.tee_kms.attestation_verify": {
+            "document_path": str(tmp_path / "nitro.b64"), "verification_time": CAPTURED}, "register": "nitro"},
+        {"name": "jwt", "alfred.tee_kms.attestation_verify": {
+            "document_path": str(tmp_path / "token.jwt"), "jwks": str(tmp_path / "jwks.json")}, "register": "jwt"},
+        {"name": "alfred", "alfred.tee_kms.attestation_verify": {
+            "document_path": str(tmp_path / "alfred.json"), "public_keys": [alfred_world.public_b64]}, "register": "alfred"},
+        {"name": "expired nitro is reported, not raised", "alfred.tee_kms.attestation_verify": {
+            "document_path": str(tmp_path / "nitro.b64"), "fail_on_invalid": False}, "register": "late"},
+        {"ansible.builtin.assert": {"that": [
+            f"nitro.measurements == ['{PCR0}']",
+            "jwt.measurements == ['" + "ab" * 48 + "']",
+            "alfred.measurements == ['" + "cd" * 48 + "']",
+            "late.results[0].check == 'expired'",
+            "nitro.audit.kind == 'attestation'",
+        ]}},
+    ]
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(json.dumps([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}]))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    env.update(ANSIBLE_COLLECTIONS_PATH=str(REPO / ".collections"), ANSIBLE_PYTHON_INTERPRETER=sys.executable,
+               ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_NOCOLOR="1")
+    proc = subprocess.run([str(playbook_bin), "-i", "localhost,", "-c", "local", str(playbook)], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert "ok=5" in proc.stdout
