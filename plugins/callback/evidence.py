@@ -321,10 +321,36 @@ class CallbackModule(CallbackBase):
             self._write(event_type, data, ts, level, message)
 
     def _add_play_vars(self, play):
+        """Track secret-named play vars; templated ones are rendered once to learn their value."""
         try:
-            self._redactor.add_known_from_mapping(to_plain(play.vars or {}))
+            play_vars = dict(play.vars or {})
         except Exception:
-            pass
+            return
+        self._redactor.add_known_from_mapping(to_plain(play_vars))
+        templated = {k: v for k, v in play_vars.items() if is_secret_name(k) and "{{" in str(v)}
+        if not templated:
+            return
+        try:
+            from ansible.template import Templar
+
+            all_vars = play.get_variable_manager().get_vars(play=play)
+            templar = Templar(loader=getattr(play, "_loader", None), variables=all_vars)
+        except Exception:
+            return
+        for name, value in templated.items():
+            try:
+                self._redactor.add_known_from_mapping({name: to_plain(templar.template(value))})
+            except Exception:  # undefined or failing expressions: nothing to learn
+                continue
+
+    def _learn_secrets(self, data):
+        """Learn secret values a task revealed: facts set under secret names, secret-named module args."""
+        facts = data.get("ansible_facts")
+        if isinstance(facts, dict):
+            self._redactor.add_known_from_mapping(to_plain(facts))
+        invocation = data.get("invocation")
+        if isinstance(invocation, dict) and isinstance(invocation.get("module_args"), dict):
+            self._redactor.add_known_from_mapping(to_plain(invocation["module_args"]))
 
     # ------------------------------------------------------------------ playbook / play / task
     def v2_playbook_on_start(self, playbook):
@@ -416,6 +442,7 @@ class CallbackModule(CallbackBase):
         if censored:
             event["censored"] = str(data.get("censored"))
         else:
+            self._learn_secrets(data)
             for field in _RESULT_FIELDS:
                 if field in data and data[field] not in (None, ""):
                     event[field] = self._clip(data[field])
