@@ -121,7 +121,7 @@ diff:
 import json
 import os
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._errors import InputError
+from ansible_collections.alfred.tee_kms.plugins.module_utils._errors import ConflictError, InputError
 from ansible_collections.alfred.tee_kms.plugins.module_utils._local_kms import normalize_trust
 from ansible_collections.alfred.tee_kms.plugins.module_utils._measurements import normalize_list
 from ansible_collections.alfred.tee_kms.plugins.module_utils._module_base import TeeKmsModule
@@ -206,6 +206,8 @@ def handle(mod):
         if sorted(wanted) != sorted(before["allowed_measurements"]):
             warnings.append("allowed_measurements only applies when the key is created; use alfred.tee_kms.measurement_allowlist to change it")
     if trust is not None and trust != (current.get("attestation_trust") or {}):
+        if current.get("pending_deletion_at"):  # refuse in check mode too, as the real run would
+            raise ConflictError("update attestation trust of", f"key '{key_id}'", f"it is scheduled for deletion on {current['pending_deletion_at']}")
         if not mod.check_mode:
             mod.provider.set_attestation_trust(key_id, trust)
         result = _result(mod, "set_attestation_trust", key_id, {"attestation_trust": current.get("attestation_trust") or {}},

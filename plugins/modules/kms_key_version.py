@@ -80,7 +80,7 @@ primary:
 import copy
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils import _provider_base as rules
-from ansible_collections.alfred.tee_kms.plugins.module_utils._errors import InputError
+from ansible_collections.alfred.tee_kms.plugins.module_utils._errors import ConflictError, InputError
 from ansible_collections.alfred.tee_kms.plugins.module_utils._module_base import TeeKmsModule
 
 
@@ -119,6 +119,9 @@ def handle(mod):
     before = rules.public_state(mod.provider.describe_key(key_id))
     after = copy.deepcopy(before)
     steps = plan(after, version, wanted)
+    if steps and before.get("pending_deletion_at"):  # refuse in check mode too, as the real run would
+        action = {"create_version": "create a version of", "set_primary": "promote a version of"}.get(steps[0][0], "change the state of a version of")
+        raise ConflictError(action, f"key '{key_id}'", f"it is scheduled for deletion on {before['pending_deletion_at']}")
     if steps and not mod.check_mode:
         for operation, argument in steps:
             if operation == "create_version":

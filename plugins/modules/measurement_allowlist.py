@@ -74,7 +74,7 @@ removed:
   returned: always
 """
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._errors import InputError
+from ansible_collections.alfred.tee_kms.plugins.module_utils._errors import ConflictError, InputError
 from ansible_collections.alfred.tee_kms.plugins.module_utils._measurements import normalize_list
 from ansible_collections.alfred.tee_kms.plugins.module_utils._module_base import TeeKmsModule
 from ansible_collections.alfred.tee_kms.plugins.module_utils._provider_base import audit_change, public_state
@@ -110,6 +110,8 @@ def handle(mod):
     added = [m for m in after if m not in current]
     removed = [m for m in current if m not in after]
     changed = bool(added or removed)
+    if changed and before.get("pending_deletion_at"):  # refuse in check mode too, as the real run would
+        raise ConflictError("update the allow-list of", f"key '{key_id}'", f"it is scheduled for deletion on {before['pending_deletion_at']}")
     if not changed:
         after = list(current)  # report what the key holds, not the order the request used
     elif not mod.check_mode:

@@ -181,3 +181,17 @@ def test_store_path_falls_back_to_the_environment(run_module, store_path, monkey
     run = run_module(kms_key, key_id=KEY, allowed_measurements=[M1], store_path=None)
     assert run.result["changed"] is True
     assert LocalKmsProvider(env_store).describe_key(KEY)["primary_version"] == 1
+
+
+def test_trust_change_on_key_pending_deletion_is_refused_in_check_mode_too(run_module, store_path, store_bytes):
+    kms = LocalKmsProvider(store_path)
+    kms.create_key(KEY, [M1])
+    kms.schedule_key_deletion(KEY, 7)
+    when = kms.describe_key(KEY)["pending_deletion_at"]
+    saved = store_bytes()
+    for check_mode in (True, False):
+        run = run_module(kms_key, check_mode=check_mode, key_id=KEY, attestation_trust={"max_age": 60})
+        assert run.failed and run.result["error"]["code"] == "conflict"
+        assert run.result["msg"] == f"Could not update attestation trust of key '{KEY}': it is scheduled for deletion on {when}"
+    assert run_module(kms_key, key_id=KEY).result["changed"] is False
+    assert store_bytes() == saved

@@ -128,3 +128,16 @@ def test_destroy_scheduled_with_allow_destroy(kms, run_module, store_bytes):
               "after": {"primary_version": 1, "versions": {"1": "enabled", "2": "destroy_scheduled"}}},
              version=2, state="destroy_scheduled", allow_destroy=True, pending_window_days=7)
     assert kms.describe_key(KEY)["versions"][1]["destroy_after"]
+
+
+def test_key_pending_deletion_is_refused_in_check_mode_too(kms, run_module, store_bytes):
+    kms.schedule_key_deletion(KEY, 7)
+    when = kms.describe_key(KEY)["pending_deletion_at"]
+    saved = store_bytes()
+    for check_mode in (True, False):
+        run = run_module(kms_key_version, check_mode=check_mode, key_id=KEY, version=2)
+        assert run.failed and run.result["error"]["code"] == "conflict"
+        assert run.result["msg"] == f"Could not create a version of key '{KEY}': it is scheduled for deletion on {when}"
+        run = run_module(kms_key_version, check_mode=check_mode, key_id=KEY, version=1, state="enabled")
+        assert run.result["msg"] == f"Could not change the state of a version of key '{KEY}': it is scheduled for deletion on {when}"
+    assert store_bytes() == saved

@@ -112,10 +112,14 @@ def test_missing_key_and_scheduled_deletion(kms, run_module, store_path, store_b
     assert run.failed
     assert run.result["msg"] == f"Could not read key 'tokens/nope': it does not exist in key store '{store_path}'"
     kms.schedule_key_deletion(KEY, 7)
+    when = kms.describe_key(KEY)["pending_deletion_at"]
     saved = store_bytes()
-    run = run_module(measurement_allowlist, key_id=KEY, measurements=[M3])
-    assert run.failed and run.result["error"]["code"] == "conflict"
-    assert run.result["msg"].startswith(f"Could not update the allow-list of key '{KEY}': it is scheduled for deletion on ")
+    for check_mode in (True, False):  # the rehearsal fails exactly like the real run
+        run = run_module(measurement_allowlist, check_mode=check_mode, key_id=KEY, measurements=[M3])
+        assert run.failed and run.result["error"]["code"] == "conflict"
+        assert run.result["msg"] == f"Could not update the allow-list of key '{KEY}': it is scheduled for deletion on {when}"
+    unchanged = run_module(measurement_allowlist, key_id=KEY, measurements=[M1, M2])
+    assert unchanged.result["changed"] is False  # nothing to do is not an error
     assert store_bytes() == saved
 
 
