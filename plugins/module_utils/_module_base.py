@@ -60,6 +60,8 @@ class TeeKmsModule:
     def fail(self, error: TeeKmsError, **extra):
         result = error.to_result()
         result.update(extra)
+        if getattr(error, "library", None):  # an optional dependency (boto3) is missing
+            self.module.fail_json(msg=missing_required_lib(error.library), exception=getattr(error, "exception", None), **result)
         self.module.fail_json(msg=str(error), **result)
 
     def run(self, handler):
