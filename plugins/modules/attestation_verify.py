@@ -24,7 +24,7 @@ description:
   - Fails, naming each failed source and check, when any evidence is not verified, unless
     O(fail_on_invalid=false).
 author:
-  - Alfred security engineering
+  - Alfred security engineering (@alfred-security)
 requirements:
   - cryptography
   - cbor2
@@ -34,9 +34,11 @@ extends_documentation_fragment:
   - alfred.tee_kms.attestation.freshness
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
-    details: The module only reads; it runs the same in check mode.
+    details: The module only reads, so it runs for real in check mode and never reports a change.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 options:
   format:

@@ -132,7 +132,7 @@ class _Server:
 
     def handle(self, handler, method):
         parts = urlsplit(handler.path)
-        _, _, name, *rest = parts.path.split("/")
+        name, *rest = parts.path.split("/")[2:]
         sub = "/" + "/".join(rest)
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
         mode = self.behaviour.get(name, "ok")

@@ -124,8 +124,8 @@ def test_jwt_document_with_jwks_file(capsys, tmp_path):
     world = JwtWorld()
     jwks = tmp_path / "jwks.json"
     jwks.write_text(json.dumps(world.jwks))
-    token = world.token("PS256", claims=world.claims(int(time.time()), measurement="img-1",
-                                                      submods={"container": {"image_digest": "sha256:" + "a" * 64}}))
+    claims = world.claims(int(time.time()), measurement="img-1", submods={"container": {"image_digest": "sha256:" + "a" * 64}})
+    token = world.token("PS256", claims=claims)
     args = {"document": token, "jwks": str(jwks), "issuer": "https://attest.example", "audience": "alfred-tee-kms",
             "measurement_claim": "submods.container.image_digest", "nonce": "n0nce", "algorithms": ["PS256"]}
     failed, result = run_module(args, capsys)
