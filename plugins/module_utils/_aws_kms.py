@@ -91,10 +91,6 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
 
 
-def _parse_iso(text: str) -> datetime.datetime:
-    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
-
-
 def check_alias(key_id, action: str) -> str:
     base.check_key_id(key_id, action)
     if not _ALIAS.match(key_id) or key_id.startswith("alias/aws/") or key_id.endswith((LOCK_SUFFIX, SNAPSHOT_SUFFIX)):
@@ -671,23 +667,22 @@ class AwsKmsProvider(base.KmsProvider):
     def get_lock(self, key_id):
         return self.describe_key(key_id).get("lock")
 
-    def acquire_lock(self, key_id, owner, ttl_seconds, break_stale=False):
+    def acquire_lock(self, key_id, owner, ttl_seconds, break_stale=False, takeover_from=None):
         action = "acquire the rotation lock on"
         obj = f"key '{key_id}'"
-        if not owner:
-            raise InputError(action, obj, "lock owner must not be empty")
+        base.check_lock_request(owner, ttl_seconds, obj)
         state, internal = self._load(key_id, action, allow_pending=False)
         alias = key_id + LOCK_SUFFIX
         now = _now()
         lock = state.get("lock")
         if lock and lock["owner"] != owner:
-            expires = _parse_iso(lock["expires_at"])
-            if now < expires:
-                raise LockHeldError(action, obj, f"another rotation holds it (owner '{lock['owner']}', since {lock['acquired_at']}, "
-                                    f"expires {lock['expires_at']})")
-            if not break_stale:
-                raise LockHeldError(action, obj, f"a stale lock of owner '{lock['owner']}' expired at {lock['expires_at']}; confirm "
-                                    "that run is gone, then retry with break_stale_lock=true")
+            # takeover_from: the caller proved that holder's process is gone. Unlike the local
+            # store this check-then-delete is not atomic; CreateAlias below still is, so two
+            # runs taking over at once cannot both get the lock.
+            if not (takeover_from and lock["owner"] == takeover_from):
+                error = base.lock_conflict(key_id, lock, owner, break_stale, now)
+                if error:
+                    raise error
             self._delete_alias(alias, action, obj)
             lock = None
         record = {"owner": owner, "acquired_at": lock["acquired_at"] if lock else _iso(now),

@@ -282,8 +282,7 @@ class LocalKmsProvider(base.KmsProvider):
         return self.describe_key(key_id).get("lock")
 
     def acquire_lock(self, key_id, owner, ttl_seconds, break_stale=False, takeover_from=None):
-        if not owner:
-            raise InputError("acquire the rotation lock on", f"key '{key_id}'", "lock owner must not be empty")
+        base.check_lock_request(owner, ttl_seconds, f"key '{key_id}'")
 
         def change(state):
             now = _now()

@@ -177,6 +177,14 @@ def audit_change(operation: str, key_id: str, before, after, check_mode: bool) -
     return {"kind": "change", "operation": operation, "key_id": key_id, "before": before, "after": after, "check_mode": check_mode}
 
 
+def check_lock_request(owner, ttl_seconds, obj: str) -> None:
+    """A lock needs an owner and a positive lifetime; a zero TTL would protect nothing."""
+    if not owner:
+        raise InputError("acquire the rotation lock on", obj, "lock owner must not be empty")
+    if not isinstance(ttl_seconds, int) or ttl_seconds <= 0:
+        raise InputError("acquire the rotation lock on", obj, f"ttl must be a positive number of seconds, got {ttl_seconds!r}")
+
+
 def lock_conflict(key_id: str, lock, owner: str, break_stale: bool, now=None):
     """The LockHeldError another owner's lock causes for ``owner``, or None if it may take it."""
     if not lock or lock["owner"] == owner:

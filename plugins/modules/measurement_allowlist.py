@@ -88,6 +88,20 @@ def target_list(current: list, requested: list, state: str) -> list:
     return [m for m in current if m not in requested]
 
 
+def allowlist_diff(mod, key_id, current, after):
+    """The allow-list change; on AWS, the key policies it writes, as readable JSON.
+
+    Computed before anything is written, so the real run shows the same diff as check mode.
+    """
+    diff = {"before": {"allowed_measurements": current}, "after": {"allowed_measurements": after}}
+    policy_diff = getattr(mod.provider, "policy_diff", None)
+    if policy_diff is not None:
+        policies = policy_diff(key_id, after)
+        diff["before"]["key_policies"] = policies["before"]
+        diff["after"]["key_policies"] = policies["after"]
+    return diff
+
+
 def handle(mod):
     p = mod.params
     key_id = p["key_id"]
@@ -112,6 +126,7 @@ def handle(mod):
     changed = bool(added or removed)
     if changed and before.get("pending_deletion_at"):  # refuse in check mode too, as the real run would
         raise ConflictError("update the allow-list of", f"key '{key_id}'", f"it is scheduled for deletion on {before['pending_deletion_at']}")
+    diff = allowlist_diff(mod, key_id, current, after) if changed and mod.module._diff else None
     if not changed:
         after = list(current)  # report what the key holds, not the order the request used
     elif not mod.check_mode:
@@ -120,8 +135,8 @@ def handle(mod):
     result = {"changed": changed, "allowed_measurements": after, "added": added, "removed": removed}
     if changed:
         result["audit"] = audit_change("set_allowed_measurements", key_id, current, after, mod.check_mode)
-        if mod.module._diff:
-            result["diff"] = {"before": {"allowed_measurements": current}, "after": {"allowed_measurements": after}}
+        if diff is not None:
+            result["diff"] = diff
     return result
 
 
