@@ -175,6 +175,12 @@ def _parts(result):
     return data, task, host
 
 
+def _action(task):
+    """The task's action as written. ``resolved_action`` is not read: ansible-core 2.21 warns when a
+    callback samples it at task start or on the final result of a loop."""
+    return str(getattr(task, "action", "") or "") or None if task is not None else None
+
+
 class CallbackModule(CallbackBase):
     CALLBACK_VERSION = 2.0
     CALLBACK_TYPE = "notification"
@@ -372,7 +378,7 @@ class CallbackModule(CallbackBase):
         name = task.get_name() if hasattr(task, "get_name") else str(task)
         data = {
             "task": name,
-            "action": getattr(task, "resolved_action", None) or getattr(task, "action", None),
+            "action": _action(task),
             "task_uuid": getattr(task, "_uuid", None),
             "handler": handler,
             "no_log": _truthy(getattr(task, "no_log", False)),
@@ -424,9 +430,10 @@ class CallbackModule(CallbackBase):
         data = data if hasattr(data, "get") else {}
         host_name = getattr(host, "name", None) or str(host)
         task_name = task.get_name() if task is not None and hasattr(task, "get_name") else None
-        action = getattr(task, "resolved_action", None) or getattr(task, "action", None)
-        no_log = bool(data.get("_ansible_no_log")) or "censored" in data
-        censored = "censored" in data
+        action = _action(task)
+        # Results of no_log tasks arrive censored; censor here too if one ever arrives unredacted.
+        no_log = bool(data.get("_ansible_no_log")) or "censored" in data or _truthy(getattr(task, "no_log", False))
+        censored = no_log
         changed = _truthy(data.get("changed", False))
         event = {"host": host_name, "task": task_name, "action": action, "status": status, "changed": changed,
                  "task_uuid": getattr(task, "_uuid", None)}
@@ -440,7 +447,7 @@ class CallbackModule(CallbackBase):
             if started is not None:
                 event["duration_ms"] = int((time.monotonic() - started) * 1000)
         if censored:
-            event["censored"] = str(data.get("censored"))
+            event["censored"] = str(data.get("censored") or "the output has been hidden due to no_log")
         else:
             self._learn_secrets(data)
             for field in _RESULT_FIELDS:

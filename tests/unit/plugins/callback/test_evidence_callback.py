@@ -25,6 +25,15 @@ from ansible_collections.alfred.tee_kms.plugins.callback import evidence as cb_m
 from ansible_collections.alfred.tee_kms.plugins.module_utils import _evidence as ev
 
 
+def task_result(host, task, data):
+    """A real CallbackTaskResult for the running ansible-core (2.19/2.20 and 2.21+ constructors differ)."""
+    try:
+        from ansible._internal._task import UnifiedTaskResult  # ansible-core 2.21+
+    except ImportError:
+        return CallbackTaskResult(host, task, data, {})
+    return CallbackTaskResult(host, task, UnifiedTaskResult.from_action_result_dict(dict(data)))
+
+
 class LegacyTaskResult:
     """Shape of the TaskResult handed to callbacks by ansible-core 2.17/2.18 (private attributes only)."""
 
@@ -83,12 +92,12 @@ def test_callback_records_both_result_shapes_and_finalizes(setup):
     hook_task = make_task("Run stage hook")
     callback.v2_playbook_on_task_start(hook_task, False)
     callback.v2_runner_on_start(host, hook_task)
-    new_style = CallbackTaskResult(host, hook_task, {
+    new_style = task_result(host, hook_task, {
         "changed": True, "rc": 0, "stdout": "using VaultPassw0rd! and EnvironmentTok-123 and PlayTokenValue-7",
         "cmd": "deploy --secret x", "invocation": {"module_args": {"_raw_params": "deploy --secret x"}},
         "ansible_env": {"HOME": "/root"},
         "audit": {"kind": "hook", "name": "stage", "outcome": "ok", "rc": 0, "duration_ms": 5, "command": "deploy --secret x"},
-    }, {})
+    })
     callback.v2_runner_on_ok(new_style)
 
     legacy_task = make_task("Read key", action="ansible.builtin.debug")
@@ -99,9 +108,8 @@ def test_callback_records_both_result_shapes_and_finalizes(setup):
 
     secret_task = make_task("Hidden", no_log=True)
     callback.v2_playbook_on_task_start(secret_task, False)
-    callback.v2_runner_on_failed(CallbackTaskResult(host, secret_task, {
-        "censored": "the output has been hidden due to the fact that 'no_log: true' was specified for this result",
-        "changed": False, "_ansible_no_log": True, "failed": True}, {}), ignore_errors=True)
+    callback.v2_runner_on_failed(task_result(host, secret_task, {
+        "changed": False, "_ansible_no_log": True, "failed": True, "msg": "HiddenFailure-123"}), ignore_errors=True)
 
     stats = AggregateStats()
     stats.increment("ok", "localhost")
@@ -116,7 +124,7 @@ def test_callback_records_both_result_shapes_and_finalizes(setup):
     assert summary["versions"]["primary_before"] == 3
     assert summary["hooks"][0]["command"].startswith("sha256:")
     texts = "".join(open(os.path.join(bundle, n)).read() for n in os.listdir(bundle))
-    for leaked in ("VaultPassw0rd!", "EnvironmentTok-123", "PlayTokenValue-7", "deploy --secret", "/root", "_raw_params"):
+    for leaked in ("HiddenFailure-123", "VaultPassw0rd!", "EnvironmentTok-123", "PlayTokenValue-7", "deploy --secret", "/root", "_raw_params"):
         assert leaked not in texts, leaked
     lines = [json.loads(line) for line in open(os.path.join(bundle, "events.jsonl"))]
     results = [e for e in lines if e["type"] == "task_result"]
@@ -140,7 +148,7 @@ def test_run_without_env_is_not_recorded(tmp_path):
         callback.v2_playbook_on_play_start(play)
         task = make_task("t")
         callback.v2_playbook_on_task_start(task, False)
-        callback.v2_runner_on_ok(CallbackTaskResult(Host("localhost"), task, {"changed": False}, {}))
+        callback.v2_runner_on_ok(task_result(Host("localhost"), task, {"changed": False}))
         callback.v2_playbook_on_stats(AggregateStats())
     finally:
         context.CLIARGS = old
