@@ -106,23 +106,32 @@ def _proc_start(pid: int):
 
 
 def _controller_process():
-    """(pid, starttime) of the ansible-playbook (or ansible-runner) process running us."""
+    """(pid, starttime) of the ansible-playbook (or ansible-runner) process running us.
+
+    A module runs in a worker that ansible-playbook forks for each task, and a fork keeps
+    the parent's command line: the first ``ansible-playbook`` ancestor is that short-lived
+    worker, gone as soon as the task ends. The owner must be the process that lives for the
+    whole run, so keep walking up while the parent is still ansible-playbook.
+    """
     pid = os.getpid()
-    for _ in range(8):
+    found = None
+    for _ in range(16):
         info = _proc_start(pid)
         if info is None:
-            return None
+            break
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as handle:
                 cmdline = handle.read().replace(b"\0", b" ")
         except OSError:
-            return None
+            break
         if b"ansible-playbook" in cmdline or b"ansible-runner" in cmdline:
-            return pid, info[1]
+            found = (pid, info[1])
+        elif found:
+            break
         pid = info[0]
         if pid <= 1:
-            return None
-    return None
+            break
+    return found
 
 
 def lock_owner() -> str:

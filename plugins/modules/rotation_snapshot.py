@@ -122,6 +122,10 @@ def mark(mod, state):
     p = mod.params
     _require(p, ("status",), "mark")
     snapshot = state.get("snapshot")
+    if not snapshot and mod.check_mode:
+        # A rehearsal's preflight predicts the snapshot without recording it; the real run records
+        # it before this step, so predict the mark instead of failing the rehearsal.
+        return {"changed": True, "snapshot": {"status": p["status"]}}
     if not snapshot:
         raise NotFoundError("mark the snapshot of", f"key '{p['key_id']}'", "no snapshot has been recorded (run preflight first)")
     if snapshot.get("status") == p["status"]:
@@ -142,11 +146,15 @@ def restore(mod, state, key):
     current = {"primary_version": key["primary_version"], "allowed_measurements": key["allowed_measurements"]}
     changed = current["primary_version"] != wanted["primary_version"] or \
         sorted(current["allowed_measurements"]) != sorted(wanted["allowed_measurements"])
+    # A rotation interrupted before it changed primary or allow-list (killed right after creating the
+    # version) leaves the key at its snapshot but the snapshot "in_progress": close it too.
+    close = snapshot.get("status") != "rolled_back" and (changed or snapshot.get("status") == "in_progress")
     if changed and not mod.check_mode:
         mod.provider.restore(p["key_id"], wanted["primary_version"], wanted["allowed_measurements"])
-        if snapshot.get("status") != "rolled_back":
-            mod.provider.save_snapshot(p["key_id"], dict(snapshot, status="rolled_back"))
-    result = {"changed": changed, "snapshot": snapshot, "key": dict(key, **wanted) if changed else key,
+    if close and not mod.check_mode:
+        mod.provider.save_snapshot(p["key_id"], dict(snapshot, status="rolled_back"))
+    result = {"changed": changed or close, "snapshot": snapshot,
+              "key": dict(key, **wanted) if changed else key,
               "audit": {"kind": "rollback", "executed": changed, "check_mode": mod.check_mode,
                         "restored_primary": wanted["primary_version"],
                         "restored_allowed_measurements": wanted["allowed_measurements"],
