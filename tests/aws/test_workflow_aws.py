@@ -1,0 +1,107 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, Alfred security engineering
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""playbooks/rotate.yml with kms_provider=aws against a real KMS API server (moto, loopback)
+and a simulated enclave fleet: the full rotation, a check-mode rehearsal, a forced-failure
+rollback and an emergency rollback in a later, separate run that only knows the key's alias."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, aws_env, new_alias
+
+sys.path.insert(0, str(REPO / "tools" / "enclave_sim"))
+from fleet import SimulatorFleet  # noqa: E402
+
+M_CURRENT, M_NEW, M_PROBE = "a1" * 48, "b2" * 48, "c3" * 48
+TARGET = sorted([M_CURRENT, M_NEW])
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory):
+    enclaves = [{"name": "enclave-1", "measurement": M_CURRENT}, {"name": "enclave-2", "measurement": M_NEW},
+                {"name": "probe-1", "measurement": M_PROBE}]
+    with SimulatorFleet(tmp_path_factory.mktemp("sim"), enclaves=enclaves) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def inventory(fleet, tmp_path_factory):
+    path = tmp_path_factory.mktemp("inv") / "hosts.json"
+    path.write_text(json.dumps({"all": {
+        "hosts": {"localhost": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}},
+        "children": {"enclaves": {"hosts": {"enclave-1": {"enclave_url": fleet.urls["enclave-1"]},
+                                            "enclave-2": {"enclave_url": fleet.urls["enclave-2"]}}},
+                     "probe_enclaves": {"hosts": {"probe-1": {"enclave_url": fleet.urls["probe-1"]}}}}}}))
+    return str(path)
+
+
+@pytest.fixture
+def aws_key(provider, fleet):
+    alias = new_alias()
+    provider.create_key(alias, [M_CURRENT], "sha384", {"public_keys": [fleet.trust["alfred_public_keys"][0]]})
+    return alias
+
+
+def rotate(moto_url, inventory, fleet, tmp_path, alias, *extra, env=None, current=1, nxt=2):
+    runbook = {"KMS_KEY_ID": alias, "KMS_KEY_VERSION": str(current), "NEXT_KMS_KEY_VERSION": str(nxt),
+               "KMS_ALLOWED_MEASUREMENTS": ",".join(TARGET), "AWS_ENDPOINT_URL": moto_url,
+               "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}
+    runbook.update(env or {})
+    trust = json.dumps({"attestation_trust": {"public_keys": [fleet.trust["alfred_public_keys"][0]]}})
+    cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", inventory, str(REPO / "playbooks" / "rotate.yml"),
+           "-e", "env=staging", "-e", "kms_provider=aws", "-e", trust, "-e", f"evidence_dir={tmp_path / 'evidence'}",
+           "-e", "health_delay=0", *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, env=aws_env(runbook), timeout=600, cwd=str(REPO), check=False)
+
+
+def state(provider, alias):
+    key = provider.describe_key(alias)
+    return {"primary": key["primary_version"], "versions": {v["version"]: v["state"] for v in key["versions"]},
+            "allowed": sorted(key["allowed_measurements"]), "snapshot": (key.get("snapshot") or {}).get("status"),
+            "lock": key.get("lock")}
+
+
+def summary(tmp_path):
+    [bundle] = sorted((tmp_path / "evidence").iterdir(), key=lambda p: p.stat().st_mtime)[-1:]
+    return json.loads((bundle / "summary.json").read_text())
+
+
+def test_rehearsal_rotation_emergency_rollback_and_automatic_rollback(moto_url, inventory, fleet, tmp_path, provider, aws_key):
+    """One key through the runbook's whole life on AWS, four runs (each run costs ~40 s here)."""
+    rehearsal = rotate(moto_url, inventory, fleet, tmp_path, aws_key, "--check", "--diff")
+    assert rehearsal.returncode == 0, rehearsal.stdout[-3000:]
+    assert state(provider, aws_key) == {"primary": 1, "versions": {1: "enabled"}, "allowed": [M_CURRENT],
+                                        "snapshot": None, "lock": None}
+    assert '"primary_version": 2' in rehearsal.stdout  # --diff shows the promotion
+    assert summary(tmp_path)["check_mode"] is True
+
+    run = rotate(moto_url, inventory, fleet, tmp_path, aws_key)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert state(provider, aws_key) == {"primary": 2, "versions": {1: "enabled", 2: "enabled"}, "allowed": TARGET,
+                                        "snapshot": "completed", "lock": None}
+    assert summary(tmp_path)["outcome"] == "success"
+    # The collection's own statements gate Decrypt on PCR0 on every enabled version.
+    assert provider.evaluate_policy(aws_key, M_NEW) and not provider.evaluate_policy(aws_key, M_PROBE)
+
+    # A later, separate run knows only the alias: the snapshot kept with the keys restores version 1.
+    rollback = rotate(moto_url, inventory, fleet, tmp_path, aws_key, "-e", "action=rollback",
+                      env={"KMS_KEY_VERSION": "", "NEXT_KMS_KEY_VERSION": "", "KMS_ALLOWED_MEASUREMENTS": ""})
+    assert rollback.returncode == 0, rollback.stdout[-3000:]
+    at_snapshot = {"primary": 1, "versions": {1: "enabled", 2: "enabled"}, "allowed": [M_CURRENT],
+                   "snapshot": "rolled_back", "lock": None}
+    assert state(provider, aws_key) == at_snapshot
+
+    # Rotating again, a failing validate hook rolls back automatically and fails the run.
+    failed = rotate(moto_url, inventory, fleet, tmp_path, aws_key, env={"ALFRED_ROTATION_VALIDATE_CMD": "exit 4"})
+    assert failed.returncode != 0
+    assert "Could not run the validate hook: it exited with code 4" in failed.stdout
+    assert state(provider, aws_key) == at_snapshot
+    assert summary(tmp_path)["outcome"] == "rolled_back"
