@@ -46,7 +46,6 @@ import zlib
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils import _aws_policy as policy
 from ansible_collections.alfred.tee_kms.plugins.module_utils import _provider_base as base
-from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import AttestationError, VerifyOptions, decode_document, detect_format, verify
 from ansible_collections.alfred.tee_kms.plugins.module_utils._aws_client import AwsSession, error_code, wait_for
 from ansible_collections.alfred.tee_kms.plugins.module_utils._errors import (
     AccessDeniedError,
@@ -69,7 +68,6 @@ CHUNK = 256          # KMS tag value limit
 MAX_CHUNKS = 12      # per record; a key holds at most 50 tags
 CIPHERTEXT_PREFIX = "tkmsaws1"
 MAX_PLAINTEXT = 4096
-DEFAULT_MAX_AGE = 300
 STATE_MAP = {"Enabled": "enabled", "Disabled": "disabled", "PendingDeletion": "destroy_scheduled",
              "PendingReplicaDeletion": "destroy_scheduled"}
 _ALIAS = re.compile(r"^alias/[A-Za-z0-9/_-]{1,200}$")
@@ -590,7 +588,7 @@ class AwsKmsProvider(base.KmsProvider):
         kid = internal["keys"][version]
         text = internal["policy_text"] if kid == internal["primary_kid"] else self._policy_text(kid, "decrypt", obj)
         allowed = policy.allowed_measurements(policy.parse(text))
-        raw, fmt = self._check_attestation(state, attestation, allowed, obj)
+        raw, fmt = base.require_attestation(state.get("attestation_trust"), attestation, allowed, obj)
         kwargs = {"CiphertextBlob": blob, "EncryptionContext": self._context(context), "KeyId": kid}
         if fmt == "nitro":
             # Real AWS KMS checks the document itself and returns the plaintext encrypted to the
@@ -608,32 +606,6 @@ class AwsKmsProvider(base.KmsProvider):
         if answer.get("Plaintext") is not None:
             return answer["Plaintext"]
         return answer.get("CiphertextForRecipient", b"")
-
-    @staticmethod
-    def _check_attestation(state, attestation, allowed, obj):
-        if not attestation or not attestation.get("document"):
-            raise AccessDeniedError("decrypt", obj, "the caller presented no attestation evidence")
-        trust = state.get("attestation_trust") or {}
-        options = VerifyOptions(
-            public_keys=[base64.b64decode(k) for k in trust.get("public_keys", [])],
-            root_certificate_pem=trust["root_certificate"].encode("ascii") if trust.get("root_certificate") else None,
-            jwks=trust.get("jwks"),
-            issuer=trust.get("issuer"),
-            audience=trust.get("audience"),
-            algorithms=trust.get("algorithms"),
-            nitro_pcrs=trust.get("nitro_pcrs") or [0],
-            measurement_claim=trust.get("measurement_claim") or "measurement",
-            max_age=trust.get("max_age", DEFAULT_MAX_AGE),
-            request=attestation.get("request"),
-            nonce=attestation.get("nonce"),
-        )
-        try:
-            raw = decode_document(attestation["document"])
-            fmt = attestation.get("format") or detect_format(raw)
-            verify(raw, fmt, options, allowed)
-        except AttestationError as exc:
-            raise AccessDeniedError("decrypt", obj, f"attestation refused ({exc})") from None
-        return raw, fmt
 
     # --- rotation coordination -------------------------------------------------------
     def get_snapshot(self, key_id):

@@ -21,7 +21,6 @@ import json
 import os
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils import _provider_base as base
-from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import AttestationError, VerifyOptions, verify
 from ansible_collections.alfred.tee_kms.plugins.module_utils._errors import (
     AccessDeniedError,
     ConflictError,
@@ -33,7 +32,6 @@ from ansible_collections.alfred.tee_kms.plugins.module_utils._local_store import
 
 CIPHERTEXT_PREFIX = "tkms1"
 MAX_PLAINTEXT = 4096  # like KMS Encrypt: tokens and data keys, not bulk data
-DEFAULT_MAX_AGE = 300
 
 
 def _b64e(data: bytes) -> str:
@@ -239,7 +237,7 @@ class LocalKmsProvider(base.KmsProvider):
         if owner != key_id:
             raise AccessDeniedError("decrypt", obj, f"the ciphertext belongs to key '{owner}'")
         state = self._key(self.store.read(), key_id, "decrypt")
-        self._check_attestation(state, attestation, obj)
+        base.require_attestation(state.get("attestation_trust"), attestation, state["allowed_measurements"], obj)
         entry = base.find_version(state, version, "decrypt")
         if entry["state"] != "enabled":
             raise AccessDeniedError("decrypt", obj, f"version {version} is {entry['state']}")
@@ -247,29 +245,6 @@ class LocalKmsProvider(base.KmsProvider):
             return AESGCM(_b64d(entry["material"])).decrypt(nonce, sealed, self._aad(key_id, version, context))
         except InvalidTag:
             raise AccessDeniedError("decrypt", obj, "the ciphertext does not authenticate under this encryption context") from None
-
-    @staticmethod
-    def _check_attestation(state, attestation, obj):
-        if not attestation or not attestation.get("document"):
-            raise AccessDeniedError("decrypt", obj, "the caller presented no attestation evidence")
-        trust = state.get("attestation_trust") or {}
-        options = VerifyOptions(
-            public_keys=[base64.b64decode(k) for k in trust.get("public_keys", [])],
-            root_certificate_pem=trust["root_certificate"].encode("ascii") if trust.get("root_certificate") else None,
-            jwks=trust.get("jwks"),
-            issuer=trust.get("issuer"),
-            audience=trust.get("audience"),
-            algorithms=trust.get("algorithms"),
-            nitro_pcrs=trust.get("nitro_pcrs") or [0],
-            measurement_claim=trust.get("measurement_claim") or "measurement",
-            max_age=trust.get("max_age", DEFAULT_MAX_AGE),
-            request=attestation.get("request"),
-            nonce=attestation.get("nonce"),
-        )
-        try:
-            verify(attestation["document"], attestation.get("format"), options, state["allowed_measurements"])
-        except AttestationError as exc:
-            raise AccessDeniedError("decrypt", obj, f"attestation refused ({exc})") from None
 
     # --- rotation coordination -------------------------------------------------------
     def get_snapshot(self, key_id):

@@ -14,12 +14,21 @@ things with the same words before it touches anything.
 
 from __future__ import annotations
 
+import base64
 import datetime
 import re
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._errors import ConflictError, InputError, NotFoundError
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import (
+    AttestationError,
+    VerifyOptions,
+    decode_document,
+    detect_format,
+    verify,
+)
+from ansible_collections.alfred.tee_kms.plugins.module_utils._errors import AccessDeniedError, ConflictError, InputError, NotFoundError
 
 VERSION_STATES = ("enabled", "disabled", "destroy_scheduled")
+DEFAULT_MAX_AGE = 300  # seconds: evidence presented with a decrypt must be this fresh
 MIN_PENDING_DAYS = 7
 MAX_PENDING_DAYS = 30
 _KEY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9/_+=.@:-]{0,255}$")
@@ -201,3 +210,35 @@ def lock_conflict(key_id: str, lock, owner: str, break_stale: bool, now=None):
                              f"a stale lock of owner '{lock['owner']}' expired at {lock['expires_at']}; confirm that run is gone, "
                              "then retry with break_stale_lock=true")
     return None
+
+
+def require_attestation(trust: dict, attestation, allowed, obj: str) -> tuple:
+    """The decrypt gate every provider applies: verified evidence with an allowed measurement.
+
+    ``trust`` holds the key's trust anchors, ``attestation`` what the caller presented
+    (``format``, ``document`` and the ``request`` or ``nonce`` it was bound to). Returns the
+    raw document and its format; raises AccessDeniedError naming the refused check.
+    """
+    if not attestation or not attestation.get("document"):
+        raise AccessDeniedError("decrypt", obj, "the caller presented no attestation evidence")
+    trust = trust or {}
+    options = VerifyOptions(
+        public_keys=[base64.b64decode(k) for k in trust.get("public_keys", [])],
+        root_certificate_pem=trust["root_certificate"].encode("ascii") if trust.get("root_certificate") else None,
+        jwks=trust.get("jwks"),
+        issuer=trust.get("issuer"),
+        audience=trust.get("audience"),
+        algorithms=trust.get("algorithms"),
+        nitro_pcrs=trust.get("nitro_pcrs") or [0],
+        measurement_claim=trust.get("measurement_claim") or "measurement",
+        max_age=trust.get("max_age", DEFAULT_MAX_AGE),
+        request=attestation.get("request"),
+        nonce=attestation.get("nonce"),
+    )
+    try:
+        raw = decode_document(attestation["document"])
+        fmt = attestation.get("format") or detect_format(raw)
+        verify(raw, fmt, options, allowed)
+    except AttestationError as exc:
+        raise AccessDeniedError("decrypt", obj, f"attestation refused ({exc})") from None
+    return raw, fmt
