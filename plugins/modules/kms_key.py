@@ -111,13 +111,16 @@ key:
   description: The key's state after the run (predicted in check mode). Empty when the key does not exist.
   type: dict
   returned: always
-  sample: {"key_id": "tokens/refresh", "primary_version": 1, "versions": [{"version": 1, "state": "enabled", "created_at": "2026-11-25T10:00:00Z"}], "allowed_measurements": ["e72a..."], "measurement_format": "sha384"}
+  sample: {"key_id": "tokens/refresh", "primary_version": 1,
+           "versions": [{"version": 1, "state": "enabled", "created_at": "2026-11-25T10:00:00Z"}],
+           "allowed_measurements": ["e72a..."], "measurement_format": "sha384"}
 diff:
   description: Key state before and after, in diff mode.
   type: dict
   returned: when diff mode is on and the key changed
 """
 
+import datetime
 import json
 import os
 
@@ -179,7 +182,9 @@ def handle(mod):
         if not p["allow_destroy"]:
             raise InputError("schedule deletion of", f"key '{key_id}'", "state=absent destroys every version; set allow_destroy=true to confirm")
         check_pending_days(p["pending_window_days"], f"key '{key_id}'")
-        after = dict(before, versions=[dict(v, state="destroy_scheduled") for v in before["versions"]], pending_deletion_at="(in %d days)" % p["pending_window_days"])
+        when = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=p["pending_window_days"])
+        after = dict(before, versions=[dict(v, state="destroy_scheduled") for v in before["versions"]],
+                     pending_deletion_at=when.strftime("%Y-%m-%dT%H:%M:%SZ"))
         if not mod.check_mode:
             mod.provider.schedule_key_deletion(key_id, p["pending_window_days"])
             after = public_state(mod.provider.describe_key(key_id))

@@ -107,8 +107,9 @@ from ansible_collections.alfred.tee_kms.plugins.module_utils._rotation import va
 def handle(mod):
     params = dict(mod.params, check_mode=mod.check_mode)
     plan = validate_inputs(params)
-    audit = {"kind": "run_context", **{k: plan[k] for k in ("env", "action", "provider", "key_id", "check_mode", "show_commands",
-                                                              "current_version", "next_version", "target_measurements")}}
+    fields = ("env", "action", "provider", "key_id", "check_mode", "show_commands", "current_version", "next_version",
+              "target_measurements")
+    audit = {"kind": "run_context", **{k: plan[k] for k in fields}}
     return {"changed": False, "rotation": plan, "audit": audit}
 
 
