@@ -508,7 +508,7 @@ class CallbackModule(CallbackBase):
         return f"{kind} " + ", ".join(f"{k}={v}" for k, v in sorted(audit.items()) if k != "kind")
 
     def v2_runner_on_ok(self, result):
-        data, _, _ = _parts(result)
+        data, dummy, dummy = _parts(result)
         self._result_event(result, "changed" if _truthy(data.get("changed")) else "ok")
 
     def v2_runner_on_failed(self, result, ignore_errors=False):
@@ -521,7 +521,7 @@ class CallbackModule(CallbackBase):
         self._result_event(result, "unreachable")
 
     def v2_runner_item_on_ok(self, result):
-        data, _, _ = _parts(result)
+        data, dummy, dummy = _parts(result)
         self._result_event(result, "changed" if _truthy(data.get("changed")) else "ok", item=True)
 
     def v2_runner_item_on_failed(self, result):

@@ -482,15 +482,15 @@ class AwsKmsProvider(base.KmsProvider):
         return plan
 
     def _write_policies(self, state, internal, measurements, action, cond_key=None, order=None):
-        for number, kid, _, merged in self._plan_policies(state, internal, measurements, action, cond_key, order):
+        for number, kid, dummy, merged in self._plan_policies(state, internal, measurements, action, cond_key, order):
             self._put_policy(kid, merged, action, f"version {number} of key '{state['key_id']}'")
 
     def policy_diff(self, key_id, measurements) -> dict:
         """Readable before/after key policies (per version) that set_allowed_measurements would write."""
         state, internal = self._load(key_id, "update the allow-list of", allow_pending=False)
         plan = self._plan_policies(state, internal, list(measurements), "update the allow-list of")
-        return {"before": {f"version {n}": policy.pretty(b) for n, _, b, _ in plan},
-                "after": {f"version {n}": policy.pretty(a) for n, _, _, a in plan}}
+        return {"before": {f"version {n}": policy.pretty(b) for n, dummy, b, dummy in plan},
+                "after": {f"version {n}": policy.pretty(a) for n, dummy, dummy, a in plan}}
 
     def set_allowed_measurements(self, key_id, measurements):
         if not measurements:
@@ -531,8 +531,8 @@ class AwsKmsProvider(base.KmsProvider):
     def evaluate_policy(self, key_id, measurement) -> bool:
         """Would every enabled version's key policy let a caller attested with ``measurement``
         (None: no attestation) decrypt? Evaluates the policy text, see _aws_policy."""
-        _, docs = self._version_policies(key_id, "evaluate the policy of")
-        return bool(docs) and all(policy.evaluate(doc, measurement) for _, doc in docs)
+        dummy, docs = self._version_policies(key_id, "evaluate the policy of")
+        return bool(docs) and all(policy.evaluate(doc, measurement) for dummy, doc in docs)
 
     def policy_findings(self, key_id) -> list:
         state, docs = self._version_policies(key_id, "evaluate the policy of")

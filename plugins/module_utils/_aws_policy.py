@@ -155,7 +155,7 @@ def statement_spans(text: str):
     pos = _skip(text, start + 1)
     while text[pos:pos + 1] != "]":
         item_start = pos
-        _, pos = _DECODER.raw_decode(text, pos)
+        dummy, pos = _DECODER.raw_decode(text, pos)
         spans.append((item_start, pos))
         pos = _skip(text, pos)
         if text[pos:pos + 1] == ",":
@@ -178,7 +178,7 @@ def merge(text: str, measurements, cond_key: str, account_id: str, partition: st
     located = statement_spans(text)
     if located is None:
         raise PolicyError("the key policy has no Statement")
-    start, end, spans, _ = located
+    start, end, spans, dummy = located
     kept = [text[a:b] for (a, b), statement in zip(spans, statements) if statement.get("Sid") not in OWN_SIDS]
     ours = [json.dumps(s, indent=2) for s in own_statements(account_id, measurements, cond_key, partition)]
     array = "[\n" + ",\n".join(kept + ours) + "\n]"

@@ -260,7 +260,7 @@ def _crypto():
 
 
 def load_private_key(path: str, passphrase: str | None = None):
-    serialization, ed25519, _ = _crypto()
+    serialization, ed25519, dummy = _crypto()
     try:
         with open(path, "rb") as handle:
             data = handle.read()
@@ -278,7 +278,7 @@ def load_private_key(path: str, passphrase: str | None = None):
 
 def load_public_key(spec: str):
     """Ed25519 public key from PEM text, a path to a PEM (or base64) file, or base64 of the 32 raw bytes."""
-    serialization, ed25519, _ = _crypto()
+    serialization, ed25519, dummy = _crypto()
     if not isinstance(spec, str) or not spec.strip():
         raise EvidenceError("Could not load the evidence public key: it is empty")
     text = spec.strip()
@@ -308,7 +308,7 @@ def load_public_key(spec: str):
 
 
 def public_key_b64(private_key) -> str:
-    serialization, _, _ = _crypto()
+    serialization, dummy, dummy = _crypto()
     raw = private_key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return base64.b64encode(raw).decode("ascii")
 
@@ -555,7 +555,7 @@ def verify_bundle(bundle: str, public_key: str | None = None) -> VerifyResult:
             return fail(f"{SIGNATURE}: not a base64 (or raw) 64-byte Ed25519 signature")
         with open(os.path.join(bundle, MANIFEST), "rb") as handle:
             manifest_bytes = handle.read()
-        _, _, invalid_signature = _crypto()
+        dummy, dummy, invalid_signature = _crypto()
         try:
             key.verify(signature, manifest_bytes)
         except invalid_signature:

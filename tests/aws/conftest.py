@@ -203,7 +203,7 @@ def run_module(name: str, args: dict, endpoint: str, check=False, diff=False, en
     path.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": module_args}))
     try:
         cmd = [sys.executable] + (python_args or [str(MODULES / f"{name}.py")]) + [str(path)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=aws_env(env), timeout=300, cwd=str(REPO))
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=aws_env(env), timeout=300, cwd=str(REPO), check=False)
     finally:
         path.unlink()
     try:

@@ -83,7 +83,7 @@ def _run(tmp_path, target, extra_args=()):
     cmd = [ANSIBLE_PLAYBOOK, "-i", str(inventory), str(playbook), "-e",
            json.dumps({"evidence_dir": str(tmp_path / "evidence"), "env": "integration"}),
            *extra_args]
-    proc = subprocess.run(cmd, cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(cmd, cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=300, check=False)
     return proc, store
 
 
@@ -117,6 +117,6 @@ def test_local_kms_target_fails_without_a_store(tmp_path, monkeypatch):
     env["ANSIBLE_CONFIG"] = os.path.join(REPO, "ansible.cfg")
     proc = subprocess.run([ANSIBLE_PLAYBOOK, "-i", "localhost,", "-c", "local", "-e", f"ansible_python_interpreter={sys.executable}",
                            "-e", json.dumps({"evidence_dir": str(tmp_path / "evidence")}), str(playbook)],
-                          cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=120)
+                          cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "Set ALFRED_TEE_KMS_STORE to the path of a temporary key store" in proc.stdout

@@ -81,7 +81,7 @@ def run_playbook(tmp_path, inventory):
         full_env.update({"ANSIBLE_CONFIG": os.path.join(REPO, "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
                          "ANSIBLE_FORCE_COLOR": "0", "PATH": BIN + os.pathsep + full_env.get("PATH", "")})
         full_env.update(env or {})
-        proc = subprocess.run(cmd, cwd=cwd or str(tmp_path), env=full_env, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(cmd, cwd=cwd or str(tmp_path), env=full_env, capture_output=True, text=True, timeout=timeout, check=False)
         return Run(proc, evidence_dir)
 
     return run

@@ -62,7 +62,7 @@ def parse_nitro(document: bytes) -> tuple[list, dict]:
 
 
 def nitro_signature_ok(document: bytes) -> bool:
-    (protected, _, payload, signature), claims = parse_nitro(document)
+    (protected, dummy, payload, signature), claims = parse_nitro(document)
     leaf = x509.load_der_x509_certificate(claims["certificate"])
     sig_structure = cbor2.dumps(["Signature1", protected, b"", payload])
     der = encode_dss_signature(int.from_bytes(signature[:48], "big"), int.from_bytes(signature[48:], "big"))
@@ -268,7 +268,7 @@ def test_nitro_document_verifies_and_chains(fleet):
     response = document(fleet.urls["ok"], "nitro", nonce)
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "application/cbor"
-    _, claims = parse_nitro(response.content)
+    dummy, claims = parse_nitro(response.content)
     assert nitro_signature_ok(response.content)
     verify_nitro_chain(claims, fleet.trust["nitro_root_certificate"])
     verify_nitro_chain(claims, fleet.trust["nitro_root_certificate"], at=dt.datetime.now(dt.timezone.utc))
@@ -290,7 +290,7 @@ def test_nitro_document_verifies_and_chains(fleet):
 
 
 def test_nitro_rejects_foreign_root(fleet, tmp_path):
-    _, claims = parse_nitro(document(fleet.urls["ok"], "nitro").content)
+    dummy, claims = parse_nitro(document(fleet.urls["ok"], "nitro").content)
     with SimulatorFleet(tmp_path, measurement=M_HEX) as other:
         with pytest.raises(VerificationError):
             verify_nitro_chain(claims, other.trust["nitro_root_certificate"])
@@ -298,7 +298,7 @@ def test_nitro_rejects_foreign_root(fleet, tmp_path):
 
 def test_nitro_without_nonce_and_opaque_measurement(fleet):
     response = document(fleet.urls["opaque"], "nitro")
-    _, claims = parse_nitro(response.content)
+    dummy, claims = parse_nitro(response.content)
     assert claims["nonce"] is None
     assert claims["pcrs"][0] == hashlib.sha384(M_OPAQUE.encode()).digest()
     assert fleet.ready["enclaves"]["opaque"]["pcr0"] == claims["pcrs"][0].hex()
@@ -310,7 +310,7 @@ def test_nitro_without_nonce_and_opaque_measurement(fleet):
 def test_genuine_aws_document_passes_the_same_checks():
     """The test verifier accepts real AWS documents, so passing it means 'shaped like AWS'."""
     raw = base64.b64decode((VECTORS / "nitro_attestation.b64").read_text())
-    _, claims = parse_nitro(raw)
+    dummy, claims = parse_nitro(raw)
     assert nitro_signature_ok(raw)
     verify_nitro_chain(claims, (VECTORS / "AWS_NitroEnclaves_Root-G1.pem").read_bytes())
     assert claims["pcrs"][0].hex().startswith("e72a46ca80a260fb")
@@ -346,11 +346,11 @@ def test_jwt_unknown_alg_is_400(fleet):
 
 def test_bad_signature_mode(fleet):
     url = fleet.urls["bad"]
-    _, evidence = attest(url)
+    dummy, evidence = attest(url)
     assert evidence["measurement"] == M_HEX
     assert not alfred_signature_ok(evidence, fleet.trust["alfred_public_keys"])
     raw = document(url, "nitro", secrets.token_hex(8)).content
-    _, claims = parse_nitro(raw)
+    dummy, claims = parse_nitro(raw)
     assert not nitro_signature_ok(raw)
     verify_nitro_chain(claims, fleet.trust["nitro_root_certificate"])  # the chain itself is fine
     for alg in ("RS256", "ES256"):
@@ -359,15 +359,15 @@ def test_bad_signature_mode(fleet):
 
 def test_stale_mode(fleet):
     url = fleet.urls["stale"]
-    _, evidence = attest(url)
+    dummy, evidence = attest(url)
     assert alfred_signature_ok(evidence, fleet.trust["alfred_public_keys"])
     assert 7190 <= time.time() - evidence["evidence_issued_at"] <= 7210
     raw = document(url, "nitro").content
-    _, claims = parse_nitro(raw)
+    dummy, claims = parse_nitro(raw)
     assert nitro_signature_ok(raw)
     assert 7190 <= time.time() - claims["timestamp"] / 1000 <= 7210
     verify_nitro_chain(claims, fleet.trust["nitro_root_certificate"])  # chains at its own time
-    _, jwt_claims = verify_jwt(document(url, "jwt").text, fleet.trust["jwks"])
+    dummy, jwt_claims = verify_jwt(document(url, "jwt").text, fleet.trust["jwks"])
     assert jwt_claims["exp"] < time.time() and 7190 <= time.time() - jwt_claims["iat"] <= 7210
 
 
@@ -378,22 +378,22 @@ def test_wrong_nonce_mode(fleet):
     assert alfred_signature_ok(evidence, fleet.trust["alfred_public_keys"])  # signed, just wrong
     nonce = secrets.token_hex(16)
     raw = document(url, "nitro", nonce).content
-    _, claims = parse_nitro(raw)
+    dummy, claims = parse_nitro(raw)
     assert claims["nonce"] != bytes.fromhex(nonce) and nitro_signature_ok(raw)
-    _, jwt_claims = verify_jwt(document(url, "jwt", nonce).text, fleet.trust["jwks"])
+    dummy, jwt_claims = verify_jwt(document(url, "jwt", nonce).text, fleet.trust["jwks"])
     assert jwt_claims["eat_nonce"] != nonce
 
 
 def test_debug_mode(fleet):
     url = fleet.urls["debug"]
-    _, evidence = attest(url)
+    dummy, evidence = attest(url)
     assert evidence["measurement"] == "0" * 96
     assert alfred_signature_ok(evidence, fleet.trust["alfred_public_keys"])
     raw = document(url, "nitro").content
-    _, claims = parse_nitro(raw)
+    dummy, claims = parse_nitro(raw)
     assert all(v == bytes(48) for v in claims["pcrs"].values()) and len(claims["pcrs"]) == 16
     assert nitro_signature_ok(raw)
-    _, jwt_claims = verify_jwt(document(url, "jwt").text, fleet.trust["jwks"])
+    dummy, jwt_claims = verify_jwt(document(url, "jwt").text, fleet.trust["jwks"])
     assert jwt_claims["measurement"] == "0" * 96
 
 
@@ -406,27 +406,27 @@ def test_down_mode_refuses_attestation(fleet):
 
 def test_slow_mode_delays_attestation(fleet):
     started = time.monotonic()
-    _, evidence = attest(fleet.urls["slow"])
+    dummy, evidence = attest(fleet.urls["slow"])
     assert time.monotonic() - started >= SLOW
     assert alfred_signature_ok(evidence, fleet.trust["alfred_public_keys"])
 
 
 def test_sim_config_switches_mode_mid_run(fleet):
     url = fleet.urls["switch"]
-    _, evidence = attest(url)
+    dummy, evidence = attest(url)
     assert alfred_signature_ok(evidence, fleet.trust["alfred_public_keys"])
     try:
         assert fleet.configure("switch", mode="bad-signature")["mode"] == "bad-signature"
-        _, evidence = attest(url)
+        dummy, evidence = attest(url)
         assert not alfred_signature_ok(evidence, fleet.trust["alfred_public_keys"])
         fleet.configure("switch", mode="down")
         assert requests.get(url + "/healthz", timeout=5).status_code == 503
         current = fleet.configure("switch", mode="ok", measurement=M_OTHER)
         assert (current["mode"], current["measurement"], current["pcr0"]) == ("ok", M_OTHER, M_OTHER)
         assert requests.get(url + "/_sim/config", timeout=5).json()["measurement"] == M_OTHER
-        _, evidence = attest(url)
+        dummy, evidence = attest(url)
         assert evidence["measurement"] == M_OTHER
-        _, claims = parse_nitro(document(url, "nitro").content)
+        dummy, claims = parse_nitro(document(url, "nitro").content)
         assert claims["pcrs"][0] == bytes.fromhex(M_OTHER)
     finally:
         fleet.configure("switch", mode="ok", measurement=M_HEX)
@@ -505,7 +505,7 @@ def test_bad_fleet_reports_simulator_error(tmp_path):
 def test_cli_refuses_non_loopback_bind(tmp_path):
     result = subprocess.run([sys.executable, str(SIM_SCRIPT), "--state-dir", str(tmp_path),
                              "--measurement", M_HEX, "--bind", "0.0.0.0"],
-                            capture_output=True, text=True, timeout=30)
+                            capture_output=True, text=True, timeout=30, check=False)
     assert result.returncode == 2 and "not a loopback" in result.stderr
     assert not (tmp_path / "ready.json").exists()
 
@@ -518,7 +518,7 @@ def test_fleet_cli_start_stop(tmp_path):
 
     def run(*args):
         return subprocess.run([sys.executable, str(FLEET_CLI), *args, "--state-dir", str(state)],
-                              capture_output=True, text=True, timeout=60)
+                              capture_output=True, text=True, timeout=60, check=False)
 
     started = run("start", "--fleet", str(fleet_file))
     assert started.returncode == 0, started.stderr
@@ -550,7 +550,7 @@ def test_500_enclaves_in_one_process(tmp_path):
             codes = list(pool.map(lambda u: session.get(u + "/healthz", timeout=10).status_code,
                                   sim.urls.values()))
         assert codes == [200] * 500
-        _, evidence = attest(sim.urls["e499"])
+        dummy, evidence = attest(sim.urls["e499"])
         assert evidence["measurement"] == enclaves[499]["measurement"]
         assert alfred_signature_ok(evidence, sim.trust["alfred_public_keys"])
     assert os.path.exists(tmp_path / "trust.json")

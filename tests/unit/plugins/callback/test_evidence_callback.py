@@ -156,7 +156,7 @@ def test_run_without_env_is_not_recorded(tmp_path):
 
 
 def test_aborted_run_is_finalized_as_failed(setup):
-    play, _ = setup
+    play, dummy = setup
     callback = cb_mod.CallbackModule()
     callback.v2_playbook_on_start(Playbook())
     callback.v2_playbook_on_play_start(play)
