@@ -165,5 +165,3 @@ def wait_for(check, action: str, obj: str, what: str, timeout: float = 60.0):
             raise ProviderError(action, obj, f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(delay)
         delay = min(delay * 2, 3.0)
-
-

@@ -32,6 +32,7 @@ except ImportError:  # ansible-core < 2.19
         finally:
             basic._ANSIBLE_ARGS = saved
 
+
 class ModuleRun:
     def __init__(self, result, code, output):
         self.result = result

@@ -89,8 +89,8 @@ def test_existing_key_keeps_its_format_and_warns_about_allow_list(run_module, st
     assert run.result["msg"] == f"Could not update key '{KEY}': measurement_format sha256 differs from the key's sha384"
     run = run_module(kms_key, key_id=KEY, allowed_measurements=[M2])
     assert run.result["changed"] is False
-    assert warning_texts(run.result) == ["allowed_measurements only applies when the key is created; "
-                                      "use alfred.tee_kms.measurement_allowlist to change it"]
+    assert warning_texts(run.result) == [
+        "allowed_measurements only applies when the key is created; use alfred.tee_kms.measurement_allowlist to change it"]
     assert run.result["key"]["allowed_measurements"] == [M1]
     assert store_bytes() == saved
 

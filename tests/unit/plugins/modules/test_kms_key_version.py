@@ -48,37 +48,37 @@ def converge(run_module, store_bytes, store_path, expected_diff, **args):
 
 
 def test_stage_promote_disable_enable_cycle(kms, run_module, store_bytes, assert_no_material):
-    staged = converge(run_module, store_bytes, store_path=kms.store.path, expected_diff=
-                      {"before": {"primary_version": 1, "versions": {"1": "enabled"}},
-                       "after": {"primary_version": 1, "versions": {"1": "enabled", "2": "enabled"}}},
+    expected = {"before": {"primary_version": 1, "versions": {"1": "enabled"}},
+                "after": {"primary_version": 1, "versions": {"1": "enabled", "2": "enabled"}}}
+    staged = converge(run_module, store_bytes, store_path=kms.store.path, expected_diff=expected,
                       version=2, state="present")
     assert staged.result["primary"] is False
     assert staged.result["version"]["state"] == "enabled"
     assert staged.result["audit"]["operation"] == "create_version"
     assert _states(kms) == (1, [(1, "enabled"), (2, "enabled")])
 
-    promoted = converge(run_module, store_bytes, store_path=kms.store.path, expected_diff=
-                        {"before": {"primary_version": 1, "versions": {"1": "enabled", "2": "enabled"}},
-                         "after": {"primary_version": 2, "versions": {"1": "enabled", "2": "enabled"}}},
+    expected = {"before": {"primary_version": 1, "versions": {"1": "enabled", "2": "enabled"}},
+                "after": {"primary_version": 2, "versions": {"1": "enabled", "2": "enabled"}}}
+    promoted = converge(run_module, store_bytes, store_path=kms.store.path, expected_diff=expected,
                         version=2, state="primary")
     assert promoted.result["primary"] is True and promoted.result["key"]["primary_version"] == 2
 
-    converge(run_module, store_bytes, store_path=kms.store.path, expected_diff=
-             {"before": {"primary_version": 2, "versions": {"1": "enabled", "2": "enabled"}},
-              "after": {"primary_version": 2, "versions": {"1": "disabled", "2": "enabled"}}},
+    expected = {"before": {"primary_version": 2, "versions": {"1": "enabled", "2": "enabled"}},
+                "after": {"primary_version": 2, "versions": {"1": "disabled", "2": "enabled"}}}
+    converge(run_module, store_bytes, store_path=kms.store.path, expected_diff=expected,
              version=1, state="disabled")
-    converge(run_module, store_bytes, store_path=kms.store.path, expected_diff=
-             {"before": {"primary_version": 2, "versions": {"1": "disabled", "2": "enabled"}},
-              "after": {"primary_version": 2, "versions": {"1": "enabled", "2": "enabled"}}},
+    expected = {"before": {"primary_version": 2, "versions": {"1": "disabled", "2": "enabled"}},
+                "after": {"primary_version": 2, "versions": {"1": "enabled", "2": "enabled"}}}
+    converge(run_module, store_bytes, store_path=kms.store.path, expected_diff=expected,
              version=1, state="enabled")
     assert _states(kms) == (2, [(1, "enabled"), (2, "enabled")])
     assert_no_material()
 
 
 def test_primary_creates_the_next_version_and_promotes_it_in_one_step(kms, run_module, store_bytes):
-    run = converge(run_module, store_bytes, store_path=kms.store.path, expected_diff=
-                   {"before": {"primary_version": 1, "versions": {"1": "enabled"}},
-                    "after": {"primary_version": 2, "versions": {"1": "enabled", "2": "enabled"}}},
+    expected = {"before": {"primary_version": 1, "versions": {"1": "enabled"}},
+                "after": {"primary_version": 2, "versions": {"1": "enabled", "2": "enabled"}}}
+    run = converge(run_module, store_bytes, store_path=kms.store.path, expected_diff=expected,
                    version=2, state="primary")
     assert run.result["audit"]["operation"] == "create_version+set_primary"
     assert _states(kms) == (2, [(1, "enabled"), (2, "enabled")])
@@ -123,9 +123,9 @@ def test_missing_key(run_module, store_path, store_bytes):
 
 def test_destroy_scheduled_with_allow_destroy(kms, run_module, store_bytes):
     kms.create_version(KEY, 2)
-    converge(run_module, store_bytes, store_path=kms.store.path, expected_diff=
-             {"before": {"primary_version": 1, "versions": {"1": "enabled", "2": "enabled"}},
-              "after": {"primary_version": 1, "versions": {"1": "enabled", "2": "destroy_scheduled"}}},
+    expected = {"before": {"primary_version": 1, "versions": {"1": "enabled", "2": "enabled"}},
+                "after": {"primary_version": 1, "versions": {"1": "enabled", "2": "destroy_scheduled"}}}
+    converge(run_module, store_bytes, store_path=kms.store.path, expected_diff=expected,
              version=2, state="destroy_scheduled", allow_destroy=True, pending_window_days=7)
     assert kms.describe_key(KEY)["versions"][1]["destroy_after"]
 
