@@ -278,7 +278,12 @@ class CallbackModule(CallbackBase):
         self._collector = AuditCollector(show_commands=self._show_commands)
         self._check_mode = bool(context.CLIARGS.get("check", False))
         self._max_output = int(self._opt("max_output", 16384) or 16384)
-        evidence_dir = str(extra.get("evidence_dir") or self._opt("evidence_dir", "artifacts/security/rotation"))
+        # -e evidence_dir wins; then a literal play var (playbooks/rotate.yml documents its default
+        # there); templated play vars cannot be resolved this early and are ignored.
+        play_dir = (getattr(play, "vars", None) or {}).get("evidence_dir")
+        if not isinstance(play_dir, str) or "{{" in play_dir or "{%" in play_dir:
+            play_dir = None
+        evidence_dir = str(extra.get("evidence_dir") or play_dir or self._opt("evidence_dir", "artifacts/security/rotation"))
         evidence_dir = os.path.abspath(os.path.expanduser(evidence_dir))
         action = str(extra.get("action") or "all")
         self._ctx = {
