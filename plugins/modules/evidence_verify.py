@@ -41,6 +41,7 @@ attributes:
     description: The module only reads; it runs the same in check mode.
   diff_mode:
     support: none
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
 seealso:
   - plugin: alfred.tee_kms.evidence
     plugin_type: callback

@@ -29,7 +29,7 @@ options:
     choices: [acquired, checked, released]
     default: acquired
   owner:
-    description: Lock owner, normally RV(alfred.tee_kms.rotation_inputs#module:rotation.lock_owner).
+    description: Lock owner, normally the C(lock_owner) key of RV(alfred.tee_kms.rotation_inputs#module:rotation).
     type: str
     required: true
   ttl:
