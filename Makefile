@@ -11,7 +11,7 @@ COLLECTION_LINK := .collections/ansible_collections/alfred/tee_kms
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(BIN):$(PATH)
 
-.PHONY: all setup demo test unit lint sanity molecule newest bench clean
+.PHONY: all setup demo test unit lint docs sanity molecule newest bench clean
 
 all: test
 
@@ -31,16 +31,21 @@ demo: setup
 
 # One pytest run for every Python-driven suite (one summary line), then the ecosystem checks.
 test: setup
-	$(BIN)/python -m pytest -q tests/unit tests/integration $(wildcard tests/aws)
-	$(MAKE) --no-print-directory lint sanity
+	$(BIN)/python -m pytest -q tests/unit tests/integration tests/aws tests/awx tests/ee
+	$(MAKE) --no-print-directory lint sanity docs
 	$(if $(wildcard molecule/default/molecule.yml),$(MAKE) --no-print-directory molecule)
 	$(MAKE) --no-print-directory newest
 
 unit: setup
 	$(BIN)/python -m pytest -q tests/unit
 
+# awx.awx (for playbooks/awx_configure.yml) comes from the PyPI `ansible` wheel: no Galaxy here.
 lint: setup
-	$(BIN)/ansible-lint --profile production
+	tests/awx/fetch_awx_collection.sh $(VENV)
+	ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/.collections:$(CURDIR)/.cache/collections $(BIN)/ansible-lint --profile production
+
+docs: setup
+	tests/docs/run_docs_lint.sh $(VENV)
 
 sanity: setup
 	tests/sanity/run.sh $(VENV) 3.11
