@@ -115,7 +115,7 @@ def _controller_process():
     """
     pid = os.getpid()
     found = None
-    for _ in range(16):
+    for dummy in range(16):
         info = _proc_start(pid)
         if info is None:
             break
@@ -174,6 +174,17 @@ def snapshot_decision(key: dict, snapshot, expected_primary: int, next_version: 
         raise ConflictError("start a rotation of", f"key '{key['key_id']}'",
                             f"its primary version is {key['primary_version']}, not {expected_primary} (KMS_KEY_VERSION); "
                             "check the inputs or finish/roll back the rotation in progress")
+    # Refuse here, before the snapshot is recorded, what stage would only find out after taking
+    # the lock: the next version must be the key's n+1 or an existing enabled version (one left
+    # non-primary by a rolled-back rotation).
+    states = {v["version"]: v["state"] for v in key["versions"]}
+    latest = max(states)
+    if next_version in states and states[next_version] != "enabled":
+        raise InputError("validate", "input next_kms_key_version",
+                         f"version {next_version} of key '{key['key_id']}' is {states[next_version]}; a rotation can only promote an enabled version")
+    if next_version not in states and next_version != latest + 1:
+        raise InputError("validate", "input next_kms_key_version",
+                         f"key '{key['key_id']}' has versions up to {latest}; the next version can only be {latest + 1}")
     return "record"
 
 

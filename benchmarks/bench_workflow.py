@@ -1,0 +1,295 @@
+#!/usr/bin/env python3
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, Alfred security engineering
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""How long does a rotation take, and where does the time go?
+
+Real ``ansible-playbook playbooks/rotate.yml`` runs (repository ansible.cfg, evidence callback
+on) against the local provider and one enclave simulator process:
+
+- ``all`` and a later ``action=rollback`` with 3 enclaves;
+- ``all`` with 3, 30 and 300 enclaves in the inventory (growth with the fleet);
+- K keys rotated one playbook run per key, K = 1 and 10 measured; K = 50 is extrapolated from
+  the per-run times (``--keys 1,10,50`` measures it for real: about 50 x the per-run time);
+- baselines: ansible-playbook start-up and per-task overhead (playbooks of 1 and 41
+  ``ansible.builtin.debug`` tasks) and the cost of one module task (playbooks of 1 and 11
+  ``alfred.tee_kms.kms_key_info`` tasks); the local store's own cost with 1 and 50 keys in it.
+
+The per-task timings of each rotation come from its evidence bundle (``task_result`` events carry
+``duration_ms``), so the report splits a run into play start-up, module tasks, other tasks and
+what the modules spend beyond a bare module start (the provider's work: attestation, crypto, store).
+
+Run from the repository root: ``.venv/bin/python benchmarks/bench_workflow.py``
+(``--enclaves 3 --keys 1`` for a quick look). Writes benchmarks/results/workflow.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / ".collections"))
+sys.path.insert(0, str(REPO / "tools" / "enclave_sim"))
+
+from fleet import SimulatorFleet  # noqa: E402
+
+from ansible_collections.alfred.tee_kms.plugins.module_utils._local_kms import LocalKmsProvider  # noqa: E402
+
+BIN = Path(sys.executable).parent
+PLAYBOOK = REPO / "playbooks" / "rotate.yml"
+M_CURRENT, M_NEW, M_PROBE = "a1" * 48, "b2" * 48, "c3" * 48
+
+
+def measurement_of(index: int) -> str:
+    return M_NEW if index % 3 == 2 else M_CURRENT  # two thirds run the current image, one third the new one
+
+
+class Bench:
+    def __init__(self, workdir: Path, fleet: SimulatorFleet):
+        self.workdir, self.fleet = workdir, fleet
+        self.trust = {"public_keys": [fleet.trust["alfred_public_keys"][0]]}
+        self.counter = 0
+
+    def fresh_dir(self, label: str) -> Path:
+        self.counter += 1
+        path = self.workdir / f"{self.counter:03d}-{label}"
+        path.mkdir()
+        return path
+
+    def env(self, store: Path, key_id: str, versions: bool = True) -> dict:
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("KMS_", "NEXT_KMS_", "ALFRED_ROTATION_", "ALFRED_ENV", "ALFRED_TEE_KMS_"))}
+        env.update({"ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
+                    "PATH": str(BIN) + os.pathsep + env.get("PATH", ""), "ALFRED_TEE_KMS_STORE": str(store), "KMS_KEY_ID": key_id})
+        if versions:
+            env.update({"KMS_KEY_VERSION": "1", "NEXT_KMS_KEY_VERSION": "2", "KMS_ALLOWED_MEASUREMENTS": f"{M_CURRENT},{M_NEW}"})
+        return env
+
+    def inventory(self, directory: Path, n: int) -> Path:
+        lines = ["all:", "  hosts:", "    localhost:", "      ansible_connection: local",
+                 f"      ansible_python_interpreter: {sys.executable}", "  children:", "    enclaves:", "      hosts:"]
+        lines += [f"        e{i}: {{enclave_url: '{self.fleet.urls[f'e{i}']}'}}" for i in range(n)]
+        lines += ["    probe_enclaves:", "      hosts:", f"        probe: {{enclave_url: '{self.fleet.urls['probe']}'}}"]
+        path = directory / "hosts.yml"
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    def store(self, directory: Path, keys) -> Path:
+        (directory / "kms").mkdir(mode=0o700)
+        path = directory / "kms" / "store.json"
+        provider = LocalKmsProvider(str(path))
+        for key_id in keys:
+            provider.create_key(key_id, [M_CURRENT], "sha384", self.trust)
+        return path
+
+    def rotate(self, directory: Path, inventory: Path, store: Path, key_id: str, action: str = "all") -> dict:
+        evidence = directory / f"evidence-{key_id.replace('/', '_')}-{action}"
+        cmd = [str(BIN / "ansible-playbook"), "-i", str(inventory), str(PLAYBOOK), "-e", "env=staging",
+               "-e", json.dumps({"attestation_trust": self.trust}), "-e", f"evidence_dir={evidence}", "-e", f"action={action}"]
+        started = time.perf_counter()
+        proc = subprocess.run(cmd, env=self.env(store, key_id, versions=action != "rollback"), cwd=str(directory),
+                              capture_output=True, text=True)
+        wall = time.perf_counter() - started
+        if proc.returncode != 0:
+            raise SystemExit(f"rotation of {key_id} ({action}) failed (rc {proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}")
+        return dict(wall_s=wall, **breakdown(evidence))
+
+    def playbook(self, directory: Path, tasks: list, store: Path | None = None, key_id: str = "bench/k0") -> float:
+        body = "\n".join(f"    - {task}" for task in tasks)
+        path = directory / f"play-{len(tasks)}-{abs(hash(tasks[0])) % 10**6}.yml"
+        path.write_text(f"- hosts: localhost\n  connection: local\n  gather_facts: false\n  tasks:\n{body}\n")
+        inventory = directory / "local.yml"
+        inventory.write_text(f"all:\n  hosts:\n    localhost:\n      ansible_connection: local\n"
+                             f"      ansible_python_interpreter: {sys.executable}\n")
+        env = self.env(store or directory / "none.json", key_id, versions=False)
+        started = time.perf_counter()
+        proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(inventory), str(path)], env=env,
+                              cwd=str(directory), capture_output=True, text=True)
+        wall = time.perf_counter() - started
+        if proc.returncode != 0:
+            raise SystemExit(f"baseline playbook failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")
+        return wall
+
+
+def breakdown(evidence_dir: Path) -> dict:
+    """Per-task times of one run from its evidence bundle."""
+    bundles = glob.glob(str(evidence_dir / "*" / "events.jsonl"))
+    if len(bundles) != 1:
+        return {}
+    events = [json.loads(line) for line in Path(bundles[0]).read_text().splitlines()]
+    results = [e for e in events if e["type"] == "task_result"]
+    ran = [e for e in results if e.get("status") != "skipped"]
+    module = [e for e in ran if str(e.get("action", "")).startswith("alfred.tee_kms.")]
+    other = [e for e in ran if e not in module]
+    skipped = [e for e in results if e.get("status") == "skipped"]
+    return {"tasks_run": len(ran), "module_tasks": len(module), "other_tasks": len(other), "skipped_tasks": len(skipped),
+            "module_tasks_s": sum(e.get("duration_ms", 0) for e in module) / 1000,
+            "other_tasks_s": sum(e.get("duration_ms", 0) for e in other) / 1000,
+            "skipped_tasks_s": sum(e.get("duration_ms", 0) for e in skipped) / 1000,
+            "slowest": sorted(((e.get("duration_ms", 0), e["task"]) for e in module), reverse=True)[:3]}
+
+
+def median_run(runs: list) -> dict:
+    """The run with the median wall time (its breakdown stays consistent with its wall time)."""
+    return sorted(runs, key=lambda r: r["wall_s"])[(len(runs) - 1) // 2]
+
+
+def store_micro(workdir: Path, trust: dict) -> dict:
+    """The store's own cost (read + a lock/unlock write) with 1 and with 50 keys in it."""
+    out = {}
+    for n in (1, 50):
+        (workdir / f"store-{n}").mkdir(mode=0o700)
+        provider = LocalKmsProvider(str(workdir / f"store-{n}" / "store.json"))
+        for i in range(n):
+            provider.create_key(f"bench/k{i}", [M_CURRENT], "sha384", trust)
+        samples = []
+        for _ in range(20):
+            started = time.perf_counter()
+            provider.describe_key("bench/k0")
+            provider.acquire_lock("bench/k0", "bench", 60)
+            provider.release_lock("bench/k0", "bench")
+            samples.append(time.perf_counter() - started)
+        out[n] = statistics.median(samples) * 1000
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
+    parser.add_argument("--enclaves", default="3,30,300", help="fleet sizes for the growth runs")
+    parser.add_argument("--keys", default="1,10", help="key counts measured for real (one run per key)")
+    parser.add_argument("--extrapolate-keys", default="50", help="key counts reported from the measured per-run time")
+    parser.add_argument("--repeat", type=int, default=2, help="runs per fleet size (the median is reported)")
+    parser.add_argument("--output", default=str(REPO / "benchmarks" / "results" / "workflow.json"))
+    args = parser.parse_args()
+    sizes = [int(x) for x in args.enclaves.split(",") if x]
+    key_counts = [int(x) for x in args.keys.split(",") if x]
+    extrapolated = [int(x) for x in args.extrapolate_keys.split(",") if x and int(x) not in key_counts]
+    load_before = os.getloadavg()
+    bench_started = time.perf_counter()
+    report: dict = {}
+
+    with tempfile.TemporaryDirectory(prefix="bench-workflow-") as tmp:
+        workdir = Path(tmp)
+        enclaves = [{"name": f"e{i}", "measurement": measurement_of(i)} for i in range(max(sizes + [3]))]
+        enclaves.append({"name": "probe", "measurement": M_PROBE})
+        with SimulatorFleet(workdir / "sim", enclaves=enclaves) as fleet:
+            bench = Bench(workdir, fleet)
+
+            # -- baselines ------------------------------------------------------------------
+            d = bench.fresh_dir("baseline")
+            store = bench.store(d, ["bench/k0"])
+            debug1 = bench.playbook(d, ["ansible.builtin.debug: {msg: x}"])
+            debug41 = bench.playbook(d, ["ansible.builtin.debug: {msg: x}"] * 41)
+            info1 = bench.playbook(d, ["alfred.tee_kms.kms_key_info: {key_id: bench/k0, store_path: '%s'}" % store])
+            info11 = bench.playbook(d, ["alfred.tee_kms.kms_key_info: {key_id: bench/k0, store_path: '%s'}" % store] * 11)
+            per_task = (debug41 - debug1) / 40
+            per_module = (info11 - info1) / 10
+            report["baseline"] = {"playbook_1_debug_s": debug1, "playbook_41_debug_s": debug41, "per_debug_task_s": per_task,
+                                  "playbook_1_kms_key_info_s": info1, "playbook_11_kms_key_info_s": info11,
+                                  "per_kms_key_info_task_s": per_module, "startup_s": debug1 - per_task,
+                                  "store_ms_per_read_lock_unlock": store_micro(d, bench.trust)}
+            print(f"baseline: play start-up {debug1 - per_task:.2f}s, debug task {per_task * 1000:.0f} ms, "
+                  f"kms_key_info task {per_module * 1000:.0f} ms", flush=True)
+
+            # -- all and rollback, and growth with the fleet ---------------------------------------
+            report["enclaves"] = []
+            for n in sizes:
+                runs, rollbacks = [], []
+                for _ in range(args.repeat):
+                    d = bench.fresh_dir(f"enclaves-{n}")
+                    inventory, store = bench.inventory(d, n), bench.store(d, ["tokens/refresh"])
+                    runs.append(bench.rotate(d, inventory, store, "tokens/refresh"))
+                    if n == sizes[0]:
+                        rollbacks.append(bench.rotate(d, inventory, store, "tokens/refresh", action="rollback"))
+                row = {"enclaves": n, "all": median_run(runs), "all_walls_s": [r["wall_s"] for r in runs]}
+                if rollbacks:
+                    row["rollback"] = median_run(rollbacks)
+                    row["rollback_walls_s"] = [r["wall_s"] for r in rollbacks]
+                report["enclaves"].append(row)
+                print(f"enclaves={n}: all {row['all']['wall_s']:.1f}s"
+                      + (f", rollback {row['rollback']['wall_s']:.1f}s" if "rollback" in row else "")
+                      + f" (median of {args.repeat})", flush=True)
+
+            # -- growth with the number of keys (one playbook run per key, sequentially) ----------
+            d = bench.fresh_dir("keys")
+            inventory = bench.inventory(d, 3)
+            most = max(key_counts)
+            store = bench.store(d, [f"tokens/k{i}" for i in range(most)])
+            runs = []
+            for i in range(most):
+                runs.append(bench.rotate(d, inventory, store, f"tokens/k{i}")["wall_s"])
+                print(f"  key {i + 1}/{most}: {runs[-1]:.1f}s", flush=True)
+            report["keys"] = [{"keys": k, "measured": True, "total_s": sum(runs[:k]), "per_key_s": sum(runs[:k]) / k} for k in key_counts]
+            mean = statistics.mean(runs)
+            spread = statistics.stdev(runs) if len(runs) > 1 else 0.0
+            for k in extrapolated:
+                report["keys"].append({"keys": k, "measured": False, "total_s": mean * k, "per_key_s": mean,
+                                       "range_s": [max(0.0, (mean - spread) * k), (mean + spread) * k]})
+            report["per_key_runs_s"] = runs
+
+    report["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform(),
+                         "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
+                         "bench_wall_s": time.perf_counter() - bench_started}
+    print_tables(report)
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
+    print(f"\nwrote {out}")
+    return 0
+
+
+def print_tables(report: dict) -> None:
+    base = report["baseline"]
+    print("\n## Rotation wall time (local provider, one simulator process)\n")
+    print("| run | enclaves | wall | tasks run (module/other) | skipped | module tasks | other+skipped tasks |"
+          " start-up + gaps | provider work beyond a bare module start |")
+    print("|---|---:|---:|---|---:|---:|---:|---:|---:|")
+    for row in report["enclaves"]:
+        for action in ("all", "rollback"):
+            if action not in row:
+                continue
+            r = row[action]
+            gaps = r["wall_s"] - r["module_tasks_s"] - r["other_tasks_s"] - r["skipped_tasks_s"]
+            provider = r["module_tasks_s"] - r["module_tasks"] * base["per_kms_key_info_task_s"]
+            print(f"| {action} | {row['enclaves']} | {r['wall_s']:.1f} s | {r['tasks_run']} ({r['module_tasks']}/{r['other_tasks']}) "
+                  f"| {r['skipped_tasks']} | {r['module_tasks_s']:.1f} s | {r['other_tasks_s'] + r['skipped_tasks_s']:.1f} s "
+                  f"| {gaps:.1f} s | {provider:.1f} s |")
+    print("\nSlowest module tasks (median run):")
+    for row in report["enclaves"]:
+        slowest = ", ".join(f"{task.split(' : ')[-1]} {ms / 1000:.1f} s" for ms, task in row["all"]["slowest"])
+        print(f"- all, {row['enclaves']} enclaves: {slowest}")
+    print("\n## Keys rotated, one playbook run per key\n")
+    print("| keys | total | per key | |")
+    print("|---:|---:|---:|---|")
+    for row in report["keys"]:
+        note = "measured" if row["measured"] else \
+            f"extrapolated from the measured runs (range {row['range_s'][0]:.0f}-{row['range_s'][1]:.0f} s)"
+        print(f"| {row['keys']} | {row['total_s']:.0f} s | {row['per_key_s']:.1f} s | {note} |")
+    store = base["store_ms_per_read_lock_unlock"]
+    print("\n## Baselines\n")
+    print("| what | time |")
+    print("|---|---:|")
+    print(f"| ansible-playbook start-up (1 debug task minus one task) | {base['startup_s']:.2f} s |")
+    print(f"| per ansible.builtin.debug task | {base['per_debug_task_s'] * 1000:.0f} ms |")
+    print(f"| per alfred.tee_kms.kms_key_info task (a bare module start + one store read) | {base['per_kms_key_info_task_s'] * 1000:.0f} ms |")
+    print(f"| local store: read + lock + unlock, 1 key / 50 keys in the file | {store[1]:.1f} ms / {store[50]:.1f} ms |")
+    print("\nA rotation does about 30 store reads and writes, so a store holding 50 keys adds well under a second per run:"
+          " the per-key time does not grow with the number of keys, which is why K=50 is extrapolated linearly.")
+    m = report["machine"]
+    print(f"\n{m['cpus']} CPUs, load average before/after {m['loadavg_before'][0]:.1f}/{m['loadavg_after'][0]:.1f}; "
+          f"benchmark took {m['bench_wall_s']:.0f} s")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
