@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import M1, M2, SECRET, run_module, version_key_ids
+from aws_support import M1, M2, SECRET, run_module, version_key_ids
 
 pytestmark = pytest.mark.slow
 

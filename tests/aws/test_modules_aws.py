@@ -11,7 +11,7 @@ import json
 import subprocess
 import sys
 
-from conftest import M1, M2, M3, REGION, REPO, SECRET, aws_env, run_module, version_key_ids
+from aws_support import M1, M2, M3, REGION, REPO, SECRET, aws_env, run_module, version_key_ids
 
 
 def create(alias, url, tmp_path, measurements=(M1,), **kw):
@@ -227,7 +227,7 @@ def test_policy_without_admin_statement_is_refused_unchanged(moto_url, alias, tm
 # --------------------------------------------------------------------------- credentials, boto3
 
 def test_unreachable_endpoint_fails_clearly_without_secrets(tmp_path):
-    from conftest import free_port
+    from aws_support import free_port
 
     url = f"http://127.0.0.1:{free_port()}"
     result = run_module("kms_key_info", dict(key_id="alias/unreachable", secret_key=SECRET, session_token="TokenSecret-xyz"), url,

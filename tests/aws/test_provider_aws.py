@@ -12,7 +12,7 @@ import json
 
 import pytest
 from attest_testlib import NitroWorld
-from conftest import M1, M2, M3, version_key_ids
+from aws_support import M1, M2, M3, version_key_ids
 from kms_testlib import Signer
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._errors import (

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, aws_env, new_alias
+from aws_support import REPO, aws_env, new_alias
 
 sys.path.insert(0, str(REPO / "tools" / "enclave_sim"))
 from fleet import SimulatorFleet  # noqa: E402

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import signal
 
-from conftest import AT_SNAPSHOT, KEY_ID, M_CURRENT, ROTATED, SNAPSHOT_RECORD, TARGET, kill_group, pid_alive, wait_for
+from workflow_support import AT_SNAPSHOT, KEY_ID, M_CURRENT, ROTATED, SNAPSHOT_RECORD, TARGET, kill_group, pid_alive, wait_for
 
 
 def _lock_owner_pid(lock) -> int:

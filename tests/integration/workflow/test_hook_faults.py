@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import AT_SNAPSHOT, KEY_ID, SNAPSHOT_RECORD
+from workflow_support import AT_SNAPSHOT, KEY_ID, SNAPSHOT_RECORD
 
 PHASE_TASK = {"preflight": "alfred.tee_kms.preflight : Run the preflight hook",
               "stage": "alfred.tee_kms.stage : Run the stage hook",

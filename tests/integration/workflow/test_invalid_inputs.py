@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import KEY_ID, M_CURRENT, M_NEW, Key, Runner
+from workflow_support import KEY_ID, M_CURRENT, M_NEW, Key, Runner
 
 INPUTS = "Validate the rotation inputs before anything changes"
 KEY_ID_RULE = "key_id must be 1-256 characters of letters, digits and /_+=.@:- starting with a letter or digit"

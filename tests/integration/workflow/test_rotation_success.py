@@ -8,7 +8,7 @@ own model (kms_provider=command) with hooks."""
 
 from __future__ import annotations
 
-from conftest import AT_SNAPSHOT, KEY_ID, M_CURRENT, M_NEW, ROTATED, SNAPSHOT_RECORD
+from workflow_support import AT_SNAPSHOT, KEY_ID, M_CURRENT, M_NEW, ROTATED, SNAPSHOT_RECORD
 
 
 def test_full_rotation_then_idempotent_rerun_then_later_rollback(key, runner):

@@ -8,7 +8,7 @@ attestation starts failing, the KMS store becomes unwritable."""
 
 from __future__ import annotations
 
-from conftest import AT_SNAPSHOT, KEY_ID, SNAPSHOT_RECORD, TARGET, sim_mode_command
+from workflow_support import AT_SNAPSHOT, KEY_ID, SNAPSHOT_RECORD, TARGET, sim_mode_command
 
 
 def test_health_check_fails_after_promotion(key, runner, fleet):
