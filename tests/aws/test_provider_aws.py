@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 
 import pytest
 from attest_testlib import NitroWorld
@@ -127,8 +128,12 @@ def test_lock_semantics_match_local(provider, provider_for, alias, moto_url):
     assert again["acquired_at"] == lock["acquired_at"]
     with pytest.raises(LockHeldError, match="held by another owner"):
         other.release_lock(alias, "bob@ops-2")
+    # A lifetime of zero or less would protect nothing.
+    with pytest.raises(InputError, match="ttl must be a positive number of seconds, got -5"):
+        provider.acquire_lock(alias, "alice@ops-1", -5)
     # Expired lock: refused unless broken explicitly.
-    provider.acquire_lock(alias, "alice@ops-1", -5)
+    provider.acquire_lock(alias, "alice@ops-1", 1)
+    time.sleep(2.1)
     with pytest.raises(LockHeldError, match="stale lock of owner 'alice@ops-1'.*break_stale_lock=true"):
         other.acquire_lock(alias, "bob@ops-2", 600)
     taken = other.acquire_lock(alias, "bob@ops-2", 600, break_stale=True)
