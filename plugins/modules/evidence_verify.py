@@ -48,7 +48,7 @@ seealso:
   - plugin: alfred.tee_kms.evidence_head
     plugin_type: lookup
 author:
-  - Alfred security engineering
+  - Alfred security engineering (@alfred-security)
 """
 
 EXAMPLES = r"""

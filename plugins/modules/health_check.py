@@ -16,7 +16,7 @@ description:
   - Read-only; runs for real in check mode, because a rehearsal must know whether the
     services are healthy.
 author:
-  - Alfred security engineering
+  - Alfred security engineering (@alfred-security)
 extends_documentation_fragment:
   - alfred.tee_kms.attributes.info
 options:

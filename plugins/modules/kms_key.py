@@ -18,7 +18,7 @@ description:
     M(alfred.tee_kms.kms_key_version).
   - O(attestation_trust) (local provider) is reconciled on every run.
 author:
-  - Alfred security engineering
+  - Alfred security engineering (@alfred-security)
 extends_documentation_fragment:
   - alfred.tee_kms.provider
   - alfred.tee_kms.measurements
@@ -150,8 +150,9 @@ TRUST_SPEC = dict(
 
 
 def _read_if_path(value: str) -> str:
-    if value and not value.lstrip().startswith(("-----", "{")) and os.path.isfile(os.path.expanduser(value)):
-        with open(os.path.expanduser(value), encoding="utf-8") as handle:
+    """PEM/JSON text is used as is; anything else naming a file is read (absolute or relative paths)."""
+    if value and not value.lstrip().startswith(("-----", "{")) and os.path.isfile(value):
+        with open(value, encoding="utf-8") as handle:
             return handle.read()
     return value
 

@@ -15,7 +15,7 @@ description:
     rotation lock and the rollback snapshot kept with the key.
   - Never returns key material.
 author:
-  - Alfred security engineering
+  - Alfred security engineering (@alfred-security)
 extends_documentation_fragment:
   - alfred.tee_kms.provider
   - alfred.tee_kms.attributes.info

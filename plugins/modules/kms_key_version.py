@@ -20,7 +20,7 @@ description:
   - O(state=destroy_scheduled) schedules the version for destruction after O(pending_window_days);
     it requires O(allow_destroy=true). Rotation and rollback never use it.
 author:
-  - Alfred security engineering
+  - Alfred security engineering (@alfred-security)
 extends_documentation_fragment:
   - alfred.tee_kms.provider
   - alfred.tee_kms.attributes

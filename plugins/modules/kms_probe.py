@@ -23,7 +23,7 @@ description:
   - Canary plaintexts never leave the module; only digests and ciphertexts are returned.
   - In check mode nothing is encrypted or decrypted; the probe is reported as not run.
 author:
-  - Alfred security engineering
+  - Alfred security engineering (@alfred-security)
 extends_documentation_fragment:
   - alfred.tee_kms.provider
   - alfred.tee_kms.attributes.info

@@ -17,7 +17,7 @@ description:
     and a measurement listed in O(protect) (for example the measurement of every live enclave)
     can never be removed; such a request fails and changes nothing.
 author:
-  - Alfred security engineering
+  - Alfred security engineering (@alfred-security)
 extends_documentation_fragment:
   - alfred.tee_kms.provider
   - alfred.tee_kms.measurements

@@ -21,7 +21,7 @@ description:
   - In check mode the hook is not run; the result says it would run.
   - With no O(command), the hook is reported as skipped.
 author:
-  - Alfred security engineering
+  - Alfred security engineering (@alfred-security)
 extends_documentation_fragment:
   - alfred.tee_kms.attributes
 options:

@@ -17,7 +17,7 @@ description:
   - Fails with a message naming the input and the cause; nothing is ever changed.
   - Hook command text is accepted only to check which hooks are configured; it is never returned.
 author:
-  - Alfred security engineering
+  - Alfred security engineering (@alfred-security)
 extends_documentation_fragment:
   - alfred.tee_kms.attributes.info
 options:

@@ -18,7 +18,7 @@ description:
   - O(state=checked) only reports whether the lock could be taken (used by preflight).
   - O(state=released) releases the lock if this owner holds it.
 author:
-  - Alfred security engineering
+  - Alfred security engineering (@alfred-security)
 extends_documentation_fragment:
   - alfred.tee_kms.provider
   - alfred.tee_kms.attributes

@@ -21,7 +21,7 @@ description:
   - O(state=restored) puts the snapshot's primary version and allow-list back. It never disables
     or destroys a version, so data encrypted under the new version stays decryptable.
 author:
-  - Alfred security engineering
+  - Alfred security engineering (@alfred-security)
 extends_documentation_fragment:
   - alfred.tee_kms.provider
   - alfred.tee_kms.attributes

@@ -62,7 +62,7 @@ attributes:
     support: none
     description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
 author:
-  - Alfred security engineering
+  - Alfred security engineering (@alfred-security)
 """
 
 EXAMPLES = r"""

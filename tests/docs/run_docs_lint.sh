@@ -19,7 +19,9 @@ mkdir -p "$work"
 # Tracked files plus new ones not ignored, less the helper programs galaxy.yml's
 # build_ignore keeps out of the built collection (as tests/sanity/run.sh does).
 (cd "$root" && git ls-files -co --exclude-standard -z -- . ":!tools" ":!benchmarks" \
-  | xargs -0 -I{} sh -c 'test -e "{}" && cp --parents -t "$0" "{}" || true' "$work")
+  | while IFS= read -r -d '' file; do
+      if [ -e "$file" ]; then cp --parents -t "$work" "$file"; fi
+    done)
 # Run from outside the collection with an empty ansible.cfg and home: the collection's own
 # ansible.cfg (collections_path = ./.collections) or a copy of the collection in
 # ~/.ansible/collections would make ansible-doc read other files than these, and the lint

@@ -11,11 +11,15 @@ base_minor=$(python3 -c 'import sys; print(sys.version_info[1])')
 
 newest=""
 newest_minor=$base_minor
-candidates=$(
-  for m in 14 13 12; do command -v "python3.$m" 2>/dev/null || true; done
-  ls -d "$HOME"/.pyenv/versions/3.*/bin/python3.* 2>/dev/null | grep -E 'python3\.[0-9]+$' || true
-)
-for py in $candidates; do
+candidates=()
+for m in 14 13 12; do
+  found=$(command -v "python3.$m" 2>/dev/null) && candidates+=("$found")
+done
+for found in "$HOME"/.pyenv/versions/3.*/bin/python3.[0-9]*; do
+  case "$found" in *-config|*m) continue ;; esac
+  [ -x "$found" ] && candidates+=("$found")
+done
+for py in "${candidates[@]}"; do
   minor=$("$py" -c 'import sys; print(sys.version_info[1])' 2>/dev/null) || continue
   if [ "$minor" -gt "$newest_minor" ]; then newest=$py; newest_minor=$minor; fi
 done

@@ -13,9 +13,13 @@ work="$root/.cache/sanity-$pyver/ansible_collections/alfred/tee_kms"
 pip_ver=$(grep -oP "pip='\K[0-9.]+" "$root/$venv"/lib/python*/site-packages/ansible_test/_internal/python_requirements.py | head -1)
 cache="$HOME/.ansible/test/cache/get_pip_${pip_ver//./_}.py"
 if [ ! -s "$cache" ]; then
-  for candidate in "$root/tests/sanity/get-pip-offline.py"; do
-    if [ -f "$candidate" ]; then mkdir -p "$(dirname "$cache")"; cp "$candidate" "$cache"; break; fi
-  done
+  mkdir -p "$(dirname "$cache")"
+  cp "$root/tests/sanity/get-pip-offline.py" "$cache"
+fi
+
+# The shellcheck sanity test is skipped when shellcheck is missing; install it when we can.
+if ! command -v shellcheck >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  (apt-get update -qq && apt-get install -y -qq shellcheck) >/dev/null 2>&1 || echo "sanity: shellcheck could not be installed; ansible-test will skip it"
 fi
 
 rm -rf "$work" && mkdir -p "$work"

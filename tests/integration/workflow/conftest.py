@@ -3,5 +3,18 @@
 """Fixtures for the workflow suites. The helpers live in workflow_support.py under a unique
 module name: every suite's conftest is importable only as "conftest", so tests must not import it."""
 
-from workflow_support import *  # noqa: F401,F403  (fixtures and helpers)
-from workflow_support import _fleet_back_to_ok  # noqa: F401  (autouse fixture; not exported by *)
+from workflow_support import (  # noqa: F401  (fixtures)
+    _fleet_back_to_ok,
+    fleet,
+    hook_pids,
+    inventory,
+    key,
+    key_state,
+    run_playbook,
+    runner,
+    trust,
+    unwritable_dir,
+)
+
+__all__ = ["_fleet_back_to_ok", "fleet", "hook_pids", "inventory", "key", "key_state", "run_playbook", "runner", "trust",
+           "unwritable_dir"]

@@ -82,7 +82,8 @@ CASES = {
         {}, ["-e", "kms_provider=command"], "staging", INPUTS,
         f"{NEEDS} ALFRED_ROTATION_STAGE_CMD, ALFRED_ROTATION_VALIDATE_CMD, ALFRED_ROTATION_ROLLBACK_CMD"),
     "command_provider_without_rollback_hook": (
-        {"ALFRED_ROTATION_STAGE_CMD": "echo hook-text-secret-1", "ALFRED_ROTATION_VALIDATE_CMD": "echo hook-text-secret-2"}, ["-e", "kms_provider=command"], "staging",
+        {"ALFRED_ROTATION_STAGE_CMD": "echo hook-text-secret-1", "ALFRED_ROTATION_VALIDATE_CMD": "echo hook-text-secret-2"},
+        ["-e", "kms_provider=command"], "staging",
         INPUTS, f"{NEEDS} ALFRED_ROTATION_ROLLBACK_CMD"),
     "command_provider_rollback_without_hook": (
         {}, ["-e", "kms_provider=command", "-e", "action=rollback"], "staging", INPUTS, f"{NEEDS} ALFRED_ROTATION_ROLLBACK_CMD"),

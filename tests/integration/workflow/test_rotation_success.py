@@ -74,7 +74,8 @@ def test_command_provider_runs_the_runbook_model_with_hooks(key, runner, tmp_pat
     """kms_provider=command: the hooks do the rotation; the playbook orders them, passes the runbook's
     variables and never touches the local store."""
     log = tmp_path / "hooks.log"
-    hook = "echo {name} $ALFRED_ROTATION_ENV $ALFRED_ROTATION_ACTION $KMS_KEY_ID $KMS_KEY_VERSION $NEXT_KMS_KEY_VERSION $KMS_ALLOWED_MEASUREMENTS >> " + str(log)
+    hook = ("echo {name} $ALFRED_ROTATION_ENV $ALFRED_ROTATION_ACTION $KMS_KEY_ID $KMS_KEY_VERSION $NEXT_KMS_KEY_VERSION "
+            "$KMS_ALLOWED_MEASUREMENTS >> " + str(log))
     env = {f"ALFRED_ROTATION_{name.upper()}_CMD": hook.format(name=name) for name in ("preflight", "stage", "validate", "rollback")}
     stored = key.store_bytes()
     result = runner.run(["-e", "kms_provider=command"], env=env)

@@ -78,10 +78,10 @@ def test_store_becomes_unwritable_mid_stage(key, runner, unwritable_dir, tmp_pat
     assert failures[0][0] == "alfred.tee_kms.stage : Promote the new version", result.output
     assert failures[0][1]["error"]["code"] == "store"
     assert "writing failed, the store is unchanged" in failures[0][1]["msg"]
-    assert [task for task, _ in failures[1:]] == ["alfred.tee_kms.rollback : Take the rotation lock for the rollback",
-                                                  "Fail with both causes when the rollback fails too",
-                                                  "Release the rotation lock"], result.output
-    assert all(r["error"]["code"] == "store" for _, r in failures if "error" in r)
+    assert [task for task, dummy in failures[1:]] == ["alfred.tee_kms.rollback : Take the rotation lock for the rollback",
+                                                      "Fail with both causes when the rollback fails too",
+                                                      "Release the rotation lock"], result.output
+    assert all(r["error"]["code"] == "store" for dummy, r in failures if "error" in r)
     rollback_failure = result.messages()[2]
     assert rollback_failure.startswith(
         f"The all of key '{KEY_ID}' failed at Promote the new version: Could not promote a version of key store "
@@ -103,4 +103,3 @@ def test_store_becomes_unwritable_mid_stage(key, runner, unwritable_dir, tmp_pat
     assert f"Took over the rotation lock of '{lock['owner']}': its process on this host is gone" in rollback.output
     assert key.state() == AT_SNAPSHOT
     assert set(key.decrypt_all_canaries()) == {1}
-

@@ -78,7 +78,8 @@ def _fleet_back_to_ok(fleet):
     """Tests switch enclaves to failing modes mid-run; the next test starts from a healthy fleet."""
     yield
     for name in fleet.urls:
-        fleet.configure(name, mode="ok", measurement=next(e["measurement"] for e in ENCLAVES if e["name"] == name))
+        original = {e["name"]: e["measurement"] for e in ENCLAVES}
+        fleet.configure(name, mode="ok", measurement=original[name])
 
 
 @pytest.fixture(scope="session")
@@ -233,10 +234,10 @@ class Result:
         return found
 
     def failed_tasks(self) -> list:
-        return [task for task, _ in self.failures()]
+        return [task for task, dummy in self.failures()]
 
     def messages(self) -> list:
-        return [" ".join(str(result.get("msg", "")).split()) for _, result in self.failures()]
+        return [" ".join(str(result.get("msg", "")).split()) for dummy, result in self.failures()]
 
     def ran(self, task_fragment: str, status: str = "ok|changed") -> bool:
         """Whether a task whose name contains the fragment reported one of the statuses."""
@@ -399,7 +400,7 @@ def unwritable_dir():
         """Skip when this machine cannot make a directory unwritable for the current user."""
         probe_dir = tmp / "probe-unwritable"
         probe_dir.mkdir()
-        done = subprocess.run(command(probe_dir), shell=True, capture_output=True, text=True)
+        done = subprocess.run(command(probe_dir), shell=True, capture_output=True, text=True, check=False)
         try:
             (probe_dir / "x").write_text("x")
             writable = True
