@@ -30,8 +30,10 @@ demo: setup
 	$(BIN)/python tools/demo/run_demo.py $(if $(ARGS),--ansible-args "$(ARGS)")
 
 # One pytest run for every Python-driven suite (one summary line), then the ecosystem checks.
+# Two workers, each test file on one worker (module-scoped simulators and KMS servers): most of
+# the time is spent waiting on ansible-playbook and server subprocesses.
 test: setup
-	$(BIN)/python -m pytest -q tests/unit tests/integration tests/aws tests/awx tests/ee
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests/unit tests/integration tests/aws tests/awx tests/ee
 	$(MAKE) --no-print-directory lint sanity docs
 	$(if $(wildcard molecule/default/molecule.yml),$(MAKE) --no-print-directory molecule)
 	$(MAKE) --no-print-directory newest
