@@ -35,6 +35,12 @@ PROVIDER_ARGSPEC = dict(
     aws_ca_bundle=dict(type="path", fallback=(env_fallback, ["AWS_CA_BUNDLE"])),
 )
 
+# Mirrors plugins/doc_fragments/destruction.py (kms_key, kms_key_version).
+DESTRUCTION_ARGSPEC = dict(
+    allow_destroy=dict(type="bool", default=False),
+    pending_window_days=dict(type="int", default=30),
+)
+
 
 def build_provider(params: dict):
     """Return a ready provider for the module parameters."""

@@ -23,6 +23,7 @@ extends_documentation_fragment:
   - alfred.tee_kms.provider
   - alfred.tee_kms.measurements
   - alfred.tee_kms.attributes
+  - alfred.tee_kms.destruction
 options:
   state:
     description:
@@ -76,14 +77,6 @@ options:
   description:
     description: Free-text description stored with the key (local provider).
     type: str
-  allow_destroy:
-    description: Must be V(true) for O(state=absent). Nothing is ever destroyed without it.
-    type: bool
-    default: false
-  pending_window_days:
-    description: Days between scheduling destruction and destruction (7 to 30).
-    type: int
-    default: 30
 seealso:
   - module: alfred.tee_kms.kms_key_info
   - module: alfred.tee_kms.measurement_allowlist
@@ -128,6 +121,7 @@ from ansible_collections.alfred.tee_kms.plugins.module_utils._errors import Conf
 from ansible_collections.alfred.tee_kms.plugins.module_utils._local_kms import normalize_trust
 from ansible_collections.alfred.tee_kms.plugins.module_utils._measurements import normalize_list
 from ansible_collections.alfred.tee_kms.plugins.module_utils._module_base import TeeKmsModule
+from ansible_collections.alfred.tee_kms.plugins.module_utils._providers import DESTRUCTION_ARGSPEC
 from ansible_collections.alfred.tee_kms.plugins.module_utils._provider_base import (
     audit_change,
     audit_key_state,
@@ -242,8 +236,7 @@ def main():
         allow_dev_measurements=dict(type="bool", default=False),
         attestation_trust=dict(type="dict", options=TRUST_SPEC),
         description=dict(type="str"),
-        allow_destroy=dict(type="bool", default=False),
-        pending_window_days=dict(type="int", default=30),
+        **DESTRUCTION_ARGSPEC,
     )).run(handle)
 
 

@@ -24,6 +24,7 @@ author:
 extends_documentation_fragment:
   - alfred.tee_kms.provider
   - alfred.tee_kms.attributes
+  - alfred.tee_kms.destruction
 options:
   version:
     description: The version number.
@@ -34,14 +35,6 @@ options:
     type: str
     choices: [present, primary, disabled, enabled, destroy_scheduled]
     default: present
-  allow_destroy:
-    description: Must be V(true) for O(state=destroy_scheduled).
-    type: bool
-    default: false
-  pending_window_days:
-    description: Days between scheduling destruction and destruction (7 to 30).
-    type: int
-    default: 30
 seealso:
   - module: alfred.tee_kms.kms_key_info
 """
@@ -82,6 +75,7 @@ import copy
 from ansible_collections.alfred.tee_kms.plugins.module_utils import _provider_base as rules
 from ansible_collections.alfred.tee_kms.plugins.module_utils._errors import ConflictError, InputError
 from ansible_collections.alfred.tee_kms.plugins.module_utils._module_base import TeeKmsModule
+from ansible_collections.alfred.tee_kms.plugins.module_utils._providers import DESTRUCTION_ARGSPEC
 
 
 def plan(state: dict, version: int, wanted: str) -> list:
@@ -153,8 +147,7 @@ def main():
     TeeKmsModule(dict(
         version=dict(type="int", required=True),
         state=dict(type="str", default="present", choices=["present", "primary", "disabled", "enabled", "destroy_scheduled"]),
-        allow_destroy=dict(type="bool", default=False),
-        pending_window_days=dict(type="int", default=30),
+        **DESTRUCTION_ARGSPEC,
     )).run(handle)
 
 
