@@ -11,7 +11,7 @@ COLLECTION_LINK := .collections/ansible_collections/alfred/tee_kms
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(BIN):$(PATH)
 
-.PHONY: all setup demo test unit lint docs sanity molecule newest bench clean
+.PHONY: all setup demo test unit lint docs sanity molecule oldest newest bench clean
 
 all: test
 
@@ -29,14 +29,20 @@ setup: $(VENV)/.installed $(COLLECTION_LINK)
 demo: setup
 	$(BIN)/python tools/demo/run_demo.py $(if $(ARGS),--ansible-args "$(ARGS)")
 
-# One pytest run for every Python-driven suite (one summary line), then the ecosystem checks.
-# Two workers, each test file on one worker (module-scoped simulators and KMS servers): most of
-# the time is spent waiting on ansible-playbook and server subprocesses.
+# First a guard: the suites are collected twice and must give the same test ids (xdist workers
+# refuse to run otherwise). Then one pytest run for every Python-driven suite (one summary
+# line), then the ecosystem checks, then the oldest and newest ansible-core legs. Two workers,
+# each test file on one worker (module-scoped simulators and KMS servers): most of the time is
+# spent waiting on ansible-playbook and server subprocesses. Each phase prints its wall time.
+PYTEST_SUITES := tests/meta tests/unit tests/integration tests/aws tests/awx tests/ee
+PHASE = start=$$(date +%s); $(1); rc=$$?; echo "make test: $(2) took $$(( $$(date +%s) - start )) s (exit $$rc)"; exit $$rc
+
 test: setup
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests/unit tests/integration tests/aws tests/awx tests/ee
-	$(MAKE) --no-print-directory lint sanity docs
-	$(if $(wildcard molecule/default/molecule.yml),$(MAKE) --no-print-directory molecule)
-	$(MAKE) --no-print-directory newest
+	@$(call PHASE,$(BIN)/python tests/meta/check_collection.py $(PYTEST_SUITES),collection check)
+	@$(call PHASE,$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=20 $(PYTEST_SUITES),pytest)
+	@$(call PHASE,$(MAKE) --no-print-directory lint sanity docs,lint+sanity+docs)
+	$(if $(wildcard molecule/default/molecule.yml),@$(call PHASE,$(MAKE) --no-print-directory molecule,molecule))
+	@$(call PHASE,$(MAKE) --no-print-directory oldest newest,ansible-core legs)
 
 unit: setup
 	$(BIN)/python -m pytest -q tests/unit
@@ -55,13 +61,14 @@ sanity: setup
 molecule: setup
 	cd $(CURDIR) && $(BIN)/molecule test
 
-# The newest ansible-core on the newest Python this machine has (skipped with a message
-# when there is none newer than the default one).
-newest: setup
-	tests/newest/run.sh
+# The oldest ansible-core the collection claims (requires_ansible) on python3, and the newest
+# ansible-core on the newest Python this machine has (skipped with a message when there is none
+# newer than the default one): unit tests and real playbook runs on each.
+oldest newest: setup
+	tests/legs/run.sh $@
 
 bench: setup
 	$(BIN)/python benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) .venv-newest .collections .cache artifacts tests/output benchmarks/results
+	rm -rf $(VENV) .venv-oldest .venv-newest .collections .cache artifacts tests/output benchmarks/results

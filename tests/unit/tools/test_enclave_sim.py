@@ -30,7 +30,6 @@ M_HEX = "a1" * 48
 M_OTHER = "b2" * 48
 M_OPAQUE = "sim-opaque-measurement"
 SLOW = 0.6
-VECTORS = Path(__file__).resolve().parents[4] / "shared" / "testvectors" / "nitro"
 FLEET_CLI = SIM_SCRIPT.parent / "fleet.py"
 
 
@@ -305,14 +304,12 @@ def test_nitro_without_nonce_and_opaque_measurement(fleet):
     assert nitro_signature_ok(response.content)
 
 
-@pytest.mark.skipif(not (VECTORS / "nitro_attestation.b64").exists(),
-                    reason="genuine AWS vectors not present in ../shared/testvectors/nitro")
-def test_genuine_aws_document_passes_the_same_checks():
+def test_genuine_aws_document_passes_the_same_checks(nitro_vectors):
     """The test verifier accepts real AWS documents, so passing it means 'shaped like AWS'."""
-    raw = base64.b64decode((VECTORS / "nitro_attestation.b64").read_text())
+    raw = base64.b64decode((nitro_vectors / "nitro_attestation.b64").read_text())
     dummy, claims = parse_nitro(raw)
     assert nitro_signature_ok(raw)
-    verify_nitro_chain(claims, (VECTORS / "AWS_NitroEnclaves_Root-G1.pem").read_bytes())
+    verify_nitro_chain(claims, (nitro_vectors / "AWS_NitroEnclaves_Root-G1.pem").read_bytes())
     assert claims["pcrs"][0].hex().startswith("e72a46ca80a260fb")
 
 

@@ -12,7 +12,7 @@ import os
 import pytest
 from ansible import context
 from ansible.executor.stats import AggregateStats
-from ansible.executor.task_result import CallbackTaskResult
+from ansible.executor import task_result as ansible_task_result
 from ansible.inventory.host import Host
 from ansible.module_utils.common.collections import ImmutableDict
 from ansible.parsing.dataloader import DataLoader
@@ -26,12 +26,16 @@ from ansible_collections.alfred.tee_kms.plugins.module_utils import _evidence as
 
 
 def task_result(host, task, data):
-    """A real CallbackTaskResult for the running ansible-core (2.19/2.20 and 2.21+ constructors differ)."""
+    """The real result object the running ansible-core hands to callbacks: TaskResult on 2.17/2.18,
+    CallbackTaskResult on 2.19+ (whose constructor changed again in 2.21)."""
+    callback_result = getattr(ansible_task_result, "CallbackTaskResult", None)
+    if callback_result is None:  # ansible-core 2.17 / 2.18
+        return ansible_task_result.TaskResult(host, task, dict(data), {})
     try:
         from ansible._internal._task import UnifiedTaskResult  # ansible-core 2.21+
     except ImportError:
-        return CallbackTaskResult(host, task, data, {})
-    return CallbackTaskResult(host, task, UnifiedTaskResult.from_action_result_dict(dict(data)))
+        return callback_result(host, task, data, {})
+    return callback_result(host, task, UnifiedTaskResult.from_action_result_dict(dict(data)))
 
 
 class LegacyTaskResult:

@@ -11,7 +11,6 @@ import datetime as dt
 import json
 import secrets
 import uuid
-from pathlib import Path
 
 import cbor2
 from cryptography import x509
@@ -20,9 +19,18 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
-REPO_ROOT = Path(__file__).resolve().parents[4]
-VECTORS = REPO_ROOT.parent / "shared" / "testvectors" / "nitro"
 UTC = dt.timezone.utc
+
+
+class Offset:
+    """A time given as seconds from the test's own clock, so parametrize ids stay the same
+    whenever the suite is collected (xdist workers collect at different seconds)."""
+
+    def __init__(self, seconds: int):
+        self.seconds = seconds
+
+    def __repr__(self) -> str:
+        return f"now{self.seconds:+d}s"
 
 
 def b64url(data: bytes) -> str:

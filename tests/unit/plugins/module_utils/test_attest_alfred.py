@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import (
     AttestationError, VerifyOptions, result_row, verify)
 
-from attest_testlib import AlfredWorld
+from attest_testlib import AlfredWorld, Offset
 
 NOW = int(dt.datetime.now(dt.timezone.utc).timestamp())
 
@@ -64,13 +64,16 @@ def test_no_key_is_trust(world):
     assert _refusal(doc, _options(world, public_keys=[])).check == "trust"
 
 
+# Time fields are given as offsets from the test's own clock (ids must not depend on the time of
+# collection: two xdist workers collect at different seconds).
 @pytest.mark.parametrize("field, value", [
-    ("measurement", "ef" * 48), ("runtime", "other"), ("challenge_nonce", "00" * 32), ("issued_at", NOW - 1),
-    ("expires_at", NOW + 301), ("operation_purpose", "decrypt"), ("request_id", "x"), ("evidence_issued_at", NOW + 2),
-])
+    ("measurement", "ef" * 48), ("runtime", "other"), ("challenge_nonce", "00" * 32), ("issued_at", Offset(-1)),
+    ("expires_at", Offset(301)), ("operation_purpose", "decrypt"), ("request_id", "x"),
+    ("evidence_issued_at", Offset(2)),
+], ids=str)
 def test_tampered_field_refused(world, field, value):
     doc = world.evidence(world.challenge(NOW))
-    doc[field] = value
+    doc[field] = NOW + value.seconds if isinstance(value, Offset) else value
     assert _refusal(world.to_bytes(doc), _options(world)).check == "signature"
 
 

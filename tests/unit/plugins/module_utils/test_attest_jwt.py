@@ -19,7 +19,7 @@ from ansible_collections.alfred.tee_kms.plugins.module_utils import _attest_jwt 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import (
     AttestationError, VerifyOptions, result_row, verify)
 
-from attest_testlib import JwtWorld, b64url
+from attest_testlib import JwtWorld, Offset, b64url
 
 NOW = int(dt.datetime.now(dt.timezone.utc).timestamp())
 ALL = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
@@ -185,12 +185,12 @@ def test_single_jwk_and_json_text_accepted(world):
     ({"aud": "someone-else"}, "claims"),
     ({"aud": ["a", "b"]}, "claims"),
     ({"aud": None}, "claims"),
-    ({"exp": NOW - 120}, "expired"),
+    ({"exp": Offset(-120)}, "expired"),
     ({"exp": None}, "claims"),
     ({"exp": "tomorrow"}, "claims"),
     ({"exp": True}, "claims"),
-    ({"nbf": NOW + 600}, "not_yet_valid"),
-    ({"iat": NOW + 600}, "not_yet_valid"),
+    ({"nbf": Offset(600)}, "not_yet_valid"),
+    ({"iat": Offset(600)}, "not_yet_valid"),
     ({"eat_nonce": "other"}, "nonce_mismatch"),
     ({"eat_nonce": None}, "nonce_mismatch"),
     ({"eat_nonce": ["x", "y"]}, "nonce_mismatch"),
@@ -199,6 +199,7 @@ def test_single_jwk_and_json_text_accepted(world):
     ({"measurement": {"nested": 1}}, "claims"),
 ])
 def test_claims_matrix(world, overrides, check):
+    overrides = {k: NOW + v.seconds if isinstance(v, Offset) else v for k, v in overrides.items()}
     token = world.token("ES256", claims=world.claims(NOW, **overrides), now=NOW)
     exc = _refusal(token, _options(world, nonce="n0nce"))
     assert exc.check == check, exc

@@ -21,24 +21,16 @@ from ansible_collections.alfred.tee_kms.plugins.module_utils import _nitro_root
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import (
     AttestationError, VerifyOptions, parse_time, result_row, verify)
 
-from attest_testlib import VECTORS, NitroWorld, make_cert
+from attest_testlib import NitroWorld, make_cert
 
 PCR0 = "e72a46ca80a260fb044a125442f0c7e331813bcbaf9724d9f3857758992766f2d65710a27aa94ae3949dd54e7c9fe86a"
 CAPTURED = parse_time("2024-09-07T14:37:39.545Z")
 DEBUG_CAPTURED = parse_time("2024-09-07T14:38:06.508Z")
 
 
-def _vector(name: str) -> str:
-    path = VECTORS / name
-    if not path.is_file():
-        pytest.skip(f"genuine AWS Nitro test vectors not found at {VECTORS} (expected ../shared/testvectors/nitro "
-                    "next to the repository root)")
-    return path.read_text()
-
-
 @pytest.fixture(scope="module")
-def production_b64():
-    return _vector("nitro_attestation.b64")
+def production_b64(nitro_vectors):
+    return (nitro_vectors / "nitro_attestation.b64").read_text()
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +65,8 @@ def test_production_document_refused_before_its_leaf_existed(production_b64):
     assert _refusal(production_b64, VerifyOptions(now=CAPTURED - dt.timedelta(minutes=1))).check == "not_yet_valid"
 
 
-def test_debug_document_refused():
-    exc = _refusal(_vector("nitro_attestation_debug.b64"), VerifyOptions(now=DEBUG_CAPTURED))
+def test_debug_document_refused(nitro_vectors):
+    exc = _refusal((nitro_vectors / "nitro_attestation_debug.b64").read_text(), VerifyOptions(now=DEBUG_CAPTURED))
     assert exc.check == "debug_enclave"
     assert exc.measurement == "0" * 96
 
@@ -157,9 +149,8 @@ def test_allow_list(production_raw):
     assert exc.check == "measurement_not_allowed"
 
 
-def test_pinned_root_fingerprint_equals_the_shared_pem():
-    shared = x509.load_pem_x509_certificate((VECTORS / "AWS_NitroEnclaves_Root-G1.pem").read_bytes()) \
-        if (VECTORS / "AWS_NitroEnclaves_Root-G1.pem").is_file() else pytest.skip(f"no shared root PEM in {VECTORS}")
+def test_pinned_root_fingerprint_equals_the_shared_pem(nitro_vectors):
+    shared = x509.load_pem_x509_certificate((nitro_vectors / "AWS_NitroEnclaves_Root-G1.pem").read_bytes())
     pinned = _nitro_root.load_root()
     assert pinned.fingerprint(hashes.SHA256()) == shared.fingerprint(hashes.SHA256())
     assert pinned.fingerprint(hashes.SHA256()).hex().upper() == _nitro_root.AWS_NITRO_ROOT_G1_SHA256

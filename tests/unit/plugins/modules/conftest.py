@@ -6,32 +6,16 @@
 
 The pattern of community.hashi_vault's ``tests/unit/plugins/modules/conftest.py``: set the
 module arguments, run ``main()`` under ``pytest.raises(SystemExit)`` and parse stdout.
-ansible-core 2.19+ offers ``patch_module_args``; older cores read ``basic._ANSIBLE_ARGS``.
+``patch_module_args`` (module_testlib) works on every ansible-core the collection supports.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 
 import pytest
-from ansible.module_utils import basic
-from ansible.module_utils.common.text.converters import to_bytes
-from module_testlib import materials
-
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # ansible-core < 2.19
-    @contextlib.contextmanager
-    def patch_module_args(args=None):
-        saved = basic._ANSIBLE_ARGS
-        basic._ANSIBLE_ARGS = to_bytes(json.dumps({"ANSIBLE_MODULE_ARGS": args or {}}))
-        try:
-            yield
-        finally:
-            basic._ANSIBLE_ARGS = saved
-
+from module_testlib import materials, patch_module_args
 
 class ModuleRun:
     def __init__(self, result, code, output):

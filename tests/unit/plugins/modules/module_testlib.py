@@ -7,8 +7,24 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
+
+from ansible.module_utils import basic
+from ansible.module_utils.common.text.converters import to_bytes
+
+try:
+    from ansible.module_utils.testing import patch_module_args  # ansible-core 2.19+
+except ImportError:  # ansible-core 2.17 / 2.18 read the arguments from basic._ANSIBLE_ARGS
+    @contextlib.contextmanager
+    def patch_module_args(args=None):
+        saved = basic._ANSIBLE_ARGS
+        basic._ANSIBLE_ARGS = to_bytes(json.dumps({"ANSIBLE_MODULE_ARGS": args or {}}))
+        try:
+            yield
+        finally:
+            basic._ANSIBLE_ARGS = saved
 
 M1 = hashlib.sha384(b"enclave-image-1").hexdigest()
 M2 = hashlib.sha384(b"enclave-image-2").hexdigest()

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.alfred.tee_kms.plugins.modules import attestation_verify
 
@@ -24,7 +23,8 @@ for extra in (REPO / "tests" / "unit" / "plugins" / "module_utils", REPO / "tool
     if str(extra) not in sys.path:
         sys.path.insert(0, str(extra))
 
-from attest_testlib import VECTORS, AlfredWorld, JwtWorld  # noqa: E402
+from attest_testlib import AlfredWorld, JwtWorld  # noqa: E402
+from module_testlib import patch_module_args  # noqa: E402
 
 PCR0 = "e72a46ca80a260fb044a125442f0c7e331813bcbaf9724d9f3857758992766f2d65710a27aa94ae3949dd54e7c9fe86a"
 CAPTURED = "2024-09-07T14:37:39.545Z"
@@ -66,11 +66,8 @@ def assert_no_raw_evidence(result: dict, *raws: str):
 
 
 @pytest.fixture(scope="module")
-def production_b64():
-    path = VECTORS / "nitro_attestation.b64"
-    if not path.is_file():
-        pytest.skip(f"genuine AWS Nitro test vectors not found at {VECTORS}")
-    return path.read_text().strip()
+def production_b64(nitro_vectors):
+    return (nitro_vectors / "nitro_attestation.b64").read_text().strip()
 
 
 # --------------------------------------------------------------------------- documents

@@ -10,12 +10,12 @@ import json
 import os
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils import _evidence as ev
 from ansible_collections.alfred.tee_kms.plugins.modules import evidence_verify
+from module_testlib import patch_module_args
 
 
 def run_module(capsys, args):
