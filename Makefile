@@ -11,7 +11,7 @@ COLLECTION_LINK := .collections/ansible_collections/alfred/tee_kms
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(BIN):$(PATH)
 
-.PHONY: all setup demo test unit lint docs sanity molecule oldest newest bench clean
+.PHONY: all setup demo test pytest leg-venvs unit lint docs sanity molecule oldest newest bench clean
 
 all: test
 
@@ -31,18 +31,26 @@ demo: setup
 
 # First a guard: the suites are collected twice and must give the same test ids (xdist workers
 # refuse to run otherwise). Then one pytest run for every Python-driven suite (one summary
-# line), then the ecosystem checks, then the oldest and newest ansible-core legs. Two workers,
-# each test file on one worker (module-scoped simulators and KMS servers): most of the time is
-# spent waiting on ansible-playbook and server subprocesses. Each phase prints its wall time.
+# line) while the venvs of the ansible-core legs are built beside it; then the ecosystem checks
+# and the oldest/newest ansible-core legs, three at a time (each works on its own copy, venv
+# or ports). pytest uses two workers, each test file on one worker (module-scoped simulators
+# and KMS servers): most of its time is spent waiting on ansible-playbook and server
+# subprocesses. Each phase prints its wall time; -O keeps each job's output together.
 PYTEST_SUITES := tests/meta tests/unit tests/integration tests/aws tests/awx tests/ee
 PHASE = start=$$(date +%s); $(1); rc=$$?; echo "make test: $(2) took $$(( $$(date +%s) - start )) s (exit $$rc)"; exit $$rc
+CHECKS := lint sanity docs oldest newest $(if $(wildcard molecule/default/molecule.yml),molecule)
 
 test: setup
 	@$(call PHASE,$(BIN)/python tests/meta/check_collection.py $(PYTEST_SUITES),collection check)
-	@$(call PHASE,$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=20 $(PYTEST_SUITES),pytest)
-	@$(call PHASE,$(MAKE) --no-print-directory lint sanity docs,lint+sanity+docs)
-	$(if $(wildcard molecule/default/molecule.yml),@$(call PHASE,$(MAKE) --no-print-directory molecule,molecule))
-	@$(call PHASE,$(MAKE) --no-print-directory oldest newest,ansible-core legs)
+	@$(call PHASE,$(MAKE) --no-print-directory -j2 -O pytest leg-venvs,pytest)
+	@$(call PHASE,$(MAKE) --no-print-directory -j3 -O $(CHECKS),$(CHECKS))
+
+pytest: setup
+	@$(call PHASE,$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=20 $(PYTEST_SUITES),pytest suites)
+
+leg-venvs:
+	tests/legs/run.sh oldest setup
+	tests/legs/run.sh newest setup
 
 unit: setup
 	$(BIN)/python -m pytest -q tests/unit

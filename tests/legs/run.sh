@@ -7,8 +7,11 @@
 # Each leg runs the unit tests and real playbook runs: the evidence playbooks (callback result
 # objects differ between cores) and one full rotate.yml rotation with rehearsal and rollback.
 # The long fault-injection matrix runs once, in the main leg.
+#
+# Usage: tests/legs/run.sh oldest|newest [setup]   (setup: only build the leg's venv)
 set -euo pipefail
-leg=${1:?usage: tests/legs/run.sh oldest|newest}
+leg=${1:?usage: tests/legs/run.sh oldest|newest [setup]}
+only_setup=${2:-}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 venv="$root/.venv-$leg"
@@ -51,6 +54,10 @@ if [ ! -f "$stamp" ]; then
   "$python" -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
   touch "$stamp"
+fi
+if [ "$only_setup" = setup ]; then
+  echo "$leg: venv ready ($venv)"
+  exit 0
 fi
 echo "$leg: ansible-core $("$venv/bin/python" -c "import ansible.release as r; print(r.__version__)") on $("$venv/bin/python" --version)"
 export PATH="$venv/bin:$PATH" ANSIBLE_CONFIG="$root/ansible.cfg"
