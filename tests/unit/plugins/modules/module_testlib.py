@@ -14,8 +14,9 @@ import json
 from ansible.module_utils import basic
 from ansible.module_utils.common.text.converters import to_bytes
 
+# patch_module_args is re-exported for the module tests: ansible-core 2.19+ ships it.
 try:
-    from ansible.module_utils.testing import patch_module_args  # ansible-core 2.19+
+    from ansible.module_utils.testing import patch_module_args  # pylint: disable=unused-import
 except ImportError:  # ansible-core 2.17 / 2.18 read the arguments from basic._ANSIBLE_ARGS
     @contextlib.contextmanager
     def patch_module_args(args=None):
