@@ -32,7 +32,8 @@ demo: setup
 # First a guard: the suites are collected twice and must give the same test ids (xdist workers
 # refuse to run otherwise). Then one pytest run for every Python-driven suite (one summary
 # line) while the venvs of the ansible-core legs are built beside it; then the ecosystem checks
-# and the oldest/newest ansible-core legs, three at a time (each works on its own copy, venv
+# and the oldest/newest ansible-core legs, three at a time, each reported even when another
+# fails (-k; each works on its own copy, venv
 # or ports). pytest uses two workers, each test file on one worker (module-scoped simulators
 # and KMS servers): most of its time is spent waiting on ansible-playbook and server
 # subprocesses. Each phase prints its wall time; -O keeps each job's output together.
@@ -43,7 +44,7 @@ CHECKS := lint sanity docs oldest newest $(if $(wildcard molecule/default/molecu
 test: setup
 	@$(call PHASE,$(BIN)/python tests/meta/check_collection.py $(PYTEST_SUITES),collection check)
 	@$(call PHASE,$(MAKE) --no-print-directory -j2 -O pytest leg-venvs,pytest)
-	@$(call PHASE,$(MAKE) --no-print-directory -j3 -O $(CHECKS),$(CHECKS))
+	@$(call PHASE,$(MAKE) --no-print-directory -k -j3 -O $(CHECKS),$(CHECKS))
 
 pytest: setup
 	@$(call PHASE,$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=20 $(PYTEST_SUITES),pytest suites)
