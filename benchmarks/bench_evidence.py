@@ -33,7 +33,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / ".collections"))
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils import _evidence as ev  # noqa: E402
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import format as ev  # noqa: E402
 
 
 def write_playbook(path: Path, tasks: int) -> None:

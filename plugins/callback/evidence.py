@@ -109,7 +109,7 @@ try:
 except ImportError:  # pragma: no cover
     ANSIBLE_CORE_VERSION = "unknown"
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import (
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence.format import (
     SCHEMA,
     AuditCollector,
     ChainWriter,
@@ -128,7 +128,7 @@ from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import (
     RUN_LOG,
     SUMMARY,
 )
-from ansible_collections.alfred.tee_kms.plugins.module_utils._secret_patterns import Redactor, is_secret_name
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence.secret_patterns import Redactor, is_secret_name
 
 ENV_BUNDLE = "ALFRED_EVIDENCE_BUNDLE"
 COLLECTION = "alfred.tee_kms"

@@ -249,9 +249,9 @@ else:
     DEPS_ERROR = None
 
 # Imports only the standard library at load time; cryptography, cbor2 and requests are used lazily.
-from ansible_collections.alfred.tee_kms.plugins.module_utils._attest_client import (
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.client import (
     freshness_argument_spec, run, trust_argument_spec)
-from ansible_collections.alfred.tee_kms.plugins.module_utils._errors import TeeKmsError
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import TeeKmsError
 
 
 def argument_spec() -> dict:

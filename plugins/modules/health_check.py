@@ -84,8 +84,8 @@ import json
 import time
 from urllib.parse import urlsplit, urlunsplit
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._errors import TeeKmsError
-from ansible_collections.alfred.tee_kms.plugins.module_utils._module_base import TeeKmsModule
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import TeeKmsError
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
 
 
 class Unhealthy(TeeKmsError):

@@ -117,12 +117,12 @@ import datetime
 import json
 import os
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._errors import ConflictError, InputError
-from ansible_collections.alfred.tee_kms.plugins.module_utils._local_kms import normalize_trust
-from ansible_collections.alfred.tee_kms.plugins.module_utils._measurements import normalize_list
-from ansible_collections.alfred.tee_kms.plugins.module_utils._module_base import TeeKmsModule
-from ansible_collections.alfred.tee_kms.plugins.module_utils._providers import DESTRUCTION_ARGSPEC
-from ansible_collections.alfred.tee_kms.plugins.module_utils._provider_base import (
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import ConflictError, InputError
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.local import normalize_trust
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.measurements import normalize_list
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.registry import DESTRUCTION_ARGSPEC
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.base import (
     audit_change,
     audit_key_state,
     check_pending_days,

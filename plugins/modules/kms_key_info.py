@@ -92,8 +92,8 @@ audit:
   returned: when the key exists
 """
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._module_base import TeeKmsModule
-from ansible_collections.alfred.tee_kms.plugins.module_utils._provider_base import audit_key_state, public_state
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.base import audit_key_state, public_state
 
 
 def handle(mod):

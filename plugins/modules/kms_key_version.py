@@ -72,10 +72,10 @@ primary:
 
 import copy
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils import _provider_base as rules
-from ansible_collections.alfred.tee_kms.plugins.module_utils._errors import ConflictError, InputError
-from ansible_collections.alfred.tee_kms.plugins.module_utils._module_base import TeeKmsModule
-from ansible_collections.alfred.tee_kms.plugins.module_utils._providers import DESTRUCTION_ARGSPEC
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms import base as rules
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import ConflictError, InputError
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.registry import DESTRUCTION_ARGSPEC
 
 
 def plan(state: dict, version: int, wanted: str) -> list:

@@ -78,9 +78,9 @@ probe:
            "canary_sha256": "5f1c...", "ciphertext": "tkms1.eyJr...", "context": {"token_key_id": "tokens/refresh", "token_version": "3"}}
 """
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._errors import TeeKmsError
-from ansible_collections.alfred.tee_kms.plugins.module_utils._module_base import TeeKmsModule
-from ansible_collections.alfred.tee_kms.plugins.module_utils._probes import run_probe
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import TeeKmsError
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
+from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.probes import run_probe
 
 
 class ProbeFailed(TeeKmsError):

@@ -74,10 +74,10 @@ removed:
   returned: always
 """
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._errors import ConflictError, InputError
-from ansible_collections.alfred.tee_kms.plugins.module_utils._measurements import normalize_list
-from ansible_collections.alfred.tee_kms.plugins.module_utils._module_base import TeeKmsModule
-from ansible_collections.alfred.tee_kms.plugins.module_utils._provider_base import audit_change, public_state
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import ConflictError, InputError
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.measurements import normalize_list
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.base import audit_change, public_state
 
 
 def target_list(current: list, requested: list, state: str) -> list:

@@ -67,9 +67,9 @@ hook:
            "stdout_lines": ["rotated tokens/refresh to version 3"], "stderr_lines": []}
 """
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._errors import TeeKmsError
-from ansible_collections.alfred.tee_kms.plugins.module_utils._hooks import command_digest, run_hook
-from ansible_collections.alfred.tee_kms.plugins.module_utils._module_base import TeeKmsModule
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import TeeKmsError
+from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.hooks import command_digest, run_hook
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
 
 
 class HookFailed(TeeKmsError):

@@ -100,8 +100,8 @@ audit:
   returned: success
 """
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._module_base import TeeKmsModule
-from ansible_collections.alfred.tee_kms.plugins.module_utils._rotation import validate_inputs
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
+from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.rotation import validate_inputs
 
 
 def handle(mod):

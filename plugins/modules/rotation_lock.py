@@ -64,9 +64,9 @@ taken_over:
   returned: when a lock was taken over
 """
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._module_base import TeeKmsModule
-from ansible_collections.alfred.tee_kms.plugins.module_utils._provider_base import lock_conflict
-from ansible_collections.alfred.tee_kms.plugins.module_utils._rotation import holder_is_gone
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.base import lock_conflict
+from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.rotation import holder_is_gone
 
 
 def handle(mod):

@@ -137,7 +137,7 @@ audit:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._secret_patterns import scan_paths
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence.secret_patterns import scan_paths
 
 
 def main():

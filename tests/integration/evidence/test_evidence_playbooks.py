@@ -15,7 +15,7 @@ import subprocess
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils import _evidence as ev
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import format as ev
 
 REPO_PLAYBOOKS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "playbooks")
 

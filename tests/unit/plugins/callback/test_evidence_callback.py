@@ -22,7 +22,7 @@ from ansible.utils import vars as ansible_vars
 from ansible.vars.manager import VariableManager
 
 from ansible_collections.alfred.tee_kms.plugins.callback import evidence as cb_mod
-from ansible_collections.alfred.tee_kms.plugins.module_utils import _evidence as ev
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import format as ev
 
 
 def task_result(host, task, data):

@@ -12,7 +12,7 @@ from module_testlib import M1, M2, M3, warning_texts
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._local_kms import LocalKmsProvider
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.local import LocalKmsProvider
 from ansible_collections.alfred.tee_kms.plugins.modules import kms_key
 
 KEY = "tokens/refresh"
