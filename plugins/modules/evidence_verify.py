@@ -115,7 +115,7 @@ audit:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence.format import verify_bundle
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence.verify import verify_bundle
 
 
 def main():

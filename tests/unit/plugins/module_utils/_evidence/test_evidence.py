@@ -16,13 +16,17 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import audit as ev_audit
 from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import format as ev
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import verify as ev_verify
+from ansible_collections.alfred.tee_kms.plugins.plugin_utils import _evidence_bundle as ev_bundle
+from ansible_collections.alfred.tee_kms.plugins.plugin_utils import _evidence_run as ev_run
 
 
 def make_bundle(root, events=12, key=None, end=True):
     bundle = os.path.join(str(root), "staging-all-20260216T101500Z")
     os.makedirs(bundle)
-    chain = ev.ChainWriter(os.path.join(bundle, ev.EVENTS))
+    chain = ev_bundle.ChainWriter(os.path.join(bundle, ev.EVENTS))
     chain.append("run_start", {"env": "staging", "action": "all"})
     for i in range(events - 2):
         chain.append("task_result", {"task": f"task {i}", "status": "ok", "duration_ms": i, "text": "žluťoučký kůň \u2603"})
@@ -31,13 +35,13 @@ def make_bundle(root, events=12, key=None, end=True):
     chain.close()
     with open(os.path.join(bundle, ev.RUN_LOG), "w") as handle:
         handle.write("[2026-02-16T10:15:00.000Z] INFO hello\n")
-    ev.write_json(os.path.join(bundle, ev.SUMMARY), {
+    ev_bundle.write_json(os.path.join(bundle, ev.SUMMARY), {
         "env": "staging", "action": "all", "outcome": "success",
         "chain_head": {"seq": chain.seq, "hash": chain.head},
     })
-    ev.write_manifest(bundle)
+    ev_bundle.write_manifest(bundle)
     if key is not None:
-        ev.sign_manifest(bundle, key)
+        ev_bundle.sign_manifest(bundle, key)
     return bundle
 
 
@@ -93,7 +97,7 @@ def test_chain_lines_follow_the_contract(tmp_path):
 
 def test_roundtrip_unsigned_and_sha256sum(tmp_path):
     bundle = make_bundle(tmp_path)
-    result = ev.verify_bundle(bundle)
+    result = ev_verify.verify_bundle(bundle)
     assert result["verified"], result["reason"]
     assert result["events"] == 12
     assert result["chain_head"]["seq"] == 11
@@ -108,7 +112,7 @@ def test_roundtrip_signed_with_all_key_forms(tmp_path, key):
     pem_path = tmp_path / "pub.pem"
     pem_path.write_text(pub_pem(key))
     for spec in (pub_pem(key), str(pem_path), base64.b64encode(raw).decode()):
-        result = ev.verify_bundle(bundle, spec)
+        result = ev_verify.verify_bundle(bundle, spec)
         assert result["verified"] and result["signature_verified"], result["reason"]
     # the signature file is base64 of the 64 raw bytes over MANIFEST.sha256
     sig = base64.b64decode(open(os.path.join(bundle, ev.SIGNATURE)).read().strip())
@@ -130,33 +134,33 @@ def test_signature_verifies_with_openssl(tmp_path, key):
 
 def test_read_head_matches_last_line(tmp_path):
     bundle = make_bundle(tmp_path, events=300)
-    head = ev.read_head(bundle)
+    head = ev_verify.read_head(bundle)
     last = json.loads(lines(bundle)[-1])
     assert head == {"bundle": bundle, "seq": 299, "hash": last["hash"]}
     # a partially written last line is ignored: the head is the last complete line
     with open(os.path.join(bundle, ev.EVENTS), "a") as handle:
         handle.write('{"seq": 300, "partial')
-    assert ev.read_head(bundle)["seq"] == 299
+    assert ev_verify.read_head(bundle)["seq"] == 299
 
 
 def test_private_key_errors_are_clear(tmp_path):
     with pytest.raises(ev.EvidenceError, match=r"Could not read evidence signing key '.*nope.pem': No such file"):
-        ev.load_private_key(str(tmp_path / "nope.pem"))
+        ev_bundle.load_private_key(str(tmp_path / "nope.pem"))
     (tmp_path / "bad.pem").write_text("not a key")
     with pytest.raises(ev.EvidenceError, match="not a PEM private key"):
-        ev.load_private_key(str(tmp_path / "bad.pem"))
+        ev_bundle.load_private_key(str(tmp_path / "bad.pem"))
     with pytest.raises(ev.EvidenceError, match="base64 decodes to 3 bytes"):
-        ev.load_public_key("AAAA")
+        ev_verify.load_public_key("AAAA")
 
 
 def test_bundle_dir_name_and_collision(tmp_path):
     import datetime as dt
     when = dt.datetime(2026, 2, 16, 10, 15, 0, tzinfo=dt.timezone.utc)
-    first = ev.create_bundle_dir(str(tmp_path), "production", "all", when)
-    second = ev.create_bundle_dir(str(tmp_path), "production", "all", when)
+    first = ev_bundle.create_bundle_dir(str(tmp_path), "production", "all", when)
+    second = ev_bundle.create_bundle_dir(str(tmp_path), "production", "all", when)
     assert os.path.basename(first) == "production-all-20260216T101500Z"
     assert os.path.basename(second) == "production-all-20260216T101500Z.1"
-    assert os.path.basename(ev.create_bundle_dir(str(tmp_path), "../../etc", "a b", when)).startswith("etc-a_b-")
+    assert os.path.basename(ev_bundle.create_bundle_dir(str(tmp_path), "../../etc", "a b", when)).startswith("etc-a_b-")
 
 
 # ---------------------------------------------------------------------------------- tamper matrix
@@ -225,7 +229,7 @@ def tamper_edit_summary(bundle):
     path = os.path.join(bundle, ev.SUMMARY)
     data = json.load(open(path))
     data["outcome"] = "failed"
-    ev.write_json(path, data)
+    ev_bundle.write_json(path, data)
     return r"^summary\.json: SHA-256 does not match MANIFEST\.sha256 line 3 \(file modified\)$"
 
 
@@ -273,8 +277,8 @@ def tamper_rewrite_everything_consistently(bundle):
     path = os.path.join(bundle, ev.SUMMARY)
     data = json.load(open(path))
     data["chain_head"]["hash"] = prev
-    ev.write_json(path, data)
-    ev.write_manifest(bundle)
+    ev_bundle.write_json(path, data)
+    ev_bundle.write_manifest(bundle)
     return r"^MANIFEST\.sig: signature does not verify MANIFEST\.sha256 with the given public key$"
 
 
@@ -302,46 +306,46 @@ TAMPERS = [
 @pytest.mark.parametrize("tamper", TAMPERS, ids=[t.__name__[len("tamper_"):] for t in TAMPERS])
 def test_tamper_is_detected_with_a_precise_reason(tmp_path, key, tamper):
     bundle = make_bundle(tmp_path, key=key)
-    assert ev.verify_bundle(bundle, pub_pem(key))["verified"]
+    assert ev_verify.verify_bundle(bundle, pub_pem(key))["verified"]
     expected = tamper(bundle)
-    result = ev.verify_bundle(bundle, pub_pem(key))
+    result = ev_verify.verify_bundle(bundle, pub_pem(key))
     assert result["verified"] is False
     assert result["reason"] and __import__("re").search(expected, result["reason"]), result["reason"]
 
 
 def test_unsigned_bundle_with_key_given_fails_but_verifies_without(tmp_path, key):
     bundle = make_bundle(tmp_path)
-    assert ev.verify_bundle(bundle)["verified"]
-    result = ev.verify_bundle(bundle, pub_pem(key))
+    assert ev_verify.verify_bundle(bundle)["verified"]
+    result = ev_verify.verify_bundle(bundle, pub_pem(key))
     assert not result["verified"] and result["reason"].startswith("MANIFEST.sig: missing")
 
 
 def test_wrong_key_fails(tmp_path, key):
     bundle = make_bundle(tmp_path, key=key)
     other = ed25519.Ed25519PrivateKey.generate()
-    assert ev.verify_bundle(bundle, pub_pem(other))["reason"].startswith("MANIFEST.sig: signature does not verify")
+    assert ev_verify.verify_bundle(bundle, pub_pem(other))["reason"].startswith("MANIFEST.sig: signature does not verify")
 
 
 def test_unfinished_chain_without_end_is_reported(tmp_path):
     bundle = make_bundle(tmp_path, end=False)
-    result = ev.verify_bundle(bundle)
+    result = ev_verify.verify_bundle(bundle)
     assert result["reason"] == "events.jsonl line 11: last event is 'task_result', expected 'end' (chain truncated)"
 
 
 def test_not_a_bundle(tmp_path):
-    result = ev.verify_bundle(str(tmp_path / "missing"))
+    result = ev_verify.verify_bundle(str(tmp_path / "missing"))
     assert not result["verified"] and "not a directory" in result["reason"]
 
 
 # ---------------------------------------------------------------------------------- audit protocol
 def test_audits_are_collected_from_loops_and_hooks_are_digested():
-    collector = ev.AuditCollector(show_commands=False)
+    collector = ev_run.AuditCollector(show_commands=False)
     result = {"results": [{"audit": {"kind": "hook", "name": "stage", "outcome": "ok", "rc": 0, "duration_ms": 12,
                                      "command": "deploy --token abc"}},
                           {"audit": {"kind": "key_state", "key_id": "k", "primary_version": 1, "versions": [],
                                      "allowed_measurements": ["a" * 96]}}],
               "audit": {"kind": "key_state", "key_id": "k", "primary_version": 2, "versions": [], "allowed_measurements": ["b" * 96]}}
-    for audit in ev.iter_audits(result):
+    for audit in ev_audit.iter_audits(result):
         collector.add(audit, "t", "localhost")
     fields = collector.summary_fields()
     hook = fields["hooks"][0]
@@ -352,7 +356,7 @@ def test_audits_are_collected_from_loops_and_hooks_are_digested():
 
 
 def test_show_commands_keeps_command_text():
-    collector = ev.AuditCollector(show_commands=True)
+    collector = ev_run.AuditCollector(show_commands=True)
     collector.add({"kind": "hook", "name": "stage", "outcome": "ok", "command": "deploy now", "command_sha256": "x"})
     assert collector.hooks[0]["command"] == "deploy now"
 
@@ -367,7 +371,7 @@ def test_show_commands_keeps_command_text():
     ("all", [{"executed": False, "outcome": "skipped"}], False, "success"),
 ])
 def test_outcome_rules(action, rollbacks, failed, expected):
-    collector = ev.AuditCollector()
+    collector = ev_run.AuditCollector()
     for r in rollbacks:
         collector.add(dict(r, kind="rollback"))
     assert collector.outcome(action, failed) == expected
