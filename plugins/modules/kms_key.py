@@ -118,11 +118,11 @@ import json
 import os
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import ConflictError, InputError
-from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.local import normalize_trust
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.trust import normalize_trust
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.measurements import normalize_list
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
-from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.registry import DESTRUCTION_ARGSPEC
-from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.base import (
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.rules import (
+    DESTRUCTION_ARGSPEC,
     audit_change,
     audit_key_state,
     check_pending_days,

@@ -93,7 +93,7 @@ audit:
 """
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
-from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.base import audit_key_state, public_state
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.rules import audit_key_state, public_state
 
 
 def handle(mod):

@@ -72,10 +72,9 @@ primary:
 
 import copy
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._kms import base as rules
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms import rules
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import ConflictError, InputError
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
-from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.registry import DESTRUCTION_ARGSPEC
 
 
 def plan(state: dict, version: int, wanted: str) -> list:
@@ -147,7 +146,7 @@ def main():
     TeeKmsModule(dict(
         version=dict(type="int", required=True),
         state=dict(type="str", default="present", choices=["present", "primary", "disabled", "enabled", "destroy_scheduled"]),
-        **DESTRUCTION_ARGSPEC,
+        **rules.DESTRUCTION_ARGSPEC,
     )).run(handle)
 
 

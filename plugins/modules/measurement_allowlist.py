@@ -77,7 +77,7 @@ removed:
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import ConflictError, InputError
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.measurements import normalize_list
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
-from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.base import audit_change, public_state
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.rules import audit_change, public_state
 
 
 def target_list(current: list, requested: list, state: str) -> list:

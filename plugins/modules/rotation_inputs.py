@@ -101,7 +101,7 @@ audit:
 """
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
-from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.rotation import validate_inputs
+from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.inputs import validate_inputs
 
 
 def handle(mod):

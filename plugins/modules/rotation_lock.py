@@ -65,8 +65,8 @@ taken_over:
 """
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
-from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.base import lock_conflict
-from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.rotation import holder_is_gone
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.rules import lock_conflict
+from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.locks import holder_is_gone
 
 
 def handle(mod):

@@ -90,8 +90,8 @@ already_rotated:
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import InputError, NotFoundError
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.measurements import normalize_list
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
-from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.base import audit_change, public_state
-from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.rotation import new_snapshot, snapshot_decision
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.rules import audit_change, public_state
+from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.snapshots import new_snapshot, snapshot_decision
 
 
 def _require(p, names, state):

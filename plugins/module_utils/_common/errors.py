@@ -64,3 +64,15 @@ class ProviderError(TeeKmsError):
     """A remote KMS answered with an error or could not be reached."""
 
     code = "provider"
+
+
+class MissingLibraryError(TeeKmsError):
+    """A required Python library is missing or too old; the module base reports it with
+    ``missing_required_lib`` (attribute ``library``, the detail in ``exception``)."""
+
+    code = "missing_library"
+
+    def __init__(self, library: str, exception=None, user: str = "this module"):
+        self.library = library
+        self.exception = exception
+        super().__init__("use", user, f"the Python library {library} is not installed")

@@ -13,32 +13,21 @@ handling lines live here instead of being repeated in every module.
 
 from __future__ import annotations
 
-import traceback
-
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common import deps
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import TeeKmsError
-from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.registry import PROVIDER_ARGSPEC, build_provider
-
-CRYPTOGRAPHY_MIN = (41, 0)
-
-try:
-    import cryptography
-
-    HAS_CRYPTOGRAPHY = tuple(int(p) for p in cryptography.__version__.split(".")[:2]) >= CRYPTOGRAPHY_MIN
-    CRYPTOGRAPHY_ERROR = None if HAS_CRYPTOGRAPHY else f"cryptography {cryptography.__version__} is older than 41.0"
-except ImportError:
-    HAS_CRYPTOGRAPHY = False
-    CRYPTOGRAPHY_ERROR = traceback.format_exc()
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms import registry
 
 
 def make_module(argument_spec: dict, with_provider: bool = True, **kwargs) -> AnsibleModule:
-    spec = dict(PROVIDER_ARGSPEC) if with_provider else {}
+    spec = registry.argument_spec() if with_provider else {}
     spec.update(argument_spec)
     kwargs.setdefault("supports_check_mode", True)
     module = AnsibleModule(argument_spec=spec, **kwargs)
-    if not HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib("cryptography>=41.0"), exception=CRYPTOGRAPHY_ERROR)
+    problem = deps.CRYPTOGRAPHY.problem()
+    if problem is not None:
+        module.fail_json(msg=missing_required_lib(deps.CRYPTOGRAPHY.spec), exception=problem[1])
     return module
 
 
@@ -54,7 +43,7 @@ class TeeKmsModule:
     @property
     def provider(self):
         if self._provider is None:
-            self._provider = build_provider(self.params)
+            self._provider = registry.build_provider(self.params)
         return self._provider
 
     def fail(self, error: TeeKmsError, **extra):

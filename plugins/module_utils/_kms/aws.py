@@ -44,9 +44,10 @@ import json
 import re
 import zlib
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._kms import aws_policy as policy
-from ansible_collections.alfred.tee_kms.plugins.module_utils._kms import base as base
-from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.aws_client import AwsSession, error_code, wait_for
+from ansible.module_utils.basic import env_fallback
+
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.trust import normalize_trust
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common import deps
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import (
     AccessDeniedError,
     ConflictError,
@@ -56,7 +57,10 @@ from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors impo
     ProviderError,
     TeeKmsError,
 )
-from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.local import normalize_trust
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms import aws_policy as policy
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms import rules
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.aws_client import AwsSession, check_params, error_code, wait_for
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.base import KmsProvider
 
 TAG = "alfred:tee_kms:"
 TAG_KEY_ID = TAG + "key_id"
@@ -90,7 +94,7 @@ def _now() -> datetime.datetime:
 
 
 def check_alias(key_id, action: str) -> str:
-    base.check_key_id(key_id, action)
+    rules.check_key_id(key_id, action)
     if not _ALIAS.match(key_id) or key_id.startswith("alias/aws/") or key_id.endswith((LOCK_SUFFIX, SNAPSHOT_SUFFIX)):
         raise InputError(action, f"key '{key_id}'", "with provider aws, key_id must be a KMS alias: alias/ followed by up to 200 "
                          "letters, digits, /, _ and - (not alias/aws/..., which AWS reserves)")
@@ -137,15 +141,38 @@ def nitro_pcr(trust: dict) -> int:
     return pcrs[0]
 
 
-class AwsKmsProvider(base.KmsProvider):
+class AwsKmsProvider(KmsProvider):
     name = "aws"
+    label = "the AWS KMS provider"
+    # Option names and aliases follow amazon.aws so that existing module_defaults and
+    # credentials carry over (plugins/doc_fragments/provider_aws.py documents them).
+    argument_spec = dict(
+        region=dict(type="str", aliases=["aws_region", "ec2_region"], fallback=(env_fallback, ["AWS_REGION", "AWS_DEFAULT_REGION"])),
+        endpoint_url=dict(type="str", aliases=["aws_endpoint_url", "ec2_url"], fallback=(env_fallback, ["AWS_URL", "AWS_ENDPOINT_URL"])),
+        # An access key id names a credential; it is not the secret part (amazon.aws does the same).
+        access_key=dict(type="str", aliases=["aws_access_key_id", "aws_access_key", "ec2_access_key"], no_log=False,
+                        fallback=(env_fallback, ["AWS_ACCESS_KEY_ID", "AWS_ACCESS_KEY", "EC2_ACCESS_KEY"])),
+        secret_key=dict(type="str", aliases=["aws_secret_access_key", "aws_secret_key", "ec2_secret_key"], no_log=True,
+                        fallback=(env_fallback, ["AWS_SECRET_ACCESS_KEY", "AWS_SECRET_KEY", "EC2_SECRET_KEY"])),
+        session_token=dict(type="str", aliases=["aws_session_token", "security_token", "aws_security_token", "access_token"], no_log=True,
+                           fallback=(env_fallback, ["AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "EC2_SECURITY_TOKEN"])),
+        profile=dict(type="str", aliases=["aws_profile"], fallback=(env_fallback, ["AWS_PROFILE", "AWS_DEFAULT_PROFILE"])),
+        validate_certs=dict(type="bool", default=True, aliases=["aws_validate_certs"]),
+        aws_ca_bundle=dict(type="path", fallback=(env_fallback, ["AWS_CA_BUNDLE"])),
+    )
+    # boto3 talks to AWS KMS; cryptography verifies the evidence presented with a decrypt.
+    requirements = (deps.BOTO3, deps.CRYPTOGRAPHY)
+
+    @classmethod
+    def validate_options(cls, options):
+        check_params(options)
+
+    @classmethod
+    def from_options(cls, options):
+        return cls(AwsSession(options))
 
     def __init__(self, session: AwsSession):
         self.aws = session
-
-    @classmethod
-    def from_params(cls, params: dict) -> "AwsKmsProvider":
-        return cls(AwsSession(params))
 
     # --- low level -------------------------------------------------------------------
     def _kms(self, operation, action, obj, **kwargs):
@@ -349,7 +376,7 @@ class AwsKmsProvider(base.KmsProvider):
     def _orphan(self, kid):
         """Schedule a never-used key that lost a creation race for deletion (best effort)."""
         try:
-            self._kms("schedule_key_deletion", "clean up", f"unused KMS key {kid}", KeyId=kid, PendingWindowInDays=base.MIN_PENDING_DAYS)
+            self._kms("schedule_key_deletion", "clean up", f"unused KMS key {kid}", KeyId=kid, PendingWindowInDays=rules.MIN_PENDING_DAYS)
         except TeeKmsError:
             pass
 
@@ -370,7 +397,7 @@ class AwsKmsProvider(base.KmsProvider):
 
     def schedule_key_deletion(self, key_id, pending_days):
         obj = f"key '{key_id}'"
-        base.check_pending_days(pending_days, obj)
+        rules.check_pending_days(pending_days, obj)
         state, internal = self._load(key_id, "schedule deletion of", allow_pending=False)
         # Non-primary versions first: until the primary is scheduled the key reads as live, so
         # an interrupted run is simply repeated.
@@ -391,7 +418,7 @@ class AwsKmsProvider(base.KmsProvider):
         action = "create a version of"
         obj = f"key '{key_id}'"
         state, internal = self._load(key_id, action, allow_pending=False)
-        base.check_next_version(state, version)
+        rules.check_next_version(state, version)
         account, partition = self._account(internal["arn"])
         cond_key = policy.own_condition_key(internal["policy"]) or policy.condition_key(nitro_pcr(state["attestation_trust"]))
         try:
@@ -410,7 +437,7 @@ class AwsKmsProvider(base.KmsProvider):
     def set_primary(self, key_id, version):
         action = "promote a version of"
         state, internal = self._load(key_id, action, allow_pending=False)
-        base.check_promote(state, version)
+        rules.check_promote(state, version)
         self._point_alias(key_id, internal["keys"][version], action)
 
     def _point_alias(self, key_id, kid, action):
@@ -419,14 +446,14 @@ class AwsKmsProvider(base.KmsProvider):
         wait_for(lambda: self._alias_target(key_id, action, obj) == kid, action, obj, "the alias to target the new primary version")
 
     def set_version_state(self, key_id, version, target, pending_days=None):
-        if target not in base.VERSION_STATES:
+        if target not in rules.VERSION_STATES:
             raise InputError("change", f"version {version} of key '{key_id}'", f"unknown state '{target}'")
         if target == "destroy_scheduled":
-            base.check_pending_days(pending_days, f"version {version} of key '{key_id}'")
+            rules.check_pending_days(pending_days, f"version {version} of key '{key_id}'")
         action = "change the state of a version of"
         state, internal = self._load(key_id, action, allow_pending=False)
-        base.check_set_state(state, version, target)
-        base.find_version(state, version, "change")
+        rules.check_set_state(state, version, target)
+        rules.find_version(state, version, "change")
         kid = internal["keys"][version]
         kms_state = internal["meta"][version]["KeyState"]
         obj = f"version {version} of key '{key_id}'"
@@ -502,7 +529,7 @@ class AwsKmsProvider(base.KmsProvider):
         if not allowed_measurements:
             raise InputError("restore", f"key '{key_id}'", "the snapshot's allow-list is empty")
         state, internal = self._load(key_id, "restore", allow_pending=False)
-        base.check_promote(state, primary_version)
+        rules.check_promote(state, primary_version)
         # Order: every check and every merged policy is computed before the first write, so a
         # refusal changes nothing. Then the policies (current primary last), then the alias.
         # - The alias is the commit point. Until it moves, reads still show the current
@@ -560,7 +587,7 @@ class AwsKmsProvider(base.KmsProvider):
             raise InputError("encrypt", f"data under key '{key_id}'", f"plaintext must be 1-{MAX_PLAINTEXT} bytes")
         state, internal = self._load(key_id, "encrypt", allow_pending=False)
         version = state["primary_version"] if version is None else version
-        entry = base.find_version(state, version, "encrypt")
+        entry = rules.find_version(state, version, "encrypt")
         obj = f"data under version {version} of key '{key_id}'"
         if entry["state"] != "enabled":
             raise ConflictError("encrypt", obj, f"version {version} is {entry['state']}")
@@ -582,13 +609,13 @@ class AwsKmsProvider(base.KmsProvider):
         version, blob = self.parse_ciphertext(ciphertext)
         obj = f"a ciphertext under version {version} of key '{key_id}'"
         state, internal = self._load(key_id, "decrypt", allow_pending=False)
-        entry = base.find_version(state, version, "decrypt")
+        entry = rules.find_version(state, version, "decrypt")
         if entry["state"] != "enabled":
             raise AccessDeniedError("decrypt", obj, f"version {version} is {entry['state']}")
         kid = internal["keys"][version]
         text = internal["policy_text"] if kid == internal["primary_kid"] else self._policy_text(kid, "decrypt", obj)
         allowed = policy.allowed_measurements(policy.parse(text))
-        raw, fmt = base.require_attestation(state.get("attestation_trust"), attestation, allowed, obj)
+        raw, fmt = rules.require_attestation(state.get("attestation_trust"), attestation, allowed, obj)
         kwargs = {"CiphertextBlob": blob, "EncryptionContext": self._context(context), "KeyId": kid}
         if fmt == "nitro":
             # Real AWS KMS checks the document itself and returns the plaintext encrypted to the
@@ -642,7 +669,7 @@ class AwsKmsProvider(base.KmsProvider):
     def acquire_lock(self, key_id, owner, ttl_seconds, break_stale=False, takeover_from=None):
         action = "acquire the rotation lock on"
         obj = f"key '{key_id}'"
-        base.check_lock_request(owner, ttl_seconds, obj)
+        rules.check_lock_request(owner, ttl_seconds, obj)
         state, internal = self._load(key_id, action, allow_pending=False)
         alias = key_id + LOCK_SUFFIX
         now = _now()
@@ -652,7 +679,7 @@ class AwsKmsProvider(base.KmsProvider):
             # store this check-then-delete is not atomic; CreateAlias below still is, so two
             # runs taking over at once cannot both get the lock.
             if not (takeover_from and lock["owner"] == takeover_from):
-                error = base.lock_conflict(key_id, lock, owner, break_stale, now)
+                error = rules.lock_conflict(key_id, lock, owner, break_stale, now)
                 if error:
                     raise error
             self._delete_alias(alias, action, obj)

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import os
 import time
-import traceback
 
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common import deps
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import (
     AccessDeniedError,
     InputError,
@@ -30,37 +30,23 @@ try:
     import boto3
     from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
-
-    HAS_BOTO3 = True
-    BOTO3_IMPORT_ERROR = None
-except ImportError:
-    HAS_BOTO3 = False
-    BOTO3_IMPORT_ERROR = traceback.format_exc()
+except ImportError:  # reported by require_boto3() when the provider is used
     BotoCoreError = ClientError = ProfileNotFound = ()  # nothing can be caught from a missing library
 
-BOTO3_MIN = (1, 28)
 MAX_ATTEMPTS = 10
 USER_AGENT = "alfred.tee_kms"
 
 
-class MissingLibraryError(TeeKmsError):
-    """A required Python library is missing; the module base reports it with
-    ``missing_required_lib`` (attribute ``library``)."""
-
-    code = "missing_library"
-
-    def __init__(self, library: str, exception=None):
-        self.library = library
-        self.exception = exception
-        super().__init__("use", "the AWS KMS provider", f"the Python library {library} is not installed")
-
-
 def require_boto3():
-    if not HAS_BOTO3:
-        raise MissingLibraryError("boto3", BOTO3_IMPORT_ERROR)
-    version = tuple(int(p) for p in boto3.__version__.split(".")[:2])
-    if version < BOTO3_MIN:
-        raise MissingLibraryError(f"boto3>={'.'.join(map(str, BOTO3_MIN))}", f"boto3 {boto3.__version__} is installed")
+    deps.BOTO3.check("the AWS KMS provider")
+
+
+def check_params(params: dict) -> None:
+    """The options the AWS KMS provider cannot work without, checked before any call."""
+    if not params.get("region"):
+        raise InputError("use", "the AWS KMS provider", "region is required (set region, or AWS_REGION / AWS_DEFAULT_REGION)")
+    if bool(params.get("access_key")) != bool(params.get("secret_key")):
+        raise InputError("use", "the AWS KMS provider", "access_key and secret_key must be given together")
 
 
 # Error codes that mean "the thing is not there".
@@ -74,9 +60,8 @@ class AwsSession:
 
     def __init__(self, params: dict):
         require_boto3()
+        check_params(params)
         self.region = params.get("region")
-        if not self.region:
-            raise InputError("use", "the AWS KMS provider", "region is required (set region, or AWS_REGION / AWS_DEFAULT_REGION)")
         # Values that must never appear in a message, even if an error echoes them.
         self._secrets = [v for v in (params.get("secret_key"), params.get("session_token")) if v]
         self.endpoint_url = params.get("endpoint_url") or None
@@ -84,8 +69,6 @@ class AwsSession:
         if params.get("access_key") and params.get("secret_key"):
             kwargs.update(aws_access_key_id=params["access_key"], aws_secret_access_key=params["secret_key"],
                           aws_session_token=params.get("session_token") or None)
-        elif params.get("access_key") or params.get("secret_key"):
-            raise InputError("use", "the AWS KMS provider", "access_key and secret_key must be given together")
         elif params.get("profile"):
             kwargs["profile_name"] = params["profile"]
         try:

@@ -2,106 +2,59 @@
 # Copyright (c) 2026, Alfred security engineering
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The provider-neutral KMS interface and the rotation rules every provider obeys.
+"""The provider-neutral KMS interface: the abstract provider every ``_kms/<name>.py`` implements.
 
 Private module_utils: the API may change without notice between releases.
 
-A key (``key_id``) has integer versions 1..n, each ``enabled``, ``disabled`` or
-``destroy_scheduled``; exactly one enabled version is primary. The rules that decide
-whether a change is allowed live here, once, so that every provider refuses the same
-things with the same words before it touches anything.
+A provider owns its options: it declares its ``name``, the ``argument_spec`` of its own
+options (merged into every KMS module by ``registry.py``), the Python ``requirements`` it
+needs (checked with ``missing_required_lib`` only when it is used), its own validation
+(``validate_options``) and how it is built from those options (``from_options``). The rules
+that decide whether a change is allowed live in ``rules.py``, once, so that every provider
+refuses the same things with the same words before it touches anything.
 """
 
 from __future__ import annotations
 
-import base64
-import datetime
-import re
+import abc
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.common import (
-    AttestationError,
-    VerifyOptions,
-    decode_document,
-    detect_format,
-    verify,
-)
-from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import AccessDeniedError, ConflictError, InputError, NotFoundError
-
-VERSION_STATES = ("enabled", "disabled", "destroy_scheduled")
-DEFAULT_MAX_AGE = 300  # seconds: evidence presented with a decrypt must be this fresh
-MIN_PENDING_DAYS = 7
-MAX_PENDING_DAYS = 30
-_KEY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9/_+=.@:-]{0,255}$")
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import NotFoundError
 
 
-def utcnow_iso() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def check_key_id(key_id, action: str = "use") -> str:
-    if not isinstance(key_id, str) or not _KEY_ID.match(key_id):
-        raise InputError(action, f"key '{key_id}'",
-                         "key_id must be 1-256 characters of letters, digits and /_+=.@:- starting with a letter or digit")
-    return key_id
-
-
-def find_version(state: dict, version: int, action: str) -> dict:
-    for entry in state["versions"]:
-        if entry["version"] == version:
-            return entry
-    known = ", ".join(str(v["version"]) for v in state["versions"])
-    raise NotFoundError(action, f"version {version} of key '{state['key_id']}'", f"the key has versions {known}")
-
-
-def check_next_version(state: dict, version: int, action: str = "create") -> None:
-    """Versions are sequential: only n+1 may be created."""
-    latest = max(v["version"] for v in state["versions"])
-    if version != latest + 1:
-        raise InputError(action, f"version {version} of key '{state['key_id']}'",
-                         f"the key's latest version is {latest}; the next version can only be {latest + 1}")
-
-
-def check_promote(state: dict, version: int) -> None:
-    entry = find_version(state, version, "promote")
-    if entry["state"] != "enabled":
-        raise ConflictError("promote", f"version {version} of key '{state['key_id']}'", f"version {version} is {entry['state']}")
-
-
-def check_set_state(state: dict, version: int, target: str) -> None:
-    action = {"enabled": "enable", "disabled": "disable", "destroy_scheduled": "schedule destruction of"}[target]
-    find_version(state, version, action)
-    if target != "enabled" and state["primary_version"] == version:
-        raise ConflictError(action, f"version {version} of key '{state['key_id']}'",
-                            f"version {version} is the primary version; promote another version first")
-
-
-def check_pending_days(days: int, obj: str) -> None:
-    if not MIN_PENDING_DAYS <= days <= MAX_PENDING_DAYS:
-        raise InputError("schedule destruction of", obj,
-                         f"pending_window_days must be between {MIN_PENDING_DAYS} and {MAX_PENDING_DAYS}, got {days}")
-
-
-def public_state(state: dict) -> dict:
-    """The contract shape of a key: no material, no trust secrets."""
-    return {
-        "key_id": state["key_id"],
-        "primary_version": state["primary_version"],
-        "versions": [{"version": v["version"], "state": v["state"], "created_at": v["created_at"]} for v in state["versions"]],
-        "allowed_measurements": list(state["allowed_measurements"]),
-        "measurement_format": state.get("measurement_format", "sha384"),
-        "pending_deletion_at": state.get("pending_deletion_at"),
-    }
-
-
-class KmsProvider:
+class KmsProvider(abc.ABC):
     """Operations a rotation needs; each write is atomic on its own.
 
     Implementations raise TeeKmsError subclasses only; they never log key material.
     """
 
-    name = "abstract"
+    #: The value of the ``provider`` option that selects this provider.
+    name: str = ""
+    #: The provider's own module options (Ansible argument spec); option names must not
+    #: collide with the common options or with another provider's options.
+    argument_spec: dict = {}
+    #: ``_common.deps.Requirement`` objects checked before the provider is built.
+    requirements: tuple = ()
+    #: How messages name the provider.
+    label: str = ""
+
+    # --- construction ----------------------------------------------------------------
+    @classmethod
+    def check_requirements(cls) -> None:
+        """Raise MissingLibraryError for the first missing or too old library."""
+        for requirement in cls.requirements:
+            requirement.check(cls.label or f"the {cls.name} KMS provider")
+
+    @classmethod
+    def validate_options(cls, options: dict) -> None:
+        """Refuse unusable options (InputError) before anything is contacted. Default: nothing."""
+
+    @classmethod
+    @abc.abstractmethod
+    def from_options(cls, options: dict) -> "KmsProvider":
+        """Build the provider from its own options (the keys of ``argument_spec``), validated."""
 
     # --- reads -----------------------------------------------------------------------
+    @abc.abstractmethod
     def describe_key(self, key_id: str) -> dict:
         """Return the internal state dict (see public_state) or raise NotFoundError."""
         raise NotImplementedError
@@ -113,30 +66,38 @@ class KmsProvider:
             return None
 
     # --- key lifecycle ---------------------------------------------------------------
+    @abc.abstractmethod
     def create_key(self, key_id, allowed_measurements, measurement_format="sha384", attestation_trust=None, description=None) -> dict:
         raise NotImplementedError
 
+    @abc.abstractmethod
     def set_attestation_trust(self, key_id, attestation_trust) -> None:
         raise NotImplementedError
 
+    @abc.abstractmethod
     def schedule_key_deletion(self, key_id, pending_days) -> None:
         raise NotImplementedError
 
     # --- versions --------------------------------------------------------------------
+    @abc.abstractmethod
     def create_version(self, key_id, version) -> None:
         """Create ``version`` (must be n+1) as an enabled, non-primary version."""
         raise NotImplementedError
 
+    @abc.abstractmethod
     def set_primary(self, key_id, version) -> None:
         raise NotImplementedError
 
+    @abc.abstractmethod
     def set_version_state(self, key_id, version, target, pending_days=None) -> None:
         raise NotImplementedError
 
     # --- attestation policy ----------------------------------------------------------
+    @abc.abstractmethod
     def set_allowed_measurements(self, key_id, measurements) -> None:
         raise NotImplementedError
 
+    @abc.abstractmethod
     def restore(self, key_id, primary_version, allowed_measurements) -> None:
         """Put primary and allow-list back together (rollback); never disables anything."""
         raise NotImplementedError
@@ -147,20 +108,25 @@ class KmsProvider:
         return measurement in state["allowed_measurements"]
 
     # --- data path -------------------------------------------------------------------
+    @abc.abstractmethod
     def encrypt(self, key_id, plaintext: bytes, context: dict, version=None) -> str:
         raise NotImplementedError
 
+    @abc.abstractmethod
     def decrypt(self, key_id, ciphertext: str, context: dict, attestation=None) -> bytes:
         """Decrypt only for a caller presenting verified evidence with an allowed measurement."""
         raise NotImplementedError
 
     # --- rotation coordination -------------------------------------------------------
+    @abc.abstractmethod
     def get_snapshot(self, key_id):
         raise NotImplementedError
 
+    @abc.abstractmethod
     def save_snapshot(self, key_id, snapshot: dict) -> None:
         raise NotImplementedError
 
+    @abc.abstractmethod
     def acquire_lock(self, key_id, owner, ttl_seconds, break_stale=False, takeover_from=None) -> dict:
         """Take the rotation lock (re-entrant for the same owner, renewing the expiry).
 
@@ -170,75 +136,10 @@ class KmsProvider:
         """
         raise NotImplementedError
 
+    @abc.abstractmethod
     def release_lock(self, key_id, owner) -> bool:
         raise NotImplementedError
 
+    @abc.abstractmethod
     def get_lock(self, key_id):
         raise NotImplementedError
-
-
-def audit_key_state(public: dict) -> dict:
-    """The ``audit`` record of a key's state for the evidence callback."""
-    return {"kind": "key_state", **{k: public[k] for k in ("key_id", "primary_version", "versions", "allowed_measurements")}}
-
-
-def audit_change(operation: str, key_id: str, before, after, check_mode: bool) -> dict:
-    return {"kind": "change", "operation": operation, "key_id": key_id, "before": before, "after": after, "check_mode": check_mode}
-
-
-def check_lock_request(owner, ttl_seconds, obj: str) -> None:
-    """A lock needs an owner and a positive lifetime; a zero TTL would protect nothing."""
-    if not owner:
-        raise InputError("acquire the rotation lock on", obj, "lock owner must not be empty")
-    if not isinstance(ttl_seconds, int) or ttl_seconds <= 0:
-        raise InputError("acquire the rotation lock on", obj, f"ttl must be a positive number of seconds, got {ttl_seconds!r}")
-
-
-def lock_conflict(key_id: str, lock, owner: str, break_stale: bool, now=None):
-    """The LockHeldError another owner's lock causes for ``owner``, or None if it may take it."""
-    if not lock or lock["owner"] == owner:
-        return None
-    from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import LockHeldError
-
-    now = now or datetime.datetime.now(datetime.timezone.utc)
-    expires = datetime.datetime.strptime(lock["expires_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
-    if now < expires:
-        return LockHeldError("acquire the rotation lock on", f"key '{key_id}'",
-                             f"another rotation holds it (owner '{lock['owner']}', since {lock['acquired_at']}, expires {lock['expires_at']})")
-    if not break_stale:
-        return LockHeldError("acquire the rotation lock on", f"key '{key_id}'",
-                             f"a stale lock of owner '{lock['owner']}' expired at {lock['expires_at']}; confirm that run is gone, "
-                             "then retry with break_stale_lock=true")
-    return None
-
-
-def require_attestation(trust: dict, attestation, allowed, obj: str) -> tuple:
-    """The decrypt gate every provider applies: verified evidence with an allowed measurement.
-
-    ``trust`` holds the key's trust anchors, ``attestation`` what the caller presented
-    (``format``, ``document`` and the ``request`` or ``nonce`` it was bound to). Returns the
-    raw document and its format; raises AccessDeniedError naming the refused check.
-    """
-    if not attestation or not attestation.get("document"):
-        raise AccessDeniedError("decrypt", obj, "the caller presented no attestation evidence")
-    trust = trust or {}
-    options = VerifyOptions(
-        public_keys=[base64.b64decode(k) for k in trust.get("public_keys", [])],
-        root_certificate_pem=trust["root_certificate"].encode("ascii") if trust.get("root_certificate") else None,
-        jwks=trust.get("jwks"),
-        issuer=trust.get("issuer"),
-        audience=trust.get("audience"),
-        algorithms=trust.get("algorithms"),
-        nitro_pcrs=trust.get("nitro_pcrs") or [0],
-        measurement_claim=trust.get("measurement_claim") or "measurement",
-        max_age=trust.get("max_age", DEFAULT_MAX_AGE),
-        request=attestation.get("request"),
-        nonce=attestation.get("nonce"),
-    )
-    try:
-        raw = decode_document(attestation["document"])
-        fmt = attestation.get("format") or detect_format(raw)
-        verify(raw, fmt, options, allowed)
-    except AttestationError as exc:
-        raise AccessDeniedError("decrypt", obj, f"attestation refused ({exc})") from None
-    return raw, fmt

@@ -20,7 +20,10 @@ import datetime
 import json
 import os
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._kms import base as base
+from ansible.module_utils.basic import env_fallback
+
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.trust import normalize_trust
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common import deps
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import (
     AccessDeniedError,
     ConflictError,
@@ -28,6 +31,8 @@ from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors impo
     LockHeldError,
     NotFoundError,
 )
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms import rules
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.base import KmsProvider
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.local_store import LocalStore, canonical
 
 CIPHERTEXT_PREFIX = "tkms1"
@@ -50,37 +55,29 @@ def _iso(value: datetime.datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def normalize_trust(trust) -> dict:
-    """Keep only the known trust-anchor fields; validate what can be validated early."""
-    trust = dict(trust or {})
-    unknown = set(trust) - {"public_keys", "root_certificate", "jwks", "issuer", "audience", "algorithms",
-                            "nitro_pcrs", "measurement_claim", "max_age"}
-    if unknown:
-        raise InputError("configure attestation trust for", "key", f"unknown fields {', '.join(sorted(unknown))}")
-    keys = []
-    for value in trust.get("public_keys") or []:
-        try:
-            raw = base64.b64decode(value, validate=True)
-        except (binascii.Error, ValueError, TypeError):
-            raw = b""
-        if len(raw) != 32:
-            raise InputError("configure attestation trust for", "key", "public_keys entries must be base64 of 32-byte Ed25519 public keys")
-        keys.append(base64.b64encode(raw).decode("ascii"))
-    trust["public_keys"] = keys
-    return {name: value for name, value in trust.items() if value not in (None, [], {})}
-
-
-class LocalKmsProvider(base.KmsProvider):
+class LocalKmsProvider(KmsProvider):
     name = "local"
+    argument_spec = dict(
+        store_path=dict(type="path", fallback=(env_fallback, ["ALFRED_TEE_KMS_STORE"])),
+    )
+    requirements = (deps.CRYPTOGRAPHY,)
+
+    @classmethod
+    def validate_options(cls, options):
+        if not options.get("store_path"):
+            raise InputError("use", "the local KMS provider", "store_path is required (or set ALFRED_TEE_KMS_STORE)")
+
+    @classmethod
+    def from_options(cls, options):
+        return cls(options.get("store_path"))
 
     def __init__(self, store_path: str):
-        if not store_path:
-            raise InputError("use", "the local KMS provider", "store_path is required (or set ALFRED_TEE_KMS_STORE)")
+        self.validate_options({"store_path": store_path})
         self.store = LocalStore(store_path)
 
     # --- helpers ---------------------------------------------------------------------
     def _key(self, keys: dict, key_id: str, action: str, allow_pending: bool = False) -> dict:
-        base.check_key_id(key_id, action)
+        rules.check_key_id(key_id, action)
         state = keys.get(key_id)
         if state is None:
             where = self.store.label if self.store.exists() else f"{self.store.label} (the file does not exist yet)"
@@ -101,7 +98,7 @@ class LocalKmsProvider(base.KmsProvider):
 
     # --- key lifecycle ---------------------------------------------------------------
     def create_key(self, key_id, allowed_measurements, measurement_format="sha384", attestation_trust=None, description=None):
-        base.check_key_id(key_id, "create")
+        rules.check_key_id(key_id, "create")
         if not allowed_measurements:
             raise InputError("create", f"key '{key_id}'", "allowed_measurements must not be empty: an empty allow-list locks every enclave out")
         trust = normalize_trust(attestation_trust)
@@ -133,7 +130,7 @@ class LocalKmsProvider(base.KmsProvider):
         self._mutate("update attestation trust of", key_id, lambda state: state.__setitem__("attestation_trust", trust))
 
     def schedule_key_deletion(self, key_id, pending_days):
-        base.check_pending_days(pending_days, f"key '{key_id}'")
+        rules.check_pending_days(pending_days, f"key '{key_id}'")
 
         def change(state):
             when = _iso(_now() + datetime.timedelta(days=pending_days))
@@ -150,7 +147,7 @@ class LocalKmsProvider(base.KmsProvider):
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
         def change(state):
-            base.check_next_version(state, version)
+            rules.check_next_version(state, version)
             state["versions"].append({"version": version, "state": "enabled", "created_at": _iso(_now()),
                                       "material": _b64e(AESGCM.generate_key(bit_length=256))})
 
@@ -158,20 +155,20 @@ class LocalKmsProvider(base.KmsProvider):
 
     def set_primary(self, key_id, version):
         def change(state):
-            base.check_promote(state, version)
+            rules.check_promote(state, version)
             state["primary_version"] = version
 
         self._mutate("promote a version of", key_id, change)
 
     def set_version_state(self, key_id, version, target, pending_days=None):
-        if target not in base.VERSION_STATES:
+        if target not in rules.VERSION_STATES:
             raise InputError("change", f"version {version} of key '{key_id}'", f"unknown state '{target}'")
         if target == "destroy_scheduled":
-            base.check_pending_days(pending_days, f"version {version} of key '{key_id}'")
+            rules.check_pending_days(pending_days, f"version {version} of key '{key_id}'")
 
         def change(state):
-            base.check_set_state(state, version, target)
-            entry = base.find_version(state, version, "change")
+            rules.check_set_state(state, version, target)
+            entry = rules.find_version(state, version, "change")
             entry["state"] = target
             if target == "destroy_scheduled":
                 entry["destroy_after"] = _iso(_now() + datetime.timedelta(days=pending_days))
@@ -191,7 +188,7 @@ class LocalKmsProvider(base.KmsProvider):
             raise InputError("restore", f"key '{key_id}'", "the snapshot's allow-list is empty")
 
         def change(state):
-            base.check_promote(state, primary_version)
+            rules.check_promote(state, primary_version)
             state["primary_version"] = primary_version
             state["allowed_measurements"] = list(allowed_measurements)
 
@@ -209,7 +206,7 @@ class LocalKmsProvider(base.KmsProvider):
             raise InputError("encrypt", f"data under key '{key_id}'", f"plaintext must be 1-{MAX_PLAINTEXT} bytes")
         state = self._key(self.store.read(), key_id, "encrypt")
         version = state["primary_version"] if version is None else version
-        entry = base.find_version(state, version, "encrypt")
+        entry = rules.find_version(state, version, "encrypt")
         if entry["state"] != "enabled":
             raise ConflictError("encrypt", f"data under version {version} of key '{key_id}'", f"version {version} is {entry['state']}")
         nonce = os.urandom(12)
@@ -237,8 +234,8 @@ class LocalKmsProvider(base.KmsProvider):
         if owner != key_id:
             raise AccessDeniedError("decrypt", obj, f"the ciphertext belongs to key '{owner}'")
         state = self._key(self.store.read(), key_id, "decrypt")
-        base.require_attestation(state.get("attestation_trust"), attestation, state["allowed_measurements"], obj)
-        entry = base.find_version(state, version, "decrypt")
+        rules.require_attestation(state.get("attestation_trust"), attestation, state["allowed_measurements"], obj)
+        entry = rules.find_version(state, version, "decrypt")
         if entry["state"] != "enabled":
             raise AccessDeniedError("decrypt", obj, f"version {version} is {entry['state']}")
         try:
@@ -257,14 +254,14 @@ class LocalKmsProvider(base.KmsProvider):
         return self.describe_key(key_id).get("lock")
 
     def acquire_lock(self, key_id, owner, ttl_seconds, break_stale=False, takeover_from=None):
-        base.check_lock_request(owner, ttl_seconds, f"key '{key_id}'")
+        rules.check_lock_request(owner, ttl_seconds, f"key '{key_id}'")
 
         def change(state):
             now = _now()
             lock = state.get("lock")
             if lock and takeover_from and lock["owner"] == takeover_from:
                 lock = None  # the caller proved the holder is gone; compare-and-swap under the store lock
-            error = base.lock_conflict(key_id, lock, owner, break_stale, now)
+            error = rules.lock_conflict(key_id, lock, owner, break_stale, now)
             if error:
                 raise error
             if lock and lock["owner"] != owner:

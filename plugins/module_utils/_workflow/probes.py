@@ -24,7 +24,7 @@ PROBES = ("canary", "allowed_decrypt", "disallowed_denied", "unattested_denied",
 
 
 def token_context(key_id: str, version) -> dict:
-    """The encryption context tokens are bound to (also used by the AWS canary)."""
+    """The encryption context tokens are bound to (also used by the canary of providers whose KMS decrypts for the enclave)."""
     return {"token_key_id": key_id, "token_version": str(version)}
 
 

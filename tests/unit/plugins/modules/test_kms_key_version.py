@@ -9,7 +9,7 @@ import pytest
 from module_testlib import M1
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.local import LocalKmsProvider
-from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.base import public_state
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.rules import public_state
 from ansible_collections.alfred.tee_kms.plugins.modules import kms_key_version
 
 KEY = "tokens/refresh"
