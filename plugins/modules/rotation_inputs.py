@@ -101,6 +101,7 @@ audit:
 """
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms import registry
 from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.inputs import validate_inputs
 
 
@@ -119,7 +120,7 @@ def main():
         action=dict(type="str", default="all"),
         confirm_production=dict(type="bool", default=False),
         alfred_env=dict(type="str"),
-        provider=dict(type="str", default="local"),
+        provider=dict(type="str", default=registry.DEFAULT_PROVIDER),
         key_id=dict(type="str"),
         current_version=dict(type="raw"),
         next_version=dict(type="raw"),

@@ -50,7 +50,7 @@ class Requirement:
         return None
 
     def check(self, user: str) -> None:
-        """Raise MissingLibraryError naming ``user`` (for example "the aws KMS provider")."""
+        """Raise MissingLibraryError naming ``user`` (for example the KMS provider that needs it)."""
         problem = self.problem()
         if problem is not None:
             raise MissingLibraryError(problem[0], problem[1], user)

@@ -39,11 +39,12 @@ SECRET_NAME_RE = re.compile(
 )
 
 # Values that are never treated as known secrets even if the variable name looks secret:
-# they are too common to blank everywhere and carry no secret.
+# they are too common to blank everywhere and carry no secret. (Values shorter than
+# MIN_KNOWN_LENGTH, such as short provider names, are never tracked anyway.)
 _NOT_SECRET_VALUES = frozenset(
     {
         "true", "false", "yes", "no", "none", "null", "enabled", "disabled", "present", "absent",
-        "changeme", "default", "unknown", "staging", "production", "local", "aws", "command",
+        "changeme", "default", "unknown", "staging", "production", "command",
         "/dev/null",
     }
 )
