@@ -17,6 +17,7 @@ import os
 import pytest
 from module_testlib import materials, patch_module_args
 
+
 class ModuleRun:
     def __init__(self, result, code, output):
         self.result = result
