@@ -249,8 +249,8 @@ else:
     DEPS_ERROR = None
 
 # Imports only the standard library at load time; cryptography, cbor2 and requests are used lazily.
-from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.client import (
-    freshness_argument_spec, run, trust_argument_spec)
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import trust
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.client import freshness_argument_spec, run
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import TeeKmsError
 
 
@@ -266,9 +266,15 @@ def argument_spec() -> dict:
         operation_purpose=dict(type="str", default="attestation-verify"),
         fail_on_invalid=dict(type="bool", default=True),
     )
-    spec.update(trust_argument_spec())
+    # The whole trust as one option; the flat trust options stay accepted (deprecated).
+    spec["trust"] = dict(type="dict", options=trust.argument_spec())
+    spec.update({name: value for name, value in trust.argument_spec().items() if name != "max_age"})
     spec.update(freshness_argument_spec())
     return spec
+
+
+# Each deprecated flat trust option excludes the trust option.
+FLAT_TRUST = tuple(name for name in trust.FIELDS if name != "max_age")
 
 
 def main():
@@ -277,7 +283,8 @@ def main():
         supports_check_mode=True,
         required_one_of=[("endpoints", "document", "document_path")],
         mutually_exclusive=[("endpoints", "document", "document_path"), ("jwks", "jwks_url"),
-                            ("endpoints", "nonce"), ("endpoints", "verification_time")],
+                            ("endpoints", "nonce"), ("endpoints", "verification_time")]
+        + [("trust", name) for name in FLAT_TRUST],
         required_by={"endpoints": "format"},
     )
     if DEPS_ERROR is not None:

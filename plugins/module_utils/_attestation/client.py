@@ -31,6 +31,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.common import (
     FORMATS, AttestationError, VerifyOptions, decode_document, digest, parse_time, result_row, utcnow)
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import trust
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import InputError
 
 # _attestation loads the verifier of a format by name; AnsiballZ packs only the module_utils it
@@ -46,8 +47,7 @@ HEALTH_PATH = "/healthz"
 DEFAULT_WINDOW = 300              # seconds an alfred challenge stays valid
 DEFAULT_PURPOSE = "attestation-verify"
 MAX_RESPONSE_BYTES = 1024 * 1024  # evidence is a few KiB; refuse anything absurd
-MAX_DOCUMENT_FILE_BYTES = 4 * 1024 * 1024
-JWT_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
+MAX_DOCUMENT_FILE_BYTES = trust.MAX_FILE_BYTES
 
 
 # --------------------------------------------------------------------------- HTTP
@@ -260,18 +260,8 @@ def attest_endpoints(urls, fmt: str, base_options: VerifyOptions, allowed=None, 
 # --------------------------------------------------------------------------- module glue
 
 def trust_argument_spec() -> dict:
-    """Trust anchors (doc fragment alfred.tee_kms.attestation)."""
-    return dict(
-        public_keys=dict(type="list", elements="str", no_log=False),
-        root_certificate=dict(type="str"),
-        jwks=dict(type="raw"),
-        jwks_url=dict(type="str"),
-        issuer=dict(type="str"),
-        audience=dict(type="str"),
-        algorithms=dict(type="list", elements="str", choices=list(JWT_ALGORITHMS)),
-        nitro_pcrs=dict(type="list", elements="int", default=[0]),
-        measurement_claim=dict(type="str", default="measurement"),
-    )
+    """The trust fields as flat options (deprecated in attestation_verify: use its ``trust`` option)."""
+    return trust.argument_spec()
 
 
 def freshness_argument_spec() -> dict:
@@ -284,77 +274,37 @@ def freshness_argument_spec() -> dict:
     )
 
 
-def _read_text_or_path(value: str, marker: str, what: str) -> bytes:
-    if marker in value:
-        return value.encode("utf-8")
-    path = os.path.expanduser(value)
+def load_jwks(checked: dict, timeout: float):
+    """The JWKS of a validated trust: fetched once from ``jwks_url``, or parsed from ``jwks``."""
+    if not checked.get("jwks_url"):
+        return trust.parse_jwks(checked["jwks"], trust.TASK) if checked.get("jwks") is not None else None
+    url = checked["jwks_url"]
+    session = new_session(1)
     try:
-        with open(path, "rb") as handle:
-            return handle.read(MAX_DOCUMENT_FILE_BYTES)
-    except OSError as exc:
-        raise InputError("read", f"{what} '{value}'", exc.strerror or exc.__class__.__name__) from None
-
-
-def _load_jwks(params, timeout: float):
-    if params.get("jwks_url"):
-        url = params["jwks_url"]
-        session = new_session(1)
-        try:
-            status, _ctype, body = http_request(session, "GET", url, timeout)
-        except AttestationError as exc:
-            raise InputError("fetch", f"the JWKS from {host_port(url)}", exc.detail.split(" ", 1)[-1]) from None
-        finally:
-            session.close()
-        if status != 200:
-            raise InputError("fetch", f"the JWKS from {host_port(url)}", f"HTTP {status}")
-        text = body
-    else:
-        value = params.get("jwks")
-        if value is None:
-            return None
-        if isinstance(value, dict):
-            text = json.dumps(value).encode("utf-8")
-        else:
-            text = _read_text_or_path(str(value), "{", "JWKS file")
+        status, _ctype, body = http_request(session, "GET", url, timeout)
+    except AttestationError as exc:
+        raise InputError("fetch", f"the JWKS from {host_port(url)}", exc.detail.split(" ", 1)[-1]) from None
+    finally:
+        session.close()
+    if status != 200:
+        raise InputError("fetch", f"the JWKS from {host_port(url)}", f"HTTP {status}")
     try:
-        jwks = json.loads(text)
+        jwks = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise InputError("load", "the JWKS", "it is not JSON") from None
-    if isinstance(jwks, dict) and "kty" in jwks and "keys" not in jwks:
-        jwks = {"keys": [jwks]}
-    if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list) or not jwks["keys"]:
-        raise InputError("load", "the JWKS", "it has no non-empty 'keys' list")
-    return jwks
+    return trust.check_jwks(jwks, trust.TASK)
+
+
+def trust_from_params(params: dict) -> dict:
+    """The trust of an attestation_verify task: its ``trust`` option, or the deprecated flat options."""
+    if params.get("trust") is not None:
+        return dict(params["trust"])
+    return {name: params.get(name) for name in trust.FIELDS if name != "max_age"}
 
 
 def options_from_params(params: dict) -> VerifyOptions:
     """Validate the trust/freshness parameters and build VerifyOptions; raise InputError."""
-    import base64
-    import binascii
-
-    public_keys = []
-    for value in params.get("public_keys") or []:
-        try:
-            raw = base64.b64decode(value.strip(), validate=True)
-        except (binascii.Error, ValueError):
-            raw = b""
-        if len(raw) != 32:
-            raise InputError("load", f"public key '{value[:12]}...'", "it is not the base64 of a 32-byte Ed25519 public key")
-        public_keys.append(raw)
-
-    root_pem = None
-    if params.get("root_certificate"):
-        from cryptography import x509
-
-        root_pem = _read_text_or_path(params["root_certificate"], "-----BEGIN", "root certificate file")
-        try:
-            x509.load_pem_x509_certificates(root_pem)
-        except ValueError:
-            raise InputError("load", "the nitro root certificate", "it is not a PEM certificate") from None
-
-    pcrs = params.get("nitro_pcrs") or [0]
-    if any(not 0 <= p < 32 for p in pcrs) or len(set(pcrs)) != len(pcrs):
-        raise InputError("validate", f"nitro_pcrs {pcrs}", "PCR indexes must be distinct integers 0..31")
+    checked = trust.validate(trust_from_params(params), trust.TASK)
 
     now = utcnow()
     if params.get("verification_time"):
@@ -362,23 +312,12 @@ def options_from_params(params: dict) -> VerifyOptions:
             now = parse_time(params["verification_time"])
         except ValueError:
             raise InputError("parse", f"verification_time '{params['verification_time']}'", "it is not ISO 8601") from None
-    if params.get("max_age") is not None and params["max_age"] < 0:
+    max_age = params.get("max_age") if params.get("max_age") is not None else checked.get("max_age")
+    if max_age is not None and max_age < 0:
         raise InputError("validate", "max_age", "it must not be negative")
 
-    return VerifyOptions(
-        now=now,
-        nonce=params.get("nonce"),
-        max_age=params.get("max_age"),
-        public_keys=public_keys,
-        root_certificate_pem=root_pem,
-        nitro_pcrs=list(pcrs),
-        jwks=_load_jwks(params, float(params.get("timeout") or 5)),
-        issuer=params.get("issuer"),
-        audience=params.get("audience"),
-        algorithms=params.get("algorithms") or None,
-        measurement_claim=params.get("measurement_claim") or "measurement",
-        clock_skew=params.get("clock_skew") if params.get("clock_skew") is not None else 60,
-    )
+    return trust.verify_options(checked, jwks=load_jwks(checked, float(params.get("timeout") or 5)), max_age=max_age,
+                                nonce=params.get("nonce"), now=now, clock_skew=params.get("clock_skew"))
 
 
 def normalize_allowed(values):

@@ -46,6 +46,7 @@ import zlib
 
 from ansible.module_utils.basic import env_fallback
 
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.trust import DEFAULTS as trust_defaults
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.trust import normalize_trust
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common import deps
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import (
@@ -134,7 +135,7 @@ def record_tag_keys(tags: dict, name: str) -> list:
 
 
 def nitro_pcr(trust: dict) -> int:
-    pcrs = (trust or {}).get("nitro_pcrs") or [0]
+    pcrs = (trust or {}).get("nitro_pcrs") or trust_defaults["nitro_pcrs"]
     if len(pcrs) != 1:
         raise InputError("configure attestation trust for", "key", "with provider aws, nitro_pcrs must name exactly one PCR: "
                          "a KMS condition compares one kms:RecipientAttestation:PCR<n> value")

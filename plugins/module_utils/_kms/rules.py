@@ -14,21 +14,14 @@ things with the same words before it touches anything.
 
 from __future__ import annotations
 
-import base64
 import datetime
 import re
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.common import (
-    AttestationError,
-    VerifyOptions,
-    decode_document,
-    detect_format,
-    verify,
-)
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.common import AttestationError, decode_document, detect_format, verify
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.trust import DECRYPT_MAX_AGE, verify_options
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import AccessDeniedError, ConflictError, InputError, NotFoundError
 
 VERSION_STATES = ("enabled", "disabled", "destroy_scheduled")
-DEFAULT_MAX_AGE = 300  # seconds: evidence presented with a decrypt must be this fresh
 MIN_PENDING_DAYS = 7
 MAX_PENDING_DAYS = 30
 # Mirrors plugins/doc_fragments/destruction.py (kms_key, kms_key_version): destruction is opt-in.
@@ -143,19 +136,8 @@ def require_attestation(trust: dict, attestation, allowed, obj: str) -> tuple:
     if not attestation or not attestation.get("document"):
         raise AccessDeniedError("decrypt", obj, "the caller presented no attestation evidence")
     trust = trust or {}
-    options = VerifyOptions(
-        public_keys=[base64.b64decode(k) for k in trust.get("public_keys", [])],
-        root_certificate_pem=trust["root_certificate"].encode("ascii") if trust.get("root_certificate") else None,
-        jwks=trust.get("jwks"),
-        issuer=trust.get("issuer"),
-        audience=trust.get("audience"),
-        algorithms=trust.get("algorithms"),
-        nitro_pcrs=trust.get("nitro_pcrs") or [0],
-        measurement_claim=trust.get("measurement_claim") or "measurement",
-        max_age=trust.get("max_age", DEFAULT_MAX_AGE),
-        request=attestation.get("request"),
-        nonce=attestation.get("nonce"),
-    )
+    options = verify_options(trust, max_age=trust.get("max_age", DECRYPT_MAX_AGE),
+                             request=attestation.get("request"), nonce=attestation.get("nonce"))
     try:
         raw = decode_document(attestation["document"])
         fmt = attestation.get("format") or detect_format(raw)

@@ -15,7 +15,7 @@ from ansible.module_utils import basic
 from ansible.module_utils.common.text.converters import to_bytes
 
 try:
-    from ansible.module_utils.testing import patch_module_args  # ansible-core 2.19+
+    from ansible.module_utils.testing import patch_module_args  # noqa: F401 pylint: disable=unused-import  # ansible-core 2.19+, re-exported
 except ImportError:  # ansible-core 2.17 / 2.18 read the arguments from basic._ANSIBLE_ARGS
     @contextlib.contextmanager
     def patch_module_args(args=None):

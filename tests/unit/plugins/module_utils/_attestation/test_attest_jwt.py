@@ -15,7 +15,7 @@ import json
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import jwt as jwt
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import jwt
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.common import (
     AttestationError, VerifyOptions, result_row, verify)
 

@@ -16,7 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import nitro as nitro
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import nitro
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import nitro_root as _nitro_root
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.common import (
     AttestationError, VerifyOptions, parse_time, result_row, verify)

@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import client as client
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import client
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.common import (
     CHECKS, AttestationError, VerifyOptions, decode_document, detect_format, digest, parse_time, result_row, verify)
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import InputError

@@ -46,7 +46,7 @@ def test_every_former_not_implemented_method_is_abstract():
 def test_incomplete_provider_cannot_be_instantiated_or_registered(missing):
     incomplete = make_provider(missing=(missing,))
     with pytest.raises(TypeError, match=missing):
-        incomplete()
+        incomplete()  # pylint: disable=abstract-class-instantiated
     with pytest.raises(TypeError, match=f"does not implement the abstract method.*{missing}"):
         registry.check_provider_class(incomplete)
     with pytest.raises(TypeError):
