@@ -120,6 +120,7 @@ from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence.format im
     RUN_LOG,
     SUMMARY,
 )
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence.secret_patterns import Redactor, is_secret_name
 from ansible_collections.alfred.tee_kms.plugins.plugin_utils._evidence_bundle import (
     ChainWriter,
     create_bundle_dir,
@@ -136,7 +137,6 @@ from ansible_collections.alfred.tee_kms.plugins.plugin_utils._evidence_run impor
     collection_version,
     describe_audit,
 )
-from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence.secret_patterns import Redactor, is_secret_name
 
 ENV_BUNDLE = "ALFRED_EVIDENCE_BUNDLE"
 # Result fields that may be recorded (after redaction). Everything else is dropped.
@@ -367,7 +367,7 @@ class CallbackModule(CallbackBase):
         name = play.get_name() if hasattr(play, "get_name") else str(play)
         self._emit("play_start", {"play": name, "hosts": to_plain(getattr(play, "hosts", None))}, "INFO", f"PLAY [{name}]")
 
-    def _task_event(self, task, handler=False, kind="task_start"):
+    def _task_event(self, task, handler=False, event_type="task_start"):
         name = task.get_name() if hasattr(task, "get_name") else str(task)
         data = {
             "task": name,
@@ -379,16 +379,16 @@ class CallbackModule(CallbackBase):
         role = getattr(task, "_role", None)
         if role is not None:
             data["role"] = getattr(role, "_role_name", None) or str(role)
-        self._emit(kind, data, "INFO", f"{'HANDLER' if handler else 'TASK'} [{name}]")
+        self._emit(event_type, data, "INFO", f"{'HANDLER' if handler else 'TASK'} [{name}]")
 
     def v2_playbook_on_task_start(self, task, is_conditional):
         self._task_event(task)
 
     def v2_playbook_on_handler_task_start(self, task):
-        self._task_event(task, handler=True, kind="handler_start")
+        self._task_event(task, handler=True, event_type="handler_start")
 
     def v2_playbook_on_cleanup_task_start(self, task):
-        self._task_event(task, kind="cleanup_task_start")
+        self._task_event(task, event_type="cleanup_task_start")
 
     def v2_playbook_on_notify(self, handler, host):
         self._emit("handler_notified", {"handler": handler.get_name(), "host": getattr(host, "name", str(host))})

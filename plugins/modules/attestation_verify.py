@@ -74,7 +74,7 @@ options:
   timeout:
     description:
       - Seconds allowed for each request to an enclave (connect, every read and the whole answer) and
-        for fetching O(jwks_url).
+        for fetching O(trust.jwks_url).
       - A slow or dead enclave costs at most this long and never delays the others.
     type: float
     default: 5
@@ -95,8 +95,8 @@ options:
     type: bool
     default: true
 notes:
-  - Runs on the controller. Network access is needed only for O(endpoints) and O(jwks_url).
-  - Configuration errors (an unreadable root certificate or JWKS, an unreachable O(jwks_url), a bad
+  - Runs on the controller. Network access is needed only for O(endpoints) and O(trust.jwks_url).
+  - Configuration errors (an unreadable root certificate or JWKS, an unreachable O(trust.jwks_url), a bad
     O(verification_time)) fail the task whatever O(fail_on_invalid) says.
 seealso:
   - name: AWS Nitro Enclaves attestation process
@@ -115,8 +115,9 @@ EXAMPLES = r"""
   alfred.tee_kms.attestation_verify:
     format: alfred
     endpoints: "{{ groups['enclaves'] | map('extract', hostvars, 'enclave_url') | list }}"
-    public_keys:
-      - "{{ enclave_runtime_public_key }}"
+    trust:
+      public_keys:
+        - "{{ enclave_runtime_public_key }}"
     allowed_measurements: "{{ kms_allowed_measurements }}"
     max_age: 120
     timeout: 3
@@ -129,7 +130,8 @@ EXAMPLES = r"""
     format: nitro
     endpoints:
       - https://enclave-1.internal:8443
-    nitro_pcrs: [0, 1, 2]
+    trust:
+      nitro_pcrs: [0, 1, 2]
     allowed_measurements:
       - "{{ enclave_pcr_digest }}"
   delegate_to: localhost
@@ -145,10 +147,11 @@ EXAMPLES = r"""
   alfred.tee_kms.attestation_verify:
     format: jwt
     endpoints: "{{ enclave_urls }}"
-    jwks_url: https://sharedeus.eus.attest.azure.net/certs
-    issuer: https://sharedeus.eus.attest.azure.net
-    measurement_claim: x-ms-sevsnpvm-launchmeasurement
-    algorithms: [RS256]
+    trust:
+      jwks_url: https://sharedeus.eus.attest.azure.net/certs
+      issuer: https://sharedeus.eus.attest.azure.net
+      measurement_claim: x-ms-sevsnpvm-launchmeasurement
+      algorithms: [RS256]
     fail_on_invalid: false
   delegate_to: localhost
   register: tokens

@@ -115,6 +115,7 @@ audit:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import audit
 from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence.verify import verify_bundle
 
 
@@ -131,14 +132,7 @@ def main():
     result = dict(verify_bundle(path, module.params["public_key"]))
     result.pop("path", None)
     result["changed"] = False
-    result["audit"] = {
-        "kind": "evidence_verify",
-        "verified": result["verified"],
-        "events": result["events"],
-        "reason": result["reason"],
-        "chain_head": result["chain_head"],
-        "signature_verified": result["signature_verified"],
-    }
+    result["audit"] = audit.evidence_verify(result)
     if not result["verified"] and module.params["fail_on_invalid"]:
         module.fail_json(msg=f"Could not verify evidence bundle '{path}': {result['reason']}", **result)
     module.exit_json(**result)

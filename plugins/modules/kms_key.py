@@ -86,10 +86,9 @@ from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.measurements import normalize_list
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import ConflictError, InputError
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import audit
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.rules import (
     DESTRUCTION_ARGSPEC,
-    audit_change,
-    audit_key_state,
     check_pending_days,
     public_state,
     utcnow_iso,
@@ -145,7 +144,7 @@ def handle(mod):
                          {"attestation_trust": trust})
         result["key"] = before
     else:
-        result = {"changed": False, "key": before, "audit": audit_key_state(before)}
+        result = {"changed": False, "key": before, "audit": audit.key_state(before)}
     for warning in warnings:
         mod.module.warn(warning)
     return result
@@ -153,7 +152,7 @@ def handle(mod):
 
 def _result(mod, operation, key_id, before, after):
     result = {"changed": True, "key": after if "key_id" in after else before,
-              "audit": audit_change(operation, key_id, before, after, mod.check_mode)}
+              "audit": audit.change(operation, key_id, before, after, mod.check_mode)}
     if mod.module._diff:
         result["diff"] = {"before": before, "after": after}
     return result

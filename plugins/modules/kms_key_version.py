@@ -74,9 +74,10 @@ primary:
 
 import copy
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._kms import rules
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import ConflictError, InputError
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import audit
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms import rules
 
 
 def plan(state: dict, version: int, wanted: str) -> list:
@@ -133,8 +134,7 @@ def handle(mod):
         "primary": after["primary_version"] == version,
     }
     if steps:
-        result["audit"] = rules.audit_change("+".join(s[0] for s in steps), key_id,
-                                             _view(before), _view(after), mod.check_mode)
+        result["audit"] = audit.change("+".join(s[0] for s in steps), key_id, _view(before), _view(after), mod.check_mode)
         if mod.module._diff:
             result["diff"] = {"before": _view(before), "after": _view(after)}
     return result

@@ -76,10 +76,11 @@ removed:
   returned: always
 """
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import ConflictError, InputError
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.measurements import normalize_list
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import ConflictError, InputError
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
-from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.rules import audit_change, public_state
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import audit
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.rules import public_state
 
 
 def target_list(current: list, requested: list, state: str) -> list:
@@ -136,7 +137,7 @@ def handle(mod):
         after = public_state(mod.provider.describe_key(key_id))["allowed_measurements"]
     result = {"changed": changed, "allowed_measurements": after, "added": added, "removed": removed}
     if changed:
-        result["audit"] = audit_change("set_allowed_measurements", key_id, current, after, mod.check_mode)
+        result["audit"] = audit.change("set_allowed_measurements", key_id, current, after, mod.check_mode)
         if diff is not None:
             result["diff"] = diff
     return result

@@ -106,6 +106,7 @@ audit:
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import trust as key_trust
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import audit
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms import registry
 from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.inputs import validate_inputs
 
@@ -115,10 +116,7 @@ def handle(mod):
     plan = validate_inputs(params)
     if params.get("attestation_trust") is not None:  # checked before anything changes, as kms_key will
         plan["attestation_trust"] = key_trust.validate(params["attestation_trust"], key_trust.KEY)
-    fields = ("env", "action", "provider", "key_id", "check_mode", "show_commands", "current_version", "next_version",
-              "target_measurements")
-    audit = {"kind": "run_context", **{k: plan[k] for k in fields}}
-    return {"changed": False, "rotation": plan, "audit": audit}
+    return {"changed": False, "rotation": plan, "audit": audit.run_context(plan)}
 
 
 def main():

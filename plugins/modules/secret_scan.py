@@ -137,6 +137,7 @@ audit:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import audit
 from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence.secret_patterns import scan_paths
 
 
@@ -163,12 +164,7 @@ def main():
     result = scan_paths(p["paths"], since=p["since"], baseline=baseline,
                         max_samples=max(0, p["max_samples"]), known_values=p["known_secrets"])
     result["changed"] = False
-    result["audit"] = {
-        "kind": "secret_scan",
-        "by_detector": result["by_detector"],
-        "total": result["total"],
-        "new_findings": result["new_findings"],
-    }
+    result["audit"] = audit.secret_scan(result)
     if result["missing"] and not p["ignore_missing"]:
         module.fail_json(msg=f"Could not scan for secrets: {', '.join(result['missing'])} matched no file", **result)
     if result["errors"]:

@@ -363,7 +363,7 @@ def run(params: dict) -> tuple:
 
     measurements = sorted({row["measurement"] for row in rows if row["verified"] and row["measurement"]})
     result = {"results": rows, "measurements": measurements,
-              "audit": {"kind": "attestation", "results": rows, "measurements": measurements}}
+              "audit": audit.attestation(rows, measurements)}
     failed = [row for row in rows if not row["verified"]]
     if not failed:
         return result, None
@@ -375,3 +375,5 @@ def run(params: dict) -> tuple:
 
 __all__ = ["attest_endpoint", "attest_endpoints", "fetch_evidence", "healthz", "http_request", "new_session",
            "options_from_params", "run", "digest"]
+
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import audit

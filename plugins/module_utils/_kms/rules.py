@@ -91,15 +91,6 @@ def public_state(state: dict) -> dict:
     }
 
 
-def audit_key_state(public: dict) -> dict:
-    """The ``audit`` record of a key's state for the evidence callback."""
-    return {"kind": "key_state", **{k: public[k] for k in ("key_id", "primary_version", "versions", "allowed_measurements")}}
-
-
-def audit_change(operation: str, key_id: str, before, after, check_mode: bool) -> dict:
-    return {"kind": "change", "operation": operation, "key_id": key_id, "before": before, "after": after, "check_mode": check_mode}
-
-
 def check_lock_request(owner, ttl_seconds, obj: str) -> None:
     """A lock needs an owner and a positive lifetime; a zero TTL would protect nothing."""
     if not owner:

@@ -9,8 +9,8 @@ Private module_utils: the API may change without notice between releases.
 
 from __future__ import annotations
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import InputError
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.measurements import normalize_list
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import InputError
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms import registry
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.rules import check_key_id
 from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.locks import lock_owner

@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import format as ev
-from ansible_collections.alfred.tee_kms.plugins.plugin_utils import _evidence_bundle as ev_bundle
 from ansible_collections.alfred.tee_kms.plugins.modules import evidence_verify
+from ansible_collections.alfred.tee_kms.plugins.plugin_utils import _evidence_bundle as ev_bundle
 from module_testlib import patch_module_args
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 from kms_testlib import M1, M2
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import InputError
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.measurements import is_dev_marker, normalize, normalize_list
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import InputError
 
 SHA256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 

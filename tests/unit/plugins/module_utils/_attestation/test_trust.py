@@ -30,6 +30,12 @@ def test_one_field_list_for_the_spec_and_both_doc_fragments():
         assert task[name].get("type") == spec["type"] and task[name].get("elements") == spec.get("elements"), name
         assert task[name].get("choices") == spec.get("choices"), name
         assert "default" not in task[name] and "default" not in spec, name  # defaults live in trust.DEFAULTS
+    assert task == key, "the trust suboptions of attestation_verify and of a key's attestation_trust differ"
+    flat = yaml.safe_load(fragment.ModuleDocFragment.DOCUMENTATION)["options"]
+    for name in trust.FIELDS:
+        if name != "max_age":  # attestation_verify's own max_age option is in the freshness fragment
+            assert {k: v for k, v in flat[name].items() if k != "description"} == \
+                {k: v for k, v in task[name].items() if k != "description"}, name
 
 
 def test_key_trust_is_self_contained():
