@@ -238,23 +238,12 @@ audit:
       elements: str
 """
 
-import traceback
-
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-try:
-    import cbor2  # noqa: F401 pylint: disable=unused-import
-    import cryptography  # noqa: F401 pylint: disable=unused-import
-    import requests  # noqa: F401 pylint: disable=unused-import
-except ImportError:
-    DEPS_ERROR = traceback.format_exc()
-else:
-    DEPS_ERROR = None
-
-# Imports only the standard library at load time; cryptography, cbor2 and requests are used lazily.
+# Imports only the standard library at load time; each verifier checks the libraries it needs
+# (cryptography, cbor2) and the live client requests, when they are used.
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import trust
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.client import freshness_argument_spec, run
-from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import TeeKmsError
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import InputError
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
 
 
 def argument_spec() -> dict:
@@ -280,30 +269,28 @@ def argument_spec() -> dict:
 FLAT_TRUST = tuple(name for name in trust.FIELDS if name != "max_age")
 
 
+def handle(mod):
+    params = mod.params
+    if params["timeout"] <= 0:
+        raise InputError("verify", "attestation evidence", "timeout must be positive")
+    if params["workers"] < 1:
+        raise InputError("verify", "attestation evidence", "workers must be at least 1")
+    result, failure = run(params)
+    if failure and params["fail_on_invalid"]:
+        mod.fail_message(failure, changed=False, **result)
+    return dict(result, changed=False)
+
+
 def main():
-    module = AnsibleModule(
-        argument_spec=argument_spec(),
-        supports_check_mode=True,
+    TeeKmsModule(
+        argument_spec(),
+        with_provider=False,
         required_one_of=[("endpoints", "document", "document_path")],
         mutually_exclusive=[("endpoints", "document", "document_path"), ("jwks", "jwks_url"),
                             ("endpoints", "nonce"), ("endpoints", "verification_time")]
         + [("trust", name) for name in FLAT_TRUST],
         required_by={"endpoints": "format"},
-    )
-    if DEPS_ERROR is not None:
-        module.fail_json(msg=missing_required_lib("cryptography, cbor2 and requests"), exception=DEPS_ERROR)
-    params = module.params
-    if params["timeout"] <= 0:
-        module.fail_json(msg="Could not verify attestation evidence: timeout must be positive")
-    if params["workers"] < 1:
-        module.fail_json(msg="Could not verify attestation evidence: workers must be at least 1")
-    try:
-        result, failure = run(params)
-    except TeeKmsError as exc:
-        module.fail_json(msg=str(exc), **exc.to_result())
-    if failure and params["fail_on_invalid"]:
-        module.fail_json(msg=failure, changed=False, **result)
-    module.exit_json(changed=False, **result)
+    ).run(handle)
 
 
 if __name__ == "__main__":

@@ -84,6 +84,7 @@ import json
 import time
 from urllib.parse import urlsplit, urlunsplit
 
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common import deps
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import TeeKmsError
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
 from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import audit
@@ -152,7 +153,7 @@ def main():
         delay=dict(type="float", default=2),
         timeout=dict(type="float", default=5),
         validate_certs=dict(type="bool", default=True),
-    ), with_provider=False).run(handle)
+    ), with_provider=False, requirements=(deps.REQUESTS,)).run(handle)
 
 
 if __name__ == "__main__":

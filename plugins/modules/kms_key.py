@@ -146,16 +146,14 @@ def handle(mod):
     else:
         result = {"changed": False, "key": before, "audit": audit.key_state(before)}
     for warning in warnings:
-        mod.module.warn(warning)
+        mod.warn(warning)
     return result
 
 
 def _result(mod, operation, key_id, before, after):
     result = {"changed": True, "key": after if "key_id" in after else before,
               "audit": audit.change(operation, key_id, before, after, mod.check_mode)}
-    if mod.module._diff:
-        result["diff"] = {"before": before, "after": after}
-    return result
+    return mod.add_diff(result, before, after)
 
 
 def main():

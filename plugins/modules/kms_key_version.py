@@ -135,8 +135,7 @@ def handle(mod):
     }
     if steps:
         result["audit"] = audit.change("+".join(s[0] for s in steps), key_id, _view(before), _view(after), mod.check_mode)
-        if mod.module._diff:
-            result["diff"] = {"before": _view(before), "after": _view(after)}
+        mod.add_diff(result, _view(before), _view(after))
     return result
 
 

@@ -129,7 +129,7 @@ def handle(mod):
     changed = bool(added or removed)
     if changed and before.get("pending_deletion_at"):  # refuse in check mode too, as the real run would
         raise ConflictError("update the allow-list of", f"key '{key_id}'", f"it is scheduled for deletion on {before['pending_deletion_at']}")
-    diff = allowlist_diff(mod, key_id, current, after) if changed and mod.module._diff else None
+    diff = allowlist_diff(mod, key_id, current, after) if changed and mod.diff_mode else None
     if not changed:
         after = list(current)  # report what the key holds, not the order the request used
     elif not mod.check_mode:

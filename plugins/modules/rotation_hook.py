@@ -23,7 +23,7 @@ description:
 author:
   - Alfred security engineering (@alfred-security)
 extends_documentation_fragment:
-  - alfred.tee_kms.attributes
+  - alfred.tee_kms.attributes.no_diff
 options:
   name:
     description: Which hook this is.

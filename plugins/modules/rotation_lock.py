@@ -23,7 +23,7 @@ extends_documentation_fragment:
   - alfred.tee_kms.provider
   - alfred.tee_kms.provider_local
   - alfred.tee_kms.provider_aws
-  - alfred.tee_kms.attributes
+  - alfred.tee_kms.attributes.no_diff
 options:
   state:
     description: What to do with the lock.
@@ -102,7 +102,7 @@ def handle(mod):
     result = {"changed": True, "lock": new, "audit": record(new)}
     if takeover:
         result["taken_over"] = takeover
-        mod.module.warn(f"Took over the rotation lock of '{takeover}': its process on this host is gone")
+        mod.warn(f"Took over the rotation lock of '{takeover}': its process on this host is gone")
     return result
 
 

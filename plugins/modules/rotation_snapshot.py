@@ -160,9 +160,7 @@ def restore(mod, state, key):
               "key": dict(key, **wanted) if changed else key,
               "audit": audit.rollback(changed, mod.check_mode, wanted["primary_version"], wanted["allowed_measurements"], current,
                                       ("would_restore" if mod.check_mode else "restored") if changed else "already_at_snapshot")}
-    if changed and mod.module._diff:
-        result["diff"] = {"before": current, "after": wanted}
-    return result
+    return mod.add_diff(result, current, wanted) if changed else result
 
 
 def handle(mod):

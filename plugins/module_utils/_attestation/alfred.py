@@ -19,6 +19,10 @@ import datetime
 import json
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.common import AttestationError, Evidence, VerifyOptions
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common import deps
+
+# Libraries this verifier needs, checked by common.verify() before it is used.
+REQUIREMENTS = (deps.CRYPTOGRAPHY,)
 
 SIGNED_FIELDS = ("runtime", "measurement", "challenge_nonce", "issued_at", "expires_at",
                  "operation_purpose", "request_id", "evidence_issued_at")

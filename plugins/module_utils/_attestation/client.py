@@ -32,6 +32,7 @@ from urllib.parse import urlsplit, urlunsplit
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.common import (
     FORMATS, AttestationError, VerifyOptions, decode_document, digest, parse_time, result_row, utcnow)
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import trust
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common import deps
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import InputError
 
 # _attestation loads the verifier of a format by name; AnsiballZ packs only the module_utils it
@@ -48,6 +49,8 @@ DEFAULT_WINDOW = 300              # seconds an alfred challenge stays valid
 DEFAULT_PURPOSE = "attestation-verify"
 MAX_RESPONSE_BYTES = 1024 * 1024  # evidence is a few KiB; refuse anything absurd
 MAX_DOCUMENT_FILE_BYTES = trust.MAX_FILE_BYTES
+# Libraries the live client needs (the verifiers declare their own).
+REQUIREMENTS = (deps.REQUESTS,)
 
 
 # --------------------------------------------------------------------------- HTTP
@@ -73,6 +76,8 @@ def safe_source(url: str) -> str:
 
 def new_session(workers: int = 16):
     """One Session whose connection pool fits ``workers`` concurrent requests; no retries."""
+    for requirement in REQUIREMENTS:
+        requirement.check("live attestation")
     import requests
     from requests.adapters import HTTPAdapter
 

@@ -149,7 +149,10 @@ def verify(document, fmt: str | None, options: VerifyOptions, allowed_measuremen
     if not raw:
         raise AttestationError("malformed", "empty document")
     fmt = fmt or detect_format(raw)
-    evidence = _verifier(fmt).verify(raw, options)
+    verifier = _verifier(fmt)
+    for requirement in verifier.REQUIREMENTS:  # MissingLibraryError: reported as missing_required_lib
+        requirement.check(f"the {fmt} attestation verifier")
+    evidence = verifier.verify(raw, options)
     exc = None
     if set(evidence.measurement) == {"0"}:
         exc = AttestationError("debug_enclave", "all-zero measurement (debug-mode enclave)")

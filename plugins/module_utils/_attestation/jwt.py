@@ -29,6 +29,10 @@ import json
 import re
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.common import AttestationError, Evidence, VerifyOptions
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common import deps
+
+# Libraries this verifier needs, checked by common.verify() before it is used.
+REQUIREMENTS = (deps.CRYPTOGRAPHY,)
 
 ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
 _HASH_BITS = {"256": "SHA256", "384": "SHA384", "512": "SHA512"}

@@ -33,6 +33,10 @@ import io
 from collections.abc import Mapping
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.common import AttestationError, Evidence, VerifyOptions
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common import deps
+
+# Libraries this verifier needs, checked by common.verify() before it is used.
+REQUIREMENTS = (deps.CRYPTOGRAPHY, deps.CBOR2)
 
 COSE_ALG_ES384 = -35
 COSE_SIGN1_TAG = 18

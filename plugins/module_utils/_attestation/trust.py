@@ -29,6 +29,7 @@ import os
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.common import VerifyOptions, utcnow
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.jwt import ALGORITHMS
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common import deps
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import InputError
 
 FIELDS = ("public_keys", "root_certificate", "jwks", "jwks_url", "issuer", "audience", "algorithms", "nitro_pcrs",
@@ -91,6 +92,7 @@ def _public_keys(values, context) -> list:
 
 
 def _root_certificate(value, context) -> str:
+    deps.CRYPTOGRAPHY.check("the attestation trust")
     from cryptography import x509
 
     if context == KEY and not value.lstrip().startswith("-----") and not os.path.isfile(os.path.expanduser(value)):
