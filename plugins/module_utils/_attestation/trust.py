@@ -181,7 +181,7 @@ def validate(trust, context: str = KEY) -> dict:
     return {name: value for name, value in trust.items() if value not in (None, [], {})}
 
 
-# Kept for callers of the former _kms/local.py helper: the trust kept with a key.
+# The trust kept with a key, in the form the providers store.
 def normalize_trust(trust) -> dict:
     return validate(trust, KEY)
 
