@@ -70,7 +70,7 @@ hook:
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import TeeKmsError
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
 from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import audit
-from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.hooks import command_digest, run_hook
+from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.hooks import run_hook
 
 
 class HookFailed(TeeKmsError):
@@ -84,7 +84,7 @@ def handle(mod):
     if not command:
         hook.update(outcome="skipped", rc=None, duration_ms=0)
         return {"changed": False, "hook": hook, "audit": audit.hook(hook)}
-    hook["command_sha256"] = command_digest(command)
+    hook["command_sha256"] = audit.command_digest(command)
     if p["visible_command"]:
         hook["command"] = command
     if mod.check_mode:

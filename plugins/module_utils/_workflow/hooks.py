@@ -13,7 +13,6 @@ only the shell, and a hanging hook can never hold a rotation open past its limit
 
 from __future__ import annotations
 
-import hashlib
 import os
 import signal
 import subprocess
@@ -23,10 +22,6 @@ from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence.secret_pa
 
 OUTPUT_LINES = 50        # lines of stdout/stderr kept, from the end
 OUTPUT_BYTES = 1 << 20   # bytes read per stream at most; hooks are not log shippers
-
-
-def command_digest(command: str) -> str:
-    return "sha256:" + hashlib.sha256(command.encode("utf-8")).hexdigest()
 
 
 def _tail(data: bytes, redactor: Redactor) -> list:
