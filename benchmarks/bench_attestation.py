@@ -47,8 +47,8 @@ sys.path.insert(0, str(_sim_dir()))
 
 from fleet import SimulatorFleet  # noqa: E402
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils import _attest_client as client  # noqa: E402
-from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import result_row, utcnow  # noqa: E402
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import client  # noqa: E402
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.common import result_row, utcnow  # noqa: E402
 
 MEASUREMENT = "5a" * 48
 FORMATS = ("alfred", "nitro", "jwt")

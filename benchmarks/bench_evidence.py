@@ -33,7 +33,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / ".collections"))
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils import _evidence as ev  # noqa: E402
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import format as ev  # noqa: E402
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import verify as ev_verify  # noqa: E402
+from ansible_collections.alfred.tee_kms.plugins.plugin_utils import _evidence_bundle as ev_bundle  # noqa: E402
 
 
 def write_playbook(path: Path, tasks: int) -> None:
@@ -70,7 +72,7 @@ def build_bundle(root: Path, events: int) -> tuple[str, float]:
     bundle = root / "staging-all-20260216T101500Z"
     bundle.mkdir()
     start = time.perf_counter()
-    chain = ev.ChainWriter(str(bundle / ev.EVENTS))
+    chain = ev_bundle.ChainWriter(str(bundle / ev.EVENTS))
     chain.append("run_start", {"env": "staging", "action": "all"})
     for i in range(events - 2):
         chain.append("task_result", {
@@ -81,8 +83,8 @@ def build_bundle(root: Path, events: int) -> tuple[str, float]:
     chain.append("end", {"outcome": "success"})
     chain.close()
     (bundle / ev.RUN_LOG).write_text("[2026-02-16T10:15:00.000Z] INFO bench\n")
-    ev.write_json(str(bundle / ev.SUMMARY), {"chain_head": {"seq": chain.seq, "hash": chain.head}})
-    ev.write_manifest(str(bundle))
+    ev_bundle.write_json(str(bundle / ev.SUMMARY), {"chain_head": {"seq": chain.seq, "hash": chain.head}})
+    ev_bundle.write_manifest(str(bundle))
     return str(bundle), time.perf_counter() - start
 
 
@@ -113,7 +115,7 @@ def main() -> None:
             cpu_on.append(cpu)
         bundles = sorted((tmp_path / "evidence").iterdir())
         last = bundles[-1]
-        verified = ev.verify_bundle(str(last))
+        verified = ev_verify.verify_bundle(str(last))
         if not verified["verified"]:
             raise SystemExit(f"benchmark bundle does not verify: {verified['reason']}")
         results["callback"] = {
@@ -133,7 +135,7 @@ def main() -> None:
         times = []
         for _ in range(max(args.repeat, 3)):
             start = time.perf_counter()
-            res = ev.verify_bundle(bundle)
+            res = ev_verify.verify_bundle(bundle)
             times.append(time.perf_counter() - start)
             assert res["verified"] and res["events"] == args.events, res
         results["verify"] = {"events": args.events, "bundle_bytes": os.path.getsize(os.path.join(bundle, ev.EVENTS)),

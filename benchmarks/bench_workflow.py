@@ -44,7 +44,7 @@ sys.path.insert(0, str(REPO / "tools" / "enclave_sim"))
 
 from fleet import SimulatorFleet  # noqa: E402
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._local_kms import LocalKmsProvider  # noqa: E402
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.local import LocalKmsProvider  # noqa: E402
 
 BIN = Path(sys.executable).parent
 PLAYBOOK = REPO / "playbooks" / "rotate.yml"

@@ -109,30 +109,36 @@ try:
 except ImportError:  # pragma: no cover
     ANSIBLE_CORE_VERSION = "unknown"
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import (
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence.audit import iter_audits
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence.format import (
     SCHEMA,
-    AuditCollector,
-    ChainWriter,
     EvidenceError,
-    create_bundle_dir,
     iso,
-    iter_audits,
-    load_private_key,
-    public_key_b64,
-    sign_manifest,
     to_plain,
     utc_now,
-    write_json,
-    write_manifest,
     EVENTS,
     RUN_LOG,
     SUMMARY,
 )
-from ansible_collections.alfred.tee_kms.plugins.module_utils._secret_patterns import Redactor, is_secret_name
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence.secret_patterns import Redactor, is_secret_name
+from ansible_collections.alfred.tee_kms.plugins.plugin_utils._evidence_bundle import (
+    ChainWriter,
+    create_bundle_dir,
+    load_private_key,
+    public_key_b64,
+    sign_manifest,
+    write_json,
+    write_manifest,
+)
+from ansible_collections.alfred.tee_kms.plugins.plugin_utils._evidence_run import (
+    COLLECTION,
+    AuditCollector,
+    build_summary,
+    collection_version,
+    describe_audit,
+)
 
 ENV_BUNDLE = "ALFRED_EVIDENCE_BUNDLE"
-COLLECTION = "alfred.tee_kms"
-_COLLECTION_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # Result fields that may be recorded (after redaction). Everything else is dropped.
 _RESULT_FIELDS = ("rc", "msg", "stdout", "stderr", "skip_reason", "censored", "attempts", "retries", "failed_when_result", "start", "end", "delta")
 _CMD_ACTIONS = ("command", "shell", "raw", "script", "ansible.builtin.command", "ansible.builtin.shell", "ansible.builtin.raw", "ansible.builtin.script")
@@ -145,24 +151,6 @@ def _truthy(value) -> bool:
     if value is None:
         return False
     return str(value).strip().lower() in ("1", "true", "yes", "on", "y")
-
-
-def _collection_version() -> str:
-    import json
-
-    manifest = os.path.join(_COLLECTION_ROOT, "MANIFEST.json")
-    try:
-        with open(manifest, encoding="utf-8") as handle:
-            return str(json.load(handle)["collection_info"]["version"])
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    try:
-        import yaml
-
-        with open(os.path.join(_COLLECTION_ROOT, "galaxy.yml"), encoding="utf-8") as handle:
-            return str(yaml.safe_load(handle)["version"])
-    except Exception:
-        return "unknown"
 
 
 def _parts(result):
@@ -324,7 +312,7 @@ class CallbackModule(CallbackBase):
             "env": str(env), "action": action, "check_mode": self._check_mode, "rehearsal": self._check_mode,
             "show_commands": self._show_commands, "provider": self._ctx["provider"], "key_id": self._ctx["key_id"],
             "ansible_core_version": ANSIBLE_CORE_VERSION, "collection": COLLECTION,
-            "collection_version": _collection_version(), "awx": self._awx, "schema": SCHEMA,
+            "collection_version": collection_version(), "awx": self._awx, "schema": SCHEMA,
             "signing_public_key": public_key_b64(self._signing_key) if self._signing_key else None,
         }, self._started, "INFO", None)
         pending, self._pending = self._pending, []
@@ -379,7 +367,7 @@ class CallbackModule(CallbackBase):
         name = play.get_name() if hasattr(play, "get_name") else str(play)
         self._emit("play_start", {"play": name, "hosts": to_plain(getattr(play, "hosts", None))}, "INFO", f"PLAY [{name}]")
 
-    def _task_event(self, task, handler=False, kind="task_start"):
+    def _task_event(self, task, handler=False, event_type="task_start"):
         name = task.get_name() if hasattr(task, "get_name") else str(task)
         data = {
             "task": name,
@@ -391,16 +379,16 @@ class CallbackModule(CallbackBase):
         role = getattr(task, "_role", None)
         if role is not None:
             data["role"] = getattr(role, "_role_name", None) or str(role)
-        self._emit(kind, data, "INFO", f"{'HANDLER' if handler else 'TASK'} [{name}]")
+        self._emit(event_type, data, "INFO", f"{'HANDLER' if handler else 'TASK'} [{name}]")
 
     def v2_playbook_on_task_start(self, task, is_conditional):
         self._task_event(task)
 
     def v2_playbook_on_handler_task_start(self, task):
-        self._task_event(task, handler=True, kind="handler_start")
+        self._task_event(task, handler=True, event_type="handler_start")
 
     def v2_playbook_on_cleanup_task_start(self, task):
-        self._task_event(task, kind="cleanup_task_start")
+        self._task_event(task, event_type="cleanup_task_start")
 
     def v2_playbook_on_notify(self, handler, host):
         self._emit("handler_notified", {"handler": handler.get_name(), "host": getattr(host, "name", str(host))})
@@ -491,26 +479,8 @@ class CallbackModule(CallbackBase):
                 if len(split) > _LOG_LINES:
                     lines.append(f"  {stream}: ... ({len(split) - _LOG_LINES} more lines in events.jsonl)")
         for audit in event.get("audit", []):
-            lines.append("  audit: " + self._describe_audit(audit))
+            lines.append("  audit: " + describe_audit(audit))
         self._emit("item_result" if item else "task_result", event, level, "\n".join(lines))
-
-    @staticmethod
-    def _describe_audit(audit):
-        kind = audit.get("kind")
-        if kind == "hook":
-            return (f"hook {audit.get('name')}: {audit.get('outcome')} rc={audit.get('rc')} "
-                    f"({audit.get('duration_ms')} ms) command {audit.get('command', 'sha256:' + str(audit.get('command_sha256')))}")
-        if kind == "change":
-            return f"change {audit.get('operation')} on {audit.get('key_id')}: {audit.get('before')} -> {audit.get('after')}"
-        if kind == "rollback":
-            return f"rollback executed={audit.get('executed')} outcome={audit.get('outcome')} primary={audit.get('restored_primary')}"
-        if kind == "attestation":
-            res = audit.get("results") or []
-            ok = sum(1 for r in res if isinstance(r, dict) and r.get("verified"))
-            return f"attestation {ok}/{len(res)} verified"
-        if kind == "key_state":
-            return f"key {audit.get('key_id')} primary={audit.get('primary_version')} allowed={audit.get('allowed_measurements')}"
-        return f"{kind} " + ", ".join(f"{k}={v}" for k, v in sorted(audit.items()) if k != "kind")
 
     def v2_runner_on_ok(self, result):
         data, dummy, dummy = _parts(result)
@@ -580,37 +550,12 @@ class CallbackModule(CallbackBase):
         self._write("end", end_event, ended, level, message)
         if self._chain is None:
             return
-        summary = {
-            "schema": SCHEMA,
-            "env": self._ctx.get("env"),
-            "action": action,
-            "check_mode": check_mode,
-            "rehearsal": check_mode,
-            "provider": ctx.get("provider") or self._ctx.get("provider") or "local",
-            "key_id": ctx.get("key_id") or self._ctx.get("key_id"),
-            "show_commands": self._show_commands,
-            "outcome": outcome,
-            "aborted": aborted,
-            "failed_tasks": self._failed,
-            "started_at": iso(self._started),
-            "ended_at": iso(ended),
-            "duration_ms": end_event["duration_ms"],
-            "ansible_core_version": ANSIBLE_CORE_VERSION,
-            "collection": COLLECTION,
-            "collection_version": _collection_version(),
-            "playbook": self._playbook,
-            "awx": self._awx,
-            "stats": hosts,
-            "events": self._chain.seq + 1,
-            "chain_head": {"seq": self._chain.seq, "hash": self._chain.head},
-            "signed": self._signing_key is not None,
-            "signature_format": "base64 Ed25519 over MANIFEST.sha256" if self._signing_key is not None else None,
-            "signing_public_key": public_key_b64(self._signing_key) if self._signing_key is not None else None,
-            "signing_error": self._signing_error,
-            "evidence_errors": list(self._errors),
-            "run_context": ctx,
-        }
-        summary.update(collector.summary_fields())
+        summary = build_summary(
+            collector, cli_ctx=self._ctx, action=action, check_mode=check_mode, outcome=outcome, aborted=aborted,
+            failed_tasks=self._failed, started=self._started, ended=ended, duration_ms=end_event["duration_ms"],
+            playbook=self._playbook, awx=self._awx, stats=hosts, chain=self._chain, signing_key=self._signing_key,
+            signing_error=self._signing_error, evidence_errors=self._errors, show_commands=self._show_commands,
+            ansible_core_version=ANSIBLE_CORE_VERSION)
         try:
             self._chain.close()
             summary = self._redactor.redact(to_plain(summary))

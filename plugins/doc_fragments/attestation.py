@@ -8,68 +8,206 @@ from __future__ import annotations
 
 class ModuleDocFragment:
     # Trust anchors: what evidence of each format must be signed by.
-    # Use as alfred.tee_kms.attestation
+    # The trust fields are written twice here, as the suboptions of attestation_verify's trust
+    # (DOCUMENTATION) and of a key's attestation_trust (KEY_TRUST), because ansible-test reads
+    # doc fragments as plain strings. They mirror plugins/module_utils/_attestation/trust.py;
+    # tests/unit/plugins/module_utils/_attestation/test_trust.py checks that all of them agree.
+    # Use as alfred.tee_kms.attestation (attestation_verify)
     DOCUMENTATION = r"""
 options:
+  trust:
+    description:
+      - Which evidence is trusted, as one dictionary (the same fields as the C(attestation_trust) of a key,
+        see M(alfred.tee_kms.kms_key)).
+      - Replaces the flat options O(public_keys), O(root_certificate), O(nitro_pcrs), O(jwks), O(jwks_url),
+        O(issuer), O(audience), O(algorithms) and O(measurement_claim), which are deprecated.
+      - C(max_age) applies when O(max_age) is not set.
+    type: dict
+    suboptions:
+      public_keys:
+        description:
+          - Trusted Ed25519 public keys of the enclave runtime, base64 of the raw 32 bytes.
+          - Used for C(alfred) evidence; a signature by any listed key is accepted.
+        type: list
+        elements: str
+      root_certificate:
+        description:
+          - Trusted root certificate for C(nitro) documents, as PEM text or the path of a PEM file
+            on the controller. Several PEM certificates may be given; any of them may be the root.
+          - When omitted, the AWS Nitro Enclaves Root-G1 certificate pinned in the collection is used
+            (SHA-256 fingerprint C(641A0321A3E244EFE456463195D606317ED7CDCC3C1756E09893F3C68F79BB5B)).
+        type: str
+      nitro_pcrs:
+        description:
+          - PCR indexes of C(nitro) documents that make up the measurement. Default C([0]).
+          - With one index the measurement is the lowercase hex of that PCR. With several it is the
+            lowercase hex SHA-384 of the PCR values concatenated in the order given here, so allow-lists
+            must be computed with the same list.
+          - Documents whose PCR0, PCR1, PCR2 or any listed PCR is all zero come from debug-mode enclaves and
+            are refused; do not list PCRs that are legitimately zero (PCR3 without an IAM role, PCR8 for an
+            unsigned image).
+        type: list
+        elements: int
+      jwks:
+        description:
+          - Trusted keys for C(jwt) tokens, a JSON Web Key Set as a dictionary, JSON text or the path
+            of a JSON file on the controller.
+          - Mutually exclusive with C(jwks_url).
+        type: raw
+      jwks_url:
+        description:
+          - URL of the JSON Web Key Set of the attestation service, fetched once per task.
+          - Mutually exclusive with C(jwks). Refused in a trust kept with a key, whose decrypt gate never
+            fetches keys from the network; give C(jwks) there.
+        type: str
+      issuer:
+        description:
+          - Required C(iss) of C(jwt) tokens. Not checked when omitted.
+        type: str
+      audience:
+        description:
+          - Value that the C(aud) claim (string or list) of C(jwt) tokens must contain. Not checked when
+            omitted.
+        type: str
+      algorithms:
+        description:
+          - JWS algorithms accepted for C(jwt) tokens. Default all of the choices.
+          - V(none) and the HMAC algorithms are never accepted.
+        type: list
+        elements: str
+        choices: [RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA]
+      measurement_claim:
+        description:
+          - Claim of C(jwt) tokens that holds the measurement, default C(measurement). A dotted path reaches
+            into nested claims (V(submods.container.image_digest)); a claim whose name is exactly the value
+            wins (V(x-ms-sevsnpvm-launchmeasurement)).
+        type: str
+      max_age:
+        description:
+          - Maximum age in seconds of the evidence when it is verified (nitro C(timestamp), jwt C(iat), alfred
+            C(evidence_issued_at)).
+          - For a task, not checked when omitted. For a key, evidence presented with a decrypt must be at most
+            300 seconds old when omitted.
+        type: int
   public_keys:
     description:
-      - Trusted Ed25519 public keys of the enclave runtime, base64 of the raw 32 bytes.
-      - Used for O(format=alfred) evidence; a signature by any listed key is accepted.
+      - Deprecated, use O(trust.public_keys) (same meaning). Mutually exclusive with O(trust).
     type: list
     elements: str
   root_certificate:
     description:
-      - Trusted root certificate for O(format=nitro) documents, as PEM text or the path of a PEM file
-        on the controller. Several PEM certificates may be given; any of them may be the root.
-      - When omitted, the AWS Nitro Enclaves Root-G1 certificate pinned in the collection is used
-        (SHA-256 fingerprint C(641A0321A3E244EFE456463195D606317ED7CDCC3C1756E09893F3C68F79BB5B)).
+      - Deprecated, use O(trust.root_certificate) (same meaning). Mutually exclusive with O(trust).
     type: str
   nitro_pcrs:
     description:
-      - PCR indexes of O(format=nitro) documents that make up the measurement.
-      - With one index the measurement is the lowercase hex of that PCR. With several it is the
-        lowercase hex SHA-384 of the PCR values concatenated in the order given here, so allow-lists
-        must be computed with the same list.
-      - Documents whose PCR0, PCR1, PCR2 or any listed PCR is all zero come from debug-mode enclaves and
-        are refused; do not list PCRs that are legitimately zero (PCR3 without an IAM role, PCR8 for an
-        unsigned image).
+      - Deprecated, use O(trust.nitro_pcrs) (same meaning). Mutually exclusive with O(trust).
     type: list
     elements: int
-    default: [0]
   jwks:
     description:
-      - Trusted keys for O(format=jwt) tokens, a JSON Web Key Set as a dictionary, JSON text or the path
-        of a JSON file on the controller.
-      - Mutually exclusive with O(jwks_url).
+      - Deprecated, use O(trust.jwks) (same meaning). Mutually exclusive with O(trust).
     type: raw
   jwks_url:
     description:
-      - URL of the JSON Web Key Set of the attestation service, fetched once per task.
-      - Mutually exclusive with O(jwks).
+      - Deprecated, use O(trust.jwks_url) (same meaning). Mutually exclusive with O(trust).
     type: str
   issuer:
     description:
-      - Required C(iss) of O(format=jwt) tokens. Not checked when omitted.
+      - Deprecated, use O(trust.issuer) (same meaning). Mutually exclusive with O(trust).
     type: str
   audience:
     description:
-      - Value that the C(aud) claim (string or list) of O(format=jwt) tokens must contain. Not checked when
-        omitted.
+      - Deprecated, use O(trust.audience) (same meaning). Mutually exclusive with O(trust).
     type: str
   algorithms:
     description:
-      - JWS algorithms accepted for O(format=jwt) tokens. Default all of the choices.
-      - V(none) and the HMAC algorithms are never accepted.
+      - Deprecated, use O(trust.algorithms) (same meaning). Mutually exclusive with O(trust).
     type: list
     elements: str
     choices: [RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA]
   measurement_claim:
     description:
-      - Claim of O(format=jwt) tokens that holds the measurement. A dotted path reaches into nested
-        claims (V(submods.container.image_digest)); a claim whose name is exactly the value wins
-        (V(x-ms-sevsnpvm-launchmeasurement)).
+      - Deprecated, use O(trust.measurement_claim) (same meaning). Mutually exclusive with O(trust).
     type: str
-    default: measurement
+"""
+
+    # The trust kept with a key. Use as alfred.tee_kms.attestation.key_trust (kms_key, rotation_inputs)
+    KEY_TRUST = r"""
+options:
+  attestation_trust:
+    description:
+      - Trust anchors the key's decrypt gate uses to verify the attestation evidence presented with a
+        decrypt request (the local provider; AWS KMS verifies Nitro evidence itself, the aws provider
+        uses C(nitro_pcrs) for its key policy condition and the anchors for its local pre-check).
+      - The same fields as the O(alfred.tee_kms.attestation_verify#module:trust) option of
+        M(alfred.tee_kms.attestation_verify); C(jwks_url) is refused here.
+    type: dict
+    suboptions:
+      public_keys:
+        description:
+          - Trusted Ed25519 public keys of the enclave runtime, base64 of the raw 32 bytes.
+          - Used for C(alfred) evidence; a signature by any listed key is accepted.
+        type: list
+        elements: str
+      root_certificate:
+        description:
+          - Trusted root certificate for C(nitro) documents, as PEM text or the path of a PEM file
+            on the controller. Several PEM certificates may be given; any of them may be the root.
+          - When omitted, the AWS Nitro Enclaves Root-G1 certificate pinned in the collection is used
+            (SHA-256 fingerprint C(641A0321A3E244EFE456463195D606317ED7CDCC3C1756E09893F3C68F79BB5B)).
+        type: str
+      nitro_pcrs:
+        description:
+          - PCR indexes of C(nitro) documents that make up the measurement. Default C([0]).
+          - With one index the measurement is the lowercase hex of that PCR. With several it is the
+            lowercase hex SHA-384 of the PCR values concatenated in the order given here, so allow-lists
+            must be computed with the same list.
+          - Documents whose PCR0, PCR1, PCR2 or any listed PCR is all zero come from debug-mode enclaves and
+            are refused; do not list PCRs that are legitimately zero (PCR3 without an IAM role, PCR8 for an
+            unsigned image).
+        type: list
+        elements: int
+      jwks:
+        description:
+          - Trusted keys for C(jwt) tokens, a JSON Web Key Set as a dictionary, JSON text or the path
+            of a JSON file on the controller.
+          - Mutually exclusive with C(jwks_url).
+        type: raw
+      jwks_url:
+        description:
+          - URL of the JSON Web Key Set of the attestation service, fetched once per task.
+          - Mutually exclusive with C(jwks). Refused in a trust kept with a key, whose decrypt gate never
+            fetches keys from the network; give C(jwks) there.
+        type: str
+      issuer:
+        description:
+          - Required C(iss) of C(jwt) tokens. Not checked when omitted.
+        type: str
+      audience:
+        description:
+          - Value that the C(aud) claim (string or list) of C(jwt) tokens must contain. Not checked when
+            omitted.
+        type: str
+      algorithms:
+        description:
+          - JWS algorithms accepted for C(jwt) tokens. Default all of the choices.
+          - V(none) and the HMAC algorithms are never accepted.
+        type: list
+        elements: str
+        choices: [RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA]
+      measurement_claim:
+        description:
+          - Claim of C(jwt) tokens that holds the measurement, default C(measurement). A dotted path reaches
+            into nested claims (V(submods.container.image_digest)); a claim whose name is exactly the value
+            wins (V(x-ms-sevsnpvm-launchmeasurement)).
+        type: str
+      max_age:
+        description:
+          - Maximum age in seconds of the evidence when it is verified (nitro C(timestamp), jwt C(iat), alfred
+            C(evidence_issued_at)).
+          - For a task, not checked when omitted. For a key, evidence presented with a decrypt must be at most
+            300 seconds old when omitted.
+        type: int
 """
 
     # Freshness: binding evidence to a nonce and to a time.

@@ -18,6 +18,18 @@ attributes:
     support: full
 """
 
+    # Modules that change something outside a key's state (a hook's effects, a lock): full check
+    # mode, no diff.
+    NO_DIFF = r"""
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: none
+"""
+
     # Read-only modules.
     INFO = r"""
 attributes:

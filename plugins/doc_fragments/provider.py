@@ -7,7 +7,9 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    # Shared KMS provider options (action group alfred.tee_kms.kms).
+    # Options every KMS module shares (action group alfred.tee_kms.kms). Each provider's own
+    # options are in its own fragment, alfred.tee_kms.provider_<name>; every KMS module extends
+    # all of them (tests/unit/plugins/doc_fragments/test_provider_docs.py checks it).
     DOCUMENTATION = r"""
 options:
   provider:
@@ -23,54 +25,6 @@ options:
       - The key to manage or read, for example C(tokens/refresh) (local) or C(alias/tokens-refresh) (aws).
     type: str
     required: true
-  store_path:
-    description:
-      - Path of the local KMS store file. Required with O(provider=local).
-      - The file holds key material; it must be a regular file of mode C(0600) owned by the current user.
-      - If not set, the environment variable E(ALFRED_TEE_KMS_STORE) is used.
-    type: path
-  region:
-    description:
-      - AWS region (O(provider=aws)). If not set, E(AWS_REGION) or E(AWS_DEFAULT_REGION) is used.
-    type: str
-    aliases: [aws_region, ec2_region]
-  endpoint_url:
-    description:
-      - URL of the AWS KMS API to connect to instead of the public endpoint (private endpoints, test servers).
-      - If not set, E(AWS_URL) or E(AWS_ENDPOINT_URL) is used.
-    type: str
-    aliases: [aws_endpoint_url, ec2_url]
-  access_key:
-    description:
-      - AWS access key ID. If not set, E(AWS_ACCESS_KEY_ID), E(AWS_ACCESS_KEY) or E(EC2_ACCESS_KEY) is used.
-    type: str
-    aliases: [aws_access_key_id, aws_access_key, ec2_access_key]
-  secret_key:
-    description:
-      - AWS secret access key. If not set, E(AWS_SECRET_ACCESS_KEY), E(AWS_SECRET_KEY) or E(EC2_SECRET_KEY) is used.
-    type: str
-    aliases: [aws_secret_access_key, aws_secret_key, ec2_secret_key]
-  session_token:
-    description:
-      - AWS session token for temporary credentials. If not set, E(AWS_SESSION_TOKEN) is used.
-    type: str
-    aliases: [aws_session_token, security_token, aws_security_token, access_token]
-  profile:
-    description:
-      - Named AWS profile. If not set, E(AWS_PROFILE) or E(AWS_DEFAULT_PROFILE) is used.
-      - When explicit keys are given as well, the explicit keys win.
-    type: str
-    aliases: [aws_profile]
-  validate_certs:
-    description:
-      - Whether to verify TLS certificates of the AWS endpoint.
-    type: bool
-    default: true
-    aliases: [aws_validate_certs]
-  aws_ca_bundle:
-    description:
-      - CA bundle for the AWS endpoint. If not set, E(AWS_CA_BUNDLE) is used.
-    type: path
 attributes:
   action_group:
     description: Use C(group/alfred.tee_kms.kms) in C(module_defaults) to set the provider options once.
@@ -79,5 +33,4 @@ attributes:
       - alfred.tee_kms.kms
 requirements:
   - cryptography >= 41.0
-  - boto3 >= 1.28 (only with O(provider=aws))
 """

@@ -64,7 +64,8 @@ from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
 from ansible.utils.display import Display
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import EvidenceError, read_head
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence.format import EvidenceError
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence.verify import read_head
 
 ENV_BUNDLE = "ALFRED_EVIDENCE_BUNDLE"
 display = Display()

@@ -74,7 +74,7 @@ options:
   timeout:
     description:
       - Seconds allowed for each request to an enclave (connect, every read and the whole answer) and
-        for fetching O(jwks_url).
+        for fetching O(trust.jwks_url).
       - A slow or dead enclave costs at most this long and never delays the others.
     type: float
     default: 5
@@ -95,8 +95,8 @@ options:
     type: bool
     default: true
 notes:
-  - Runs on the controller. Network access is needed only for O(endpoints) and O(jwks_url).
-  - Configuration errors (an unreadable root certificate or JWKS, an unreachable O(jwks_url), a bad
+  - Runs on the controller. Network access is needed only for O(endpoints) and O(trust.jwks_url).
+  - Configuration errors (an unreadable root certificate or JWKS, an unreachable O(trust.jwks_url), a bad
     O(verification_time)) fail the task whatever O(fail_on_invalid) says.
 seealso:
   - name: AWS Nitro Enclaves attestation process
@@ -115,8 +115,9 @@ EXAMPLES = r"""
   alfred.tee_kms.attestation_verify:
     format: alfred
     endpoints: "{{ groups['enclaves'] | map('extract', hostvars, 'enclave_url') | list }}"
-    public_keys:
-      - "{{ enclave_runtime_public_key }}"
+    trust:
+      public_keys:
+        - "{{ enclave_runtime_public_key }}"
     allowed_measurements: "{{ kms_allowed_measurements }}"
     max_age: 120
     timeout: 3
@@ -129,7 +130,8 @@ EXAMPLES = r"""
     format: nitro
     endpoints:
       - https://enclave-1.internal:8443
-    nitro_pcrs: [0, 1, 2]
+    trust:
+      nitro_pcrs: [0, 1, 2]
     allowed_measurements:
       - "{{ enclave_pcr_digest }}"
   delegate_to: localhost
@@ -145,10 +147,11 @@ EXAMPLES = r"""
   alfred.tee_kms.attestation_verify:
     format: jwt
     endpoints: "{{ enclave_urls }}"
-    jwks_url: https://sharedeus.eus.attest.azure.net/certs
-    issuer: https://sharedeus.eus.attest.azure.net
-    measurement_claim: x-ms-sevsnpvm-launchmeasurement
-    algorithms: [RS256]
+    trust:
+      jwks_url: https://sharedeus.eus.attest.azure.net/certs
+      issuer: https://sharedeus.eus.attest.azure.net
+      measurement_claim: x-ms-sevsnpvm-launchmeasurement
+      algorithms: [RS256]
     fail_on_invalid: false
   delegate_to: localhost
   register: tokens
@@ -235,23 +238,12 @@ audit:
       elements: str
 """
 
-import traceback
-
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-try:
-    import cbor2  # noqa: F401 pylint: disable=unused-import
-    import cryptography  # noqa: F401 pylint: disable=unused-import
-    import requests  # noqa: F401 pylint: disable=unused-import
-except ImportError:
-    DEPS_ERROR = traceback.format_exc()
-else:
-    DEPS_ERROR = None
-
-# Imports only the standard library at load time; cryptography, cbor2 and requests are used lazily.
-from ansible_collections.alfred.tee_kms.plugins.module_utils._attest_client import (
-    freshness_argument_spec, run, trust_argument_spec)
-from ansible_collections.alfred.tee_kms.plugins.module_utils._errors import TeeKmsError
+# Imports only the standard library at load time; each verifier checks the libraries it needs
+# (cryptography, cbor2) and the live client requests, when they are used.
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import trust
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.client import freshness_argument_spec, run
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import InputError
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
 
 
 def argument_spec() -> dict:
@@ -266,34 +258,39 @@ def argument_spec() -> dict:
         operation_purpose=dict(type="str", default="attestation-verify"),
         fail_on_invalid=dict(type="bool", default=True),
     )
-    spec.update(trust_argument_spec())
+    # The whole trust as one option; the flat trust options stay accepted (deprecated).
+    spec["trust"] = dict(type="dict", options=trust.argument_spec())
+    spec.update({name: value for name, value in trust.argument_spec().items() if name != "max_age"})
     spec.update(freshness_argument_spec())
     return spec
 
 
+# Each deprecated flat trust option excludes the trust option.
+FLAT_TRUST = tuple(name for name in trust.FIELDS if name != "max_age")
+
+
+def handle(mod):
+    params = mod.params
+    if params["timeout"] <= 0:
+        raise InputError("verify", "attestation evidence", "timeout must be positive")
+    if params["workers"] < 1:
+        raise InputError("verify", "attestation evidence", "workers must be at least 1")
+    result, failure = run(params)
+    if failure and params["fail_on_invalid"]:
+        mod.fail_message(failure, changed=False, **result)
+    return dict(result, changed=False)
+
+
 def main():
-    module = AnsibleModule(
-        argument_spec=argument_spec(),
-        supports_check_mode=True,
+    TeeKmsModule(
+        argument_spec(),
+        with_provider=False,
         required_one_of=[("endpoints", "document", "document_path")],
         mutually_exclusive=[("endpoints", "document", "document_path"), ("jwks", "jwks_url"),
-                            ("endpoints", "nonce"), ("endpoints", "verification_time")],
+                            ("endpoints", "nonce"), ("endpoints", "verification_time")]
+        + [("trust", name) for name in FLAT_TRUST],
         required_by={"endpoints": "format"},
-    )
-    if DEPS_ERROR is not None:
-        module.fail_json(msg=missing_required_lib("cryptography, cbor2 and requests"), exception=DEPS_ERROR)
-    params = module.params
-    if params["timeout"] <= 0:
-        module.fail_json(msg="Could not verify attestation evidence: timeout must be positive")
-    if params["workers"] < 1:
-        module.fail_json(msg="Could not verify attestation evidence: workers must be at least 1")
-    try:
-        result, failure = run(params)
-    except TeeKmsError as exc:
-        module.fail_json(msg=str(exc), **exc.to_result())
-    if failure and params["fail_on_invalid"]:
-        module.fail_json(msg=failure, changed=False, **result)
-    module.exit_json(changed=False, **result)
+    ).run(handle)
 
 
 if __name__ == "__main__":

@@ -113,35 +113,28 @@ audit:
   sample: {"kind": "evidence_verify", "verified": true, "events": 57, "reason": null}
 """
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import audit
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence.verify import verify_bundle
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import verify_bundle
+
+def handle(mod):
+    path = mod.params["path"]
+    result = dict(verify_bundle(path, mod.params["public_key"]))
+    result.pop("path", None)
+    result["changed"] = False
+    result["audit"] = audit.evidence_verify(result)
+    if not result["verified"] and mod.params["fail_on_invalid"]:
+        mod.fail_message(f"Could not verify evidence bundle '{path}': {result['reason']}", **result)
+    return result
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            path=dict(type="path", required=True),
-            public_key=dict(type="str", no_log=False),
-            fail_on_invalid=dict(type="bool", default=True),
-        ),
-        supports_check_mode=True,
-    )
-    path = module.params["path"]
-    result = dict(verify_bundle(path, module.params["public_key"]))
-    result.pop("path", None)
-    result["changed"] = False
-    result["audit"] = {
-        "kind": "evidence_verify",
-        "verified": result["verified"],
-        "events": result["events"],
-        "reason": result["reason"],
-        "chain_head": result["chain_head"],
-        "signature_verified": result["signature_verified"],
-    }
-    if not result["verified"] and module.params["fail_on_invalid"]:
-        module.fail_json(msg=f"Could not verify evidence bundle '{path}': {result['reason']}", **result)
-    module.exit_json(**result)
+    TeeKmsModule(dict(
+        path=dict(type="path", required=True),
+        public_key=dict(type="str", no_log=False),
+        fail_on_invalid=dict(type="bool", default=True),
+    ), with_provider=False).run(handle)
 
 
 if __name__ == "__main__":

@@ -84,8 +84,10 @@ import json
 import time
 from urllib.parse import urlsplit, urlunsplit
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._errors import TeeKmsError
-from ansible_collections.alfred.tee_kms.plugins.module_utils._module_base import TeeKmsModule
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common import deps
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import TeeKmsError
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import audit
 
 
 class Unhealthy(TeeKmsError):
@@ -134,7 +136,7 @@ def handle(mod):
             time.sleep(p["delay"])
     healthy = detail == "healthy"
     result = {"changed": False, "healthy": healthy, "attempts": number, "http_status": status, "detail": f"{shown} {detail}",
-              "audit": {"kind": "health", "name": p["name"], "url": shown, "status": status, "passed": healthy}}
+              "audit": audit.health(p["name"], shown, status, healthy)}
     if not healthy:
         mod.fail(Unhealthy("confirm the health of", f"{p['name']} endpoint {shown}", f"{detail} after {number} attempt(s)"),
                  **{k: v for k, v in result.items() if k != "changed"})
@@ -151,7 +153,7 @@ def main():
         delay=dict(type="float", default=2),
         timeout=dict(type="float", default=5),
         validate_certs=dict(type="bool", default=True),
-    ), with_provider=False).run(handle)
+    ), with_provider=False, requirements=(deps.REQUESTS,)).run(handle)
 
 
 if __name__ == "__main__":

@@ -21,9 +21,12 @@ author:
   - Alfred security engineering (@alfred-security)
 extends_documentation_fragment:
   - alfred.tee_kms.provider
+  - alfred.tee_kms.provider_local
+  - alfred.tee_kms.provider_aws
   - alfred.tee_kms.measurements
   - alfred.tee_kms.attributes
   - alfred.tee_kms.destruction
+  - alfred.tee_kms.attestation.key_trust
 options:
   state:
     description:
@@ -38,42 +41,6 @@ options:
       - Measurements allowed to decrypt. Required, and not empty, when the key is created.
     type: list
     elements: str
-  attestation_trust:
-    description:
-      - Trust anchors the local KMS uses to verify the attestation evidence presented with
-        decrypt requests. Ignored by O(provider=aws), where AWS KMS verifies Nitro evidence itself.
-    type: dict
-    suboptions:
-      public_keys:
-        description: Base64 Ed25519 public keys that sign C(alfred) evidence.
-        type: list
-        elements: str
-      root_certificate:
-        description: PEM text, or a path to a PEM file, of the root that anchors C(nitro) documents. Default is the pinned AWS Nitro Enclaves Root-G1.
-        type: str
-      jwks:
-        description: JWKS (JSON text, dict, or a path to a JSON file) that signs C(jwt) attestation tokens.
-        type: raw
-      issuer:
-        description: Required C(iss) of C(jwt) attestation tokens.
-        type: str
-      audience:
-        description: Required C(aud) of C(jwt) attestation tokens.
-        type: str
-      algorithms:
-        description: Allowed JWS algorithms for C(jwt) evidence.
-        type: list
-        elements: str
-      nitro_pcrs:
-        description: PCR indexes that make up the measurement of C(nitro) evidence.
-        type: list
-        elements: int
-      measurement_claim:
-        description: Dotted claim path holding the measurement in C(jwt) evidence.
-        type: str
-      max_age:
-        description: Maximum age in seconds of evidence presented with a decrypt request.
-        type: int
   description:
     description: Free-text description stored with the key (local provider).
     type: str
@@ -114,55 +81,18 @@ diff:
 """
 
 import datetime
-import json
-import os
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._errors import ConflictError, InputError
-from ansible_collections.alfred.tee_kms.plugins.module_utils._local_kms import normalize_trust
-from ansible_collections.alfred.tee_kms.plugins.module_utils._measurements import normalize_list
-from ansible_collections.alfred.tee_kms.plugins.module_utils._module_base import TeeKmsModule
-from ansible_collections.alfred.tee_kms.plugins.module_utils._providers import DESTRUCTION_ARGSPEC
-from ansible_collections.alfred.tee_kms.plugins.module_utils._provider_base import (
-    audit_change,
-    audit_key_state,
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import trust as key_trust
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.measurements import normalize_list
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import ConflictError, InputError
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import audit
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.rules import (
+    DESTRUCTION_ARGSPEC,
     check_pending_days,
     public_state,
     utcnow_iso,
 )
-
-TRUST_SPEC = dict(
-    public_keys=dict(type="list", elements="str", no_log=False),
-    root_certificate=dict(type="str"),
-    jwks=dict(type="raw"),
-    issuer=dict(type="str"),
-    audience=dict(type="str"),
-    algorithms=dict(type="list", elements="str"),
-    nitro_pcrs=dict(type="list", elements="int"),
-    measurement_claim=dict(type="str"),
-    max_age=dict(type="int"),
-)
-
-
-def _read_if_path(value: str) -> str:
-    """PEM/JSON text is used as is; anything else naming a file is read (absolute or relative paths)."""
-    if value and not value.lstrip().startswith(("-----", "{")) and os.path.isfile(value):
-        with open(value, encoding="utf-8") as handle:
-            return handle.read()
-    return value
-
-
-def trust_from_params(trust):
-    if trust is None:
-        return None
-    trust = {k: v for k, v in trust.items() if v is not None}
-    if "root_certificate" in trust:
-        trust["root_certificate"] = _read_if_path(trust["root_certificate"])
-    if "jwks" in trust and isinstance(trust["jwks"], str):
-        try:
-            trust["jwks"] = json.loads(_read_if_path(trust["jwks"]))
-        except ValueError:
-            raise InputError("configure attestation trust for", "key", "jwks is neither JSON nor a path to a JSON file") from None
-    return normalize_trust(trust)
 
 
 def handle(mod):
@@ -185,7 +115,7 @@ def handle(mod):
             after = public_state(mod.provider.describe_key(key_id))
         return _result(mod, "schedule_key_deletion", key_id, before, after)
 
-    trust = trust_from_params(p["attestation_trust"])
+    trust = None if p["attestation_trust"] is None else key_trust.validate(p["attestation_trust"], key_trust.KEY)
     if current is None:
         fmt = p["measurement_format"] or "sha384"
         allowed = normalize_list(p["allowed_measurements"], fmt, p["allow_dev_measurements"], action="create")
@@ -214,18 +144,16 @@ def handle(mod):
                          {"attestation_trust": trust})
         result["key"] = before
     else:
-        result = {"changed": False, "key": before, "audit": audit_key_state(before)}
+        result = {"changed": False, "key": before, "audit": audit.key_state(before)}
     for warning in warnings:
-        mod.module.warn(warning)
+        mod.warn(warning)
     return result
 
 
 def _result(mod, operation, key_id, before, after):
     result = {"changed": True, "key": after if "key_id" in after else before,
-              "audit": audit_change(operation, key_id, before, after, mod.check_mode)}
-    if mod.module._diff:
-        result["diff"] = {"before": before, "after": after}
-    return result
+              "audit": audit.change(operation, key_id, before, after, mod.check_mode)}
+    return mod.add_diff(result, before, after)
 
 
 def main():
@@ -234,7 +162,7 @@ def main():
         allowed_measurements=dict(type="list", elements="str"),
         measurement_format=dict(type="str", choices=["sha384", "sha256", "opaque"]),
         allow_dev_measurements=dict(type="bool", default=False),
-        attestation_trust=dict(type="dict", options=TRUST_SPEC),
+        attestation_trust=dict(type="dict", options=key_trust.argument_spec()),
         description=dict(type="str"),
         **DESTRUCTION_ARGSPEC,
     )).run(handle)

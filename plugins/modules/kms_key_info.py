@@ -18,6 +18,8 @@ author:
   - Alfred security engineering (@alfred-security)
 extends_documentation_fragment:
   - alfred.tee_kms.provider
+  - alfred.tee_kms.provider_local
+  - alfred.tee_kms.provider_aws
   - alfred.tee_kms.attributes.info
 options:
   missing_ok:
@@ -92,8 +94,9 @@ audit:
   returned: when the key exists
 """
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._module_base import TeeKmsModule
-from ansible_collections.alfred.tee_kms.plugins.module_utils._provider_base import audit_key_state, public_state
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import audit
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.rules import public_state
 
 
 def handle(mod):
@@ -101,7 +104,7 @@ def handle(mod):
     if state is None:
         return {"changed": False, "exists": False, "key": {}}
     key = public_state(state) | {"lock": state.get("lock"), "snapshot": state.get("snapshot")}
-    return {"changed": False, "exists": True, "key": key, "audit": audit_key_state(key)}
+    return {"changed": False, "exists": True, "key": key, "audit": audit.key_state(key)}
 
 
 def main():

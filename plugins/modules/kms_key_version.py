@@ -23,6 +23,8 @@ author:
   - Alfred security engineering (@alfred-security)
 extends_documentation_fragment:
   - alfred.tee_kms.provider
+  - alfred.tee_kms.provider_local
+  - alfred.tee_kms.provider_aws
   - alfred.tee_kms.attributes
   - alfred.tee_kms.destruction
 options:
@@ -72,10 +74,10 @@ primary:
 
 import copy
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils import _provider_base as rules
-from ansible_collections.alfred.tee_kms.plugins.module_utils._errors import ConflictError, InputError
-from ansible_collections.alfred.tee_kms.plugins.module_utils._module_base import TeeKmsModule
-from ansible_collections.alfred.tee_kms.plugins.module_utils._providers import DESTRUCTION_ARGSPEC
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import ConflictError, InputError
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import audit
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms import rules
 
 
 def plan(state: dict, version: int, wanted: str) -> list:
@@ -132,10 +134,8 @@ def handle(mod):
         "primary": after["primary_version"] == version,
     }
     if steps:
-        result["audit"] = rules.audit_change("+".join(s[0] for s in steps), key_id,
-                                             _view(before), _view(after), mod.check_mode)
-        if mod.module._diff:
-            result["diff"] = {"before": _view(before), "after": _view(after)}
+        result["audit"] = audit.change("+".join(s[0] for s in steps), key_id, _view(before), _view(after), mod.check_mode)
+        mod.add_diff(result, _view(before), _view(after))
     return result
 
 
@@ -147,7 +147,7 @@ def main():
     TeeKmsModule(dict(
         version=dict(type="int", required=True),
         state=dict(type="str", default="present", choices=["present", "primary", "disabled", "enabled", "destroy_scheduled"]),
-        **DESTRUCTION_ARGSPEC,
+        **rules.DESTRUCTION_ARGSPEC,
     )).run(handle)
 
 

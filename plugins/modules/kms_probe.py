@@ -26,6 +26,8 @@ author:
   - Alfred security engineering (@alfred-security)
 extends_documentation_fragment:
   - alfred.tee_kms.provider
+  - alfred.tee_kms.provider_local
+  - alfred.tee_kms.provider_aws
   - alfred.tee_kms.attributes.info
 options:
   probe:
@@ -78,9 +80,10 @@ probe:
            "canary_sha256": "5f1c...", "ciphertext": "tkms1.eyJr...", "context": {"token_key_id": "tokens/refresh", "token_version": "3"}}
 """
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._errors import TeeKmsError
-from ansible_collections.alfred.tee_kms.plugins.module_utils._module_base import TeeKmsModule
-from ansible_collections.alfred.tee_kms.plugins.module_utils._probes import run_probe
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import TeeKmsError
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import audit
+from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.probes import run_probe
 
 
 class ProbeFailed(TeeKmsError):
@@ -91,13 +94,13 @@ def handle(mod):
     p = mod.params
     if mod.check_mode:
         row = {"name": p["probe"], "passed": None, "detail": "not run in check mode"}
-        return {"changed": False, "probe": row, "audit": dict(row, kind="probe")}
+        return {"changed": False, "probe": row, "audit": audit.probe(row)}
     row = run_probe(mod.provider, p["probe"], p["key_id"], p["version"], p["enclave_url"], p["attestation_format"],
                     p["timeout"], p["ciphertext"], p["context"])
-    audit = {"kind": "probe", **{k: row[k] for k in ("name", "passed", "detail") if k in row}}
+    record = audit.probe(row)
     if not row["passed"] and p["fail_on_failed_probe"]:
-        mod.fail(ProbeFailed("pass", f"the {p['probe']} probe on key '{p['key_id']}'", row["detail"]), probe=row, audit=audit)
-    return {"changed": False, "probe": row, "audit": audit}
+        mod.fail(ProbeFailed("pass", f"the {p['probe']} probe on key '{p['key_id']}'", row["detail"]), probe=row, audit=record)
+    return {"changed": False, "probe": row, "audit": record}
 
 
 def main():

@@ -20,6 +20,8 @@ author:
   - Alfred security engineering (@alfred-security)
 extends_documentation_fragment:
   - alfred.tee_kms.provider
+  - alfred.tee_kms.provider_local
+  - alfred.tee_kms.provider_aws
   - alfred.tee_kms.measurements
   - alfred.tee_kms.attributes
 options:
@@ -74,10 +76,11 @@ removed:
   returned: always
 """
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._errors import ConflictError, InputError
-from ansible_collections.alfred.tee_kms.plugins.module_utils._measurements import normalize_list
-from ansible_collections.alfred.tee_kms.plugins.module_utils._module_base import TeeKmsModule
-from ansible_collections.alfred.tee_kms.plugins.module_utils._provider_base import audit_change, public_state
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.measurements import normalize_list
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import ConflictError, InputError
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import audit
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.rules import public_state
 
 
 def target_list(current: list, requested: list, state: str) -> list:
@@ -126,7 +129,7 @@ def handle(mod):
     changed = bool(added or removed)
     if changed and before.get("pending_deletion_at"):  # refuse in check mode too, as the real run would
         raise ConflictError("update the allow-list of", f"key '{key_id}'", f"it is scheduled for deletion on {before['pending_deletion_at']}")
-    diff = allowlist_diff(mod, key_id, current, after) if changed and mod.module._diff else None
+    diff = allowlist_diff(mod, key_id, current, after) if changed and mod.diff_mode else None
     if not changed:
         after = list(current)  # report what the key holds, not the order the request used
     elif not mod.check_mode:
@@ -134,7 +137,7 @@ def handle(mod):
         after = public_state(mod.provider.describe_key(key_id))["allowed_measurements"]
     result = {"changed": changed, "allowed_measurements": after, "added": added, "removed": removed}
     if changed:
-        result["audit"] = audit_change("set_allowed_measurements", key_id, current, after, mod.check_mode)
+        result["audit"] = audit.change("set_allowed_measurements", key_id, current, after, mod.check_mode)
         if diff is not None:
             result["diff"] = diff
     return result

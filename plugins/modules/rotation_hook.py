@@ -23,7 +23,7 @@ description:
 author:
   - Alfred security engineering (@alfred-security)
 extends_documentation_fragment:
-  - alfred.tee_kms.attributes
+  - alfred.tee_kms.attributes.no_diff
 options:
   name:
     description: Which hook this is.
@@ -67,9 +67,10 @@ hook:
            "stdout_lines": ["rotated tokens/refresh to version 3"], "stderr_lines": []}
 """
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._errors import TeeKmsError
-from ansible_collections.alfred.tee_kms.plugins.module_utils._hooks import command_digest, run_hook
-from ansible_collections.alfred.tee_kms.plugins.module_utils._module_base import TeeKmsModule
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import TeeKmsError
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import audit
+from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.hooks import run_hook
 
 
 class HookFailed(TeeKmsError):
@@ -82,21 +83,20 @@ def handle(mod):
     hook = {"name": p["name"]}
     if not command:
         hook.update(outcome="skipped", rc=None, duration_ms=0)
-        return {"changed": False, "hook": hook, "audit": dict(hook, kind="hook")}
-    hook["command_sha256"] = command_digest(command)
+        return {"changed": False, "hook": hook, "audit": audit.hook(hook)}
+    hook["command_sha256"] = audit.command_digest(command)
     if p["visible_command"]:
         hook["command"] = command
     if mod.check_mode:
         hook.update(outcome="would_run", rc=None, duration_ms=0)
-        return {"changed": True, "hook": hook, "audit": dict(hook, kind="hook")}
+        return {"changed": True, "hook": hook, "audit": audit.hook(hook)}
     hook.update(run_hook(command, p["timeout"], p["environment"], p["chdir"]))
-    audit = {k: v for k, v in hook.items() if k not in ("stdout_lines", "stderr_lines")}
-    audit["kind"] = "hook"
+    record = audit.hook(hook)
     if hook["outcome"] != "ok":
         cause = f"it timed out after {p['timeout']}s and was stopped" if hook["outcome"] == "timeout" else f"it exited with code {hook['rc']}"
         error = HookFailed("run", f"the {p['name']} hook", cause)
-        mod.fail(error, hook=hook, audit=audit)
-    return {"changed": True, "hook": hook, "audit": audit}
+        mod.fail(error, hook=hook, audit=record)
+    return {"changed": True, "hook": hook, "audit": record}
 
 
 def main():

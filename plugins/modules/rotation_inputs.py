@@ -20,6 +20,7 @@ author:
   - Alfred security engineering (@alfred-security)
 extends_documentation_fragment:
   - alfred.tee_kms.attributes.info
+  - alfred.tee_kms.attestation.key_trust
 options:
   env:
     description: Target environment.
@@ -88,7 +89,10 @@ EXAMPLES = r"""
 
 RETURN = r"""
 rotation:
-  description: The normalised rotation plan.
+  description:
+    - The normalised rotation plan.
+    - With O(attestation_trust), its normal form under C(attestation_trust) (public keys in canonical base64,
+      root certificate and JWKS read from the files they name).
   type: dict
   returned: success
   sample: {"env": "staging", "action": "all", "provider": "local", "key_id": "tokens/refresh", "current_version": 1,
@@ -100,17 +104,19 @@ audit:
   returned: success
 """
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._module_base import TeeKmsModule
-from ansible_collections.alfred.tee_kms.plugins.module_utils._rotation import validate_inputs
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import trust as key_trust
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import audit
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms import registry
+from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.inputs import validate_inputs
 
 
 def handle(mod):
     params = dict(mod.params, check_mode=mod.check_mode)
     plan = validate_inputs(params)
-    fields = ("env", "action", "provider", "key_id", "check_mode", "show_commands", "current_version", "next_version",
-              "target_measurements")
-    audit = {"kind": "run_context", **{k: plan[k] for k in fields}}
-    return {"changed": False, "rotation": plan, "audit": audit}
+    if params.get("attestation_trust") is not None:  # checked before anything changes, as kms_key will
+        plan["attestation_trust"] = key_trust.validate(params["attestation_trust"], key_trust.KEY)
+    return {"changed": False, "rotation": plan, "audit": audit.run_context(plan)}
 
 
 def main():
@@ -119,7 +125,7 @@ def main():
         action=dict(type="str", default="all"),
         confirm_production=dict(type="bool", default=False),
         alfred_env=dict(type="str"),
-        provider=dict(type="str", default="local"),
+        provider=dict(type="str", default=registry.DEFAULT_PROVIDER),
         key_id=dict(type="str"),
         current_version=dict(type="raw"),
         next_version=dict(type="raw"),
@@ -128,6 +134,7 @@ def main():
         hooks=dict(type="dict", no_log=True),
         show_commands=dict(type="bool", default=False),
         lock_owner=dict(type="str"),
+        attestation_trust=dict(type="dict", options=key_trust.argument_spec()),
     ), with_provider=False).run(handle)
 
 

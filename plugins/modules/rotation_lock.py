@@ -21,7 +21,9 @@ author:
   - Alfred security engineering (@alfred-security)
 extends_documentation_fragment:
   - alfred.tee_kms.provider
-  - alfred.tee_kms.attributes
+  - alfred.tee_kms.provider_local
+  - alfred.tee_kms.provider_aws
+  - alfred.tee_kms.attributes.no_diff
 options:
   state:
     description: What to do with the lock.
@@ -64,22 +66,26 @@ taken_over:
   returned: when a lock was taken over
 """
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._module_base import TeeKmsModule
-from ansible_collections.alfred.tee_kms.plugins.module_utils._provider_base import lock_conflict
-from ansible_collections.alfred.tee_kms.plugins.module_utils._rotation import holder_is_gone
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import audit
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.rules import lock_conflict
+from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.locks import holder_is_gone
 
 
 def handle(mod):
     p = mod.params
     key_id, owner = p["key_id"], p["owner"]
     lock = mod.provider.get_lock(key_id)
-    audit = {"kind": "change", "operation": f"lock_{p['state']}", "key_id": key_id, "before": lock, "check_mode": mod.check_mode}
+
+    def record(after):
+        return audit.change(f"lock_{p['state']}", key_id, lock, after, mod.check_mode)
+
     if p["state"] == "released":
         if not lock or lock["owner"] != owner:
             return {"changed": False, "lock": lock or {}}
         if not mod.check_mode:
             mod.provider.release_lock(key_id, owner)
-        return {"changed": True, "lock": {}, "audit": dict(audit, after=None)}
+        return {"changed": True, "lock": {}, "audit": record(None)}
 
     takeover = None
     if lock and lock["owner"] != owner and holder_is_gone(lock["owner"]):
@@ -91,12 +97,12 @@ def handle(mod):
     if p["state"] == "checked":
         return {"changed": False, "lock": lock or {}}
     if mod.check_mode:
-        return {"changed": True, "lock": {"owner": owner}, "audit": dict(audit, after={"owner": owner})}
+        return {"changed": True, "lock": {"owner": owner}, "audit": record({"owner": owner})}
     new = mod.provider.acquire_lock(key_id, owner, p["ttl"], break_stale=p["break_stale_lock"], takeover_from=takeover)
-    result = {"changed": True, "lock": new, "audit": dict(audit, after=new)}
+    result = {"changed": True, "lock": new, "audit": record(new)}
     if takeover:
         result["taken_over"] = takeover
-        mod.module.warn(f"Took over the rotation lock of '{takeover}': its process on this host is gone")
+        mod.warn(f"Took over the rotation lock of '{takeover}': its process on this host is gone")
     return result
 
 

@@ -24,6 +24,8 @@ author:
   - Alfred security engineering (@alfred-security)
 extends_documentation_fragment:
   - alfred.tee_kms.provider
+  - alfred.tee_kms.provider_local
+  - alfred.tee_kms.provider_aws
   - alfred.tee_kms.attributes
 options:
   state:
@@ -87,11 +89,12 @@ already_rotated:
   returned: when O(state=present)
 """
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._errors import InputError, NotFoundError
-from ansible_collections.alfred.tee_kms.plugins.module_utils._measurements import normalize_list
-from ansible_collections.alfred.tee_kms.plugins.module_utils._module_base import TeeKmsModule
-from ansible_collections.alfred.tee_kms.plugins.module_utils._provider_base import audit_change, public_state
-from ansible_collections.alfred.tee_kms.plugins.module_utils._rotation import new_snapshot, snapshot_decision
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.measurements import normalize_list
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import InputError, NotFoundError
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import audit
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.rules import public_state
+from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.snapshots import new_snapshot, snapshot_decision
 
 
 def _require(p, names, state):
@@ -115,7 +118,7 @@ def record(mod, state, key):
         return dict(result, changed=False)
     if not mod.check_mode:
         mod.provider.save_snapshot(p["key_id"], new)
-    return dict(result, changed=True, snapshot=new, audit=audit_change("record_snapshot", p["key_id"], snapshot, new, mod.check_mode))
+    return dict(result, changed=True, snapshot=new, audit=audit.change("record_snapshot", p["key_id"], snapshot, new, mod.check_mode))
 
 
 def mark(mod, state):
@@ -155,13 +158,9 @@ def restore(mod, state, key):
         mod.provider.save_snapshot(p["key_id"], dict(snapshot, status="rolled_back"))
     result = {"changed": changed or close, "snapshot": snapshot,
               "key": dict(key, **wanted) if changed else key,
-              "audit": {"kind": "rollback", "executed": changed, "check_mode": mod.check_mode,
-                        "restored_primary": wanted["primary_version"],
-                        "restored_allowed_measurements": wanted["allowed_measurements"],
-                        "before": current, "outcome": ("would_restore" if mod.check_mode else "restored") if changed else "already_at_snapshot"}}
-    if changed and mod.module._diff:
-        result["diff"] = {"before": current, "after": wanted}
-    return result
+              "audit": audit.rollback(changed, mod.check_mode, wanted["primary_version"], wanted["allowed_measurements"], current,
+                                      ("would_restore" if mod.check_mode else "restored") if changed else "already_at_snapshot")}
+    return mod.add_diff(result, current, wanted) if changed else result
 
 
 def handle(mod):

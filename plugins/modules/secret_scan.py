@@ -135,53 +135,50 @@ audit:
   sample: {"kind": "secret_scan", "by_detector": {"jwt": 1}, "total": 1, "new_findings": 1}
 """
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import InputError, TeeKmsError
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import audit
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence.secret_patterns import scan_paths
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._secret_patterns import scan_paths
+
+class ScanFailed(TeeKmsError):
+    code = "scan_failed"
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            paths=dict(type="list", elements="path", required=True),
-            since=dict(type="dict"),
-            baseline=dict(type="raw"),
-            known_secrets=dict(type="list", elements="str", default=[], no_log=True),
-            fail_on_new=dict(type="bool", default=False),
-            ignore_missing=dict(type="bool", default=False),
-            max_samples=dict(type="int", default=10),
-        ),
-        supports_check_mode=True,
-    )
-    p = module.params
+def handle(mod):
+    p = mod.params
     baseline = p["baseline"]
     if baseline is not None and not isinstance(baseline, dict):
         try:
             baseline = int(baseline)
         except (TypeError, ValueError):
-            module.fail_json(msg="Could not use the secret scan baseline: expected a by_detector dict, a previous result or an integer")
+            raise InputError("use", "the secret scan baseline", "expected a by_detector dict, a previous result or an integer") from None
     result = scan_paths(p["paths"], since=p["since"], baseline=baseline,
                         max_samples=max(0, p["max_samples"]), known_values=p["known_secrets"])
     result["changed"] = False
-    result["audit"] = {
-        "kind": "secret_scan",
-        "by_detector": result["by_detector"],
-        "total": result["total"],
-        "new_findings": result["new_findings"],
-    }
+    result["audit"] = audit.secret_scan(result)
     if result["missing"] and not p["ignore_missing"]:
-        module.fail_json(msg=f"Could not scan for secrets: {', '.join(result['missing'])} matched no file", **result)
+        mod.fail(ScanFailed("scan for", "secrets", f"{', '.join(result['missing'])} matched no file"), **result)
     if result["errors"]:
-        module.fail_json(msg=f"Could not scan for secrets: {'; '.join(result['errors'])}", **result)
+        mod.fail(ScanFailed("scan for", "secrets", "; ".join(result["errors"])), **result)
     if p["fail_on_new"] and result["new_findings"] > 0:
         where = ", ".join(f"{s['file']}:{s['line']} ({s['detector']})" for s in result["samples"][:5])
         detail = ", ".join(f"{k}: {v}" for k, v in result["by_detector"].items())
-        module.fail_json(
-            msg=f"Secret scan found {result['new_findings']} new finding(s) ({detail})"
-                + (f" at {where}" if where else "") + "; see samples (masked)",
-            **result,
-        )
-    module.exit_json(**result)
+        mod.fail_message(f"Secret scan found {result['new_findings']} new finding(s) ({detail})"
+                         + (f" at {where}" if where else "") + "; see samples (masked)", **result)
+    return result
+
+
+def main():
+    TeeKmsModule(dict(
+        paths=dict(type="list", elements="path", required=True),
+        since=dict(type="dict"),
+        baseline=dict(type="raw"),
+        known_secrets=dict(type="list", elements="str", default=[], no_log=True),
+        fail_on_new=dict(type="bool", default=False),
+        ignore_missing=dict(type="bool", default=False),
+        max_samples=dict(type="int", default=10),
+    ), with_provider=False).run(handle)
 
 
 if __name__ == "__main__":

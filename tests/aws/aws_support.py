@@ -234,7 +234,7 @@ def kms(moto_url):
 
 @pytest.fixture
 def provider_for():
-    from ansible_collections.alfred.tee_kms.plugins.module_utils._providers import build_provider
+    from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.registry import build_provider
 
     def build(endpoint):
         return build_provider({"provider": "aws", "region": REGION, "endpoint_url": endpoint,

@@ -16,7 +16,7 @@ from attest_testlib import NitroWorld
 from aws_support import M1, M2, M3, version_key_ids
 from kms_testlib import Signer
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._errors import (
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import (
     AccessDeniedError,
     ConflictError,
     InputError,

@@ -49,8 +49,8 @@ sys.path.insert(0, str(REPO / "tools" / "enclave_sim"))
 from fleet import SimulatorFleet  # noqa: E402
 from jinja2.sandbox import ImmutableSandboxedEnvironment  # noqa: E402
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import verify_bundle  # noqa: E402
-from ansible_collections.alfred.tee_kms.plugins.module_utils._local_kms import LocalKmsProvider  # noqa: E402
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence.verify import verify_bundle  # noqa: E402
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.local import LocalKmsProvider  # noqa: E402
 
 KEY_ID = "tokens/refresh"
 M_CURRENT = "a1" * 48   # enclave-1: the running image, allowed before and after

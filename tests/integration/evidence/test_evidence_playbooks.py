@@ -15,7 +15,7 @@ import subprocess
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils import _evidence as ev
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import verify as ev_verify
 
 REPO_PLAYBOOKS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "playbooks")
 
@@ -152,7 +152,7 @@ def test_automatic_rollback_outcome(run_playbook):
     assert summary["rollback"]["restored_primary"] == 1
     assert summary["hooks"][1] == dict(summary["hooks"][1], name="stage", outcome="failed", rc=3)
     assert any(f["task"] == "Fail after rollback" for f in summary["failed_tasks"])
-    assert ev.verify_bundle(result.bundle)["verified"]
+    assert ev_verify.verify_bundle(result.bundle)["verified"]
 
 
 def test_show_commands_and_default_evidence_dir(run_playbook, tmp_path):
@@ -195,4 +195,4 @@ def test_unreadable_signing_key_warns_and_bundle_stays_valid(run_playbook, tmp_p
     assert "Traceback" not in result.stderr + result.stdout
     summary = result.summary()
     assert summary["signed"] is False and "missing.pem" in summary["signing_error"]
-    assert ev.verify_bundle(result.bundle)["verified"]
+    assert ev_verify.verify_bundle(result.bundle)["verified"]

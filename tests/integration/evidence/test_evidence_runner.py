@@ -15,7 +15,7 @@ import sys
 import ansible_runner
 import yaml
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils import _evidence as ev
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import verify as ev_verify
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
@@ -58,7 +58,7 @@ def test_ansible_runner_awx_metadata_events_and_set_stats(tmp_path):
     assert summary["awx"] == {"awx_job_id": 4242, "awx_job_template_name": "tee-kms rotate production",
                               "awx_user_name": "sre-bot", "awx_workflow_job_id": 17, "awx_job_launch_type": "scheduled"}
     assert summary["outcome"] == "success" and summary["env"] == "production"
-    assert ev.verify_bundle(bundle)["verified"]
+    assert ev_verify.verify_bundle(bundle)["verified"]
 
     # the set_stats artifact appears in the runner's artifacts (playbook_on_stats event data)
     stats_event = [e for e in events if e.get("event") == "playbook_on_stats"][-1]

@@ -34,8 +34,8 @@ sys.path.insert(0, str(REPO / "tools" / "enclave_sim"))
 
 from fleet import SimulatorFleet  # noqa: E402
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._local_kms import LocalKmsProvider  # noqa: E402
-from ansible_collections.alfred.tee_kms.plugins.module_utils._probes import evidence_from  # noqa: E402
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.local import LocalKmsProvider  # noqa: E402
+from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.probes import evidence_from  # noqa: E402
 
 KEY_ID = "tokens/refresh"
 M_CURRENT = "a1" * 48   # image of enclave-1 and enclave-2 (allowed before and after)

@@ -22,7 +22,7 @@ from ansible.utils import vars as ansible_vars
 from ansible.vars.manager import VariableManager
 
 from ansible_collections.alfred.tee_kms.plugins.callback import evidence as cb_mod
-from ansible_collections.alfred.tee_kms.plugins.module_utils import _evidence as ev
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import verify as ev_verify
 
 
 def task_result(host, task, data):
@@ -119,7 +119,7 @@ def test_callback_records_both_result_shapes_and_finalizes(setup):
     stats.increment("ok", "localhost")
     callback.v2_playbook_on_stats(stats)
 
-    result = ev.verify_bundle(bundle)
+    result = ev_verify.verify_bundle(bundle)
     assert result["verified"], result["reason"]
     summary = json.load(open(os.path.join(bundle, "summary.json")))
     assert summary["check_mode"] is True and summary["rehearsal"] is True
@@ -168,7 +168,7 @@ def test_aborted_run_is_finalized_as_failed(setup):
     callback._at_exit()  # what atexit does when the run dies before stats
     summary = json.load(open(os.path.join(bundle, "summary.json")))
     assert summary["outcome"] == "failed" and summary["aborted"] is True
-    assert ev.verify_bundle(bundle)["verified"]
+    assert ev_verify.verify_bundle(bundle)["verified"]
 
 
 def test_callback_type_and_docs():

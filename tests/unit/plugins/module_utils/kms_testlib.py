@@ -16,7 +16,7 @@ import time
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._attest_alfred import signed_message
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.alfred import signed_message
 
 M1 = hashlib.sha384(b"enclave-image-1").hexdigest()
 M2 = hashlib.sha384(b"enclave-image-2").hexdigest()

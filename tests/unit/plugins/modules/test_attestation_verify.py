@@ -336,3 +336,22 @@ def test_module_runs_through_ansiballz(production_b64, tmp_path):
                           env=env, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert "ok=5" in proc.stdout
+
+
+def test_trust_as_one_option_matches_the_deprecated_flat_options(capsys):
+    world = AlfredWorld()
+    doc = json.dumps(world.evidence(world.challenge(int(time.time()))))
+    failed, flat = run_module({"document": doc, "format": "alfred", "public_keys": [world.public_b64]}, capsys)
+    assert not failed
+    failed, whole = run_module({"document": doc, "format": "alfred", "trust": {"public_keys": [world.public_b64]}}, capsys)
+    assert not failed and whole["measurements"] == flat["measurements"] == ["cd" * 48]
+    failed, result = run_module({"document": doc, "trust": {"public_keys": [world.public_b64]}, "public_keys": [world.public_b64]}, capsys)
+    assert failed and "mutually exclusive" in result["msg"]
+    failed, result = run_module({"document": doc, "trust": {"public_keys": ["c2hvcnQ="]}}, capsys)
+    assert failed and "is not the base64 of a 32-byte Ed25519 public key" in result["msg"]
+    failed, result = run_module({"document": doc, "trust": {"jwks": "{}", "jwks_url": "http://127.0.0.1:1/"}}, capsys)
+    assert failed and "jwks and jwks_url are mutually exclusive" in result["msg"]
+    # trust.max_age applies when the max_age option is not set
+    old = json.dumps(world.evidence(world.challenge(int(time.time()) - 100), evidence_issued_at=int(time.time()) - 100))
+    failed, result = run_module({"document": old, "trust": {"public_keys": [world.public_b64], "max_age": 10}}, capsys)
+    assert failed and result["results"][0]["check"] in ("stale", "expired"), result["results"][0]

@@ -13,8 +13,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils import _evidence as ev
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import format as ev
 from ansible_collections.alfred.tee_kms.plugins.modules import evidence_verify
+from ansible_collections.alfred.tee_kms.plugins.plugin_utils import _evidence_bundle as ev_bundle
 from module_testlib import patch_module_args
 
 
@@ -27,16 +28,16 @@ def run_module(capsys, args):
 def build(tmp_path, key=None):
     bundle = str(tmp_path / "b")
     os.mkdir(bundle)
-    chain = ev.ChainWriter(os.path.join(bundle, ev.EVENTS))
+    chain = ev_bundle.ChainWriter(os.path.join(bundle, ev.EVENTS))
     for i in range(8):
         chain.append("task_result", {"i": i})
     chain.append("end", {"outcome": "success"})
     chain.close()
     open(os.path.join(bundle, ev.RUN_LOG), "w").write("[2026-02-16T00:00:00.000Z] INFO x\n")
-    ev.write_json(os.path.join(bundle, ev.SUMMARY), {"chain_head": {"seq": chain.seq, "hash": chain.head}})
-    ev.write_manifest(bundle)
+    ev_bundle.write_json(os.path.join(bundle, ev.SUMMARY), {"chain_head": {"seq": chain.seq, "hash": chain.head}})
+    ev_bundle.write_manifest(bundle)
     if key:
-        ev.sign_manifest(bundle, key)
+        ev_bundle.sign_manifest(bundle, key)
     return bundle
 
 

@@ -12,7 +12,7 @@ from module_testlib import M1, M2, M3, warning_texts
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._local_kms import LocalKmsProvider
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.local import LocalKmsProvider
 from ansible_collections.alfred.tee_kms.plugins.modules import kms_key
 
 KEY = "tokens/refresh"
@@ -196,4 +196,17 @@ def test_trust_change_on_key_pending_deletion_is_refused_in_check_mode_too(run_m
         assert run.failed and run.result["error"]["code"] == "conflict"
         assert run.result["msg"] == f"Could not update attestation trust of key '{KEY}': it is scheduled for deletion on {when}"
     assert run_module(kms_key, key_id=KEY).result["changed"] is False
+    assert store_bytes() == saved
+
+
+def test_attestation_trust_uses_the_one_trust_definition(run_module, store_bytes, store_path):
+    LocalKmsProvider(store_path).create_key(KEY, [M1])
+    saved = store_bytes()
+    refused = run_module(kms_key, key_id=KEY, attestation_trust={"jwks_url": "https://attest.example/keys"})
+    assert refused.failed
+    assert refused.result["msg"].startswith("Could not configure attestation trust for key: jwks_url cannot be kept with a key")
+    refused = run_module(kms_key, key_id=KEY, attestation_trust={"nitro_pcrs": [0, 0]})
+    assert refused.failed and "nitro_pcrs must be distinct PCR indexes 0..31" in refused.result["msg"]
+    refused = run_module(kms_key, key_id=KEY, attestation_trust={"algorithms": ["HS256"]})
+    assert refused.failed and "HS256" in refused.result["msg"]  # the argument spec's choices, as attestation_verify
     assert store_bytes() == saved

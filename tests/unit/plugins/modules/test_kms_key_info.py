@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from module_testlib import M1, M2
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._local_kms import LocalKmsProvider
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.local import LocalKmsProvider
 from ansible_collections.alfred.tee_kms.plugins.modules import kms_key_info
 
 KEY = "tokens/refresh"

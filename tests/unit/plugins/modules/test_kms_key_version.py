@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 from module_testlib import M1
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._local_kms import LocalKmsProvider
-from ansible_collections.alfred.tee_kms.plugins.module_utils._provider_base import public_state
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.local import LocalKmsProvider
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.rules import public_state
 from ansible_collections.alfred.tee_kms.plugins.modules import kms_key_version
 
 KEY = "tokens/refresh"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from module_testlib import M1, M2, M3
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._local_kms import LocalKmsProvider
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.local import LocalKmsProvider
 from ansible_collections.alfred.tee_kms.plugins.modules import measurement_allowlist
 
 KEY = "tokens/refresh"

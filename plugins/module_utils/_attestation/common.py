@@ -1,0 +1,208 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, Alfred security engineering
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""One interface over the attestation evidence formats (alfred, nitro, jwt).
+
+Private module_utils: the API may change without notice between releases.
+
+Each format lives in its own ``_attest_<format>.py`` file exposing
+``verify(document: bytes, options: VerifyOptions) -> Evidence`` that raises
+AttestationError naming the failed check. This file dispatches, detects formats and turns
+outcomes into the result rows that modules and the evidence bundle record. Raw documents
+never leave this layer: results carry only their SHA-256 digest.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+FORMATS = ("alfred", "nitro", "jwt")
+
+# The names of the checks a refusal can name. Stable: they appear in results and evidence.
+CHECKS = (
+    "malformed",        # not parseable as the format (CBOR/JSON/JWS structure)
+    "unknown_format",   # no verifier recognises the document
+    "signature",        # signature does not verify under any trusted key
+    "chain",            # certificate chain does not lead to the trusted root
+    "expired",          # evidence or a certificate is past its validity
+    "not_yet_valid",    # evidence or a certificate is not valid yet
+    "stale",            # evidence older than max_age
+    "nonce_mismatch",   # evidence not bound to the nonce/challenge we sent
+    "replay",           # evidence seen before in this run
+    "debug_enclave",    # all-zero measurement: debug mode enclave
+    "measurement_not_allowed",
+    "claims",           # issuer, audience or another required claim is wrong
+    "trust",            # no usable trust anchor configured for the format
+    "fetch",            # the enclave could not be reached or answered an error
+)
+
+
+class AttestationError(Exception):
+    """Evidence was refused; ``check`` is one of CHECKS."""
+
+    def __init__(self, check: str, detail: str):
+        self.check = check
+        self.detail = detail
+        super().__init__(f"{check}: {detail}")
+
+
+def utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+@dataclass
+class VerifyOptions:
+    """Trust anchors and freshness rules for one verification."""
+
+    now: datetime.datetime = field(default_factory=utcnow)
+    nonce: str | None = None           # expected nonce (hex for nitro bytes; the string for alfred/jwt)
+    max_age: int | None = None         # seconds since the evidence was issued
+    request: dict | None = None        # alfred: the challenge request we sent (echo check)
+    public_keys: list = field(default_factory=list)   # alfred: raw 32-byte Ed25519 public keys
+    root_certificate_pem: bytes | None = None          # nitro: None means the pinned AWS root
+    nitro_pcrs: list = field(default_factory=lambda: [0])
+    jwks: dict | None = None
+    issuer: str | None = None
+    audience: str | None = None
+    algorithms: list | None = None
+    measurement_claim: str = "measurement"
+    clock_skew: int = 60               # seconds tolerated between clocks
+
+
+@dataclass
+class Evidence:
+    """What a verified document proves. ``details`` holds only non-secret facts."""
+
+    format: str
+    measurement: str
+    issued_at: datetime.datetime | None = None
+    nonce: str | None = None
+    details: dict = field(default_factory=dict)
+
+
+def _verifier(fmt: str):
+    # Explicit imports (not importlib by name): Ansible packs into a module's payload only the
+    # module_utils it can see imported, and they import this file, hence the lazy form.
+    if fmt == "alfred":
+        from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import alfred as verifier
+    elif fmt == "nitro":
+        from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import nitro as verifier
+    elif fmt == "jwt":
+        from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import jwt as verifier
+    else:
+        raise AttestationError("unknown_format", f"format '{fmt}' is not one of {', '.join(FORMATS)}")
+    return verifier
+
+
+def decode_document(document) -> bytes:
+    """Accept raw CBOR/JSON/JWT bytes or text, or base64 of any of them."""
+    if isinstance(document, dict):
+        return json.dumps(document, sort_keys=True).encode("utf-8")
+    if isinstance(document, str):
+        text = document.strip()
+        if text.startswith("{") or text.count(".") == 2:
+            return text.encode("utf-8")
+        compact = "".join(text.split())
+        try:
+            return base64.b64decode(compact + "=" * (-len(compact) % 4), altchars=b"-_" if ("-" in compact or "_" in compact) else None, validate=True)
+        except (binascii.Error, ValueError):
+            return text.encode("utf-8")
+    data = bytes(document)
+    # Bytes read from a file may hold base64 text rather than the raw document.
+    try:
+        detect_format(data)
+        return data
+    except AttestationError:
+        pass
+    try:
+        text = data.decode("ascii")
+    except UnicodeDecodeError:
+        return data
+    return decode_document(text) if text.strip() else data
+
+
+def detect_format(document: bytes) -> str:
+    """Guess the format from the bytes: JSON object -> alfred, JWS -> jwt, CBOR array -> nitro."""
+    head = document.lstrip()[:1]
+    if head == b"{":
+        return "alfred"
+    if head[:1] in (b"\x84", b"\xd2"):  # CBOR array of 4 (COSE_Sign1), or tag 18
+        return "nitro"
+    if document.count(b".") == 2 and document.startswith(b"eyJ"):
+        return "jwt"
+    raise AttestationError("unknown_format", "document is neither alfred JSON, a COSE_Sign1 (nitro) nor a JWS (jwt)")
+
+
+def digest(document: bytes) -> str:
+    return "sha256:" + hashlib.sha256(document).hexdigest()
+
+
+def verify(document, fmt: str | None, options: VerifyOptions, allowed_measurements=None) -> Evidence:
+    """Verify one document; raise AttestationError when it must be refused."""
+    raw = decode_document(document)
+    if not raw:
+        raise AttestationError("malformed", "empty document")
+    fmt = fmt or detect_format(raw)
+    verifier = _verifier(fmt)
+    for requirement in verifier.REQUIREMENTS:  # MissingLibraryError: reported as missing_required_lib
+        requirement.check(f"the {fmt} attestation verifier")
+    evidence = verifier.verify(raw, options)
+    exc = None
+    if set(evidence.measurement) == {"0"}:
+        exc = AttestationError("debug_enclave", "all-zero measurement (debug-mode enclave)")
+    elif allowed_measurements is not None and evidence.measurement not in set(allowed_measurements):
+        exc = AttestationError("measurement_not_allowed", f"measurement {evidence.measurement[:16]}... is not in the allow-list")
+    if exc is not None:
+        exc.measurement = evidence.measurement
+        raise exc
+    return evidence
+
+
+def result_row(source: str, document, fmt: str | None, options: VerifyOptions, allowed_measurements=None) -> dict:
+    """Verify and return the row modules and evidence record; never raises for bad evidence."""
+    raw = decode_document(document) if document is not None else b""
+    row = {"source": source, "format": fmt, "digest": digest(raw) if raw else None,
+           "verified": False, "measurement": None, "reason": None}
+    try:
+        evidence = verify(raw, fmt, options, allowed_measurements)
+    except AttestationError as exc:
+        row["reason"] = str(exc)
+        row["check"] = exc.check
+        # Where the document parsed far enough to say what it measures, report it: it tells
+        # the operator which image a refused enclave runs.
+        row["measurement"] = getattr(exc, "measurement", None)
+        if fmt is None:
+            try:
+                row["format"] = detect_format(raw)
+            except AttestationError:
+                pass
+        return row
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
+        # Hostile input that slipped past a verifier's own checks: refuse it, without a traceback.
+        # Anything else (ImportError, ...) is a broken installation and must surface as such.
+        row["reason"] = f"malformed: evidence could not be processed ({exc.__class__.__name__})"
+        row["check"] = "malformed"
+        return row
+    row.update(verified=True, measurement=evidence.measurement, format=evidence.format, reason="verified")
+    if evidence.issued_at is not None:
+        row["issued_at"] = evidence.issued_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return row
+
+
+def parse_time(value) -> datetime.datetime:
+    """ISO 8601 (with Z or offset) or unix seconds -> aware UTC datetime."""
+    if isinstance(value, (int, float)):
+        return datetime.datetime.fromtimestamp(value, datetime.timezone.utc)
+    text = str(value).strip()
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    parsed = datetime.datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+    return parsed.astimezone(datetime.timezone.utc)

@@ -1,0 +1,87 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, Alfred security engineering
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Base of every module of the collection: merges the provider options (KMS modules), builds
+the provider once, checks the libraries the module needs, and turns expected failures into
+one clear ``fail_json`` message.
+
+Private module_utils: the API may change without notice between releases.
+
+Modules only describe their own options and call ``run(handler)``; the connect, dependency,
+diff, warning and error handling lines live here instead of being repeated in every module.
+"""
+
+from __future__ import annotations
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import MissingLibraryError, TeeKmsError
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms import registry
+
+
+def make_module(argument_spec: dict, with_provider: bool = True, requirements=(), **kwargs) -> AnsibleModule:
+    """An AnsibleModule for the module's own options (plus the provider options of a KMS module).
+
+    ``requirements`` are the libraries the module itself always needs; a provider's and a
+    verifier's are checked only when they are used.
+    """
+    spec = registry.argument_spec() if with_provider else {}
+    spec.update(argument_spec)
+    kwargs.setdefault("supports_check_mode", True)
+    module = AnsibleModule(argument_spec=spec, **kwargs)
+    for requirement in requirements:
+        problem = requirement.problem()
+        if problem is not None:
+            module.fail_json(msg=missing_required_lib(problem[0]), exception=problem[1])
+    return module
+
+
+class TeeKmsModule:
+    """``TeeKmsModule(spec).run(handler)``: handler(self) returns the result dict."""
+
+    def __init__(self, argument_spec: dict, with_provider: bool = True, requirements=(), **kwargs):
+        self.module = make_module(argument_spec, with_provider, requirements, **kwargs)
+        self.params = self.module.params
+        self.check_mode = self.module.check_mode
+        self._provider = None
+
+    @property
+    def provider(self):
+        if self._provider is None:
+            self._provider = registry.build_provider(self.params)
+        return self._provider
+
+    # --- results -----------------------------------------------------------------------
+    @property
+    def diff_mode(self) -> bool:
+        """Whether the task runs with ``--diff`` (or ``diff: true``)."""
+        return bool(self.module._diff)
+
+    def add_diff(self, result: dict, before, after) -> dict:
+        """Add ``diff`` to a result when diff mode is on; return the result."""
+        if self.diff_mode:
+            result["diff"] = {"before": before, "after": after}
+        return result
+
+    def warn(self, message: str) -> None:
+        self.module.warn(message)
+
+    # --- failures ----------------------------------------------------------------------
+    def fail(self, error: TeeKmsError, **extra):
+        result = error.to_result()
+        result.update(extra)
+        if isinstance(error, MissingLibraryError) or getattr(error, "library", None):
+            self.module.fail_json(msg=missing_required_lib(error.library), exception=getattr(error, "exception", None), **result)
+        self.module.fail_json(msg=str(error), **result)
+
+    def fail_message(self, message: str, **result):
+        """Fail with a message that is not a TeeKmsError (a verification that found problems)."""
+        self.module.fail_json(msg=message, **result)
+
+    def run(self, handler):
+        try:
+            result = handler(self)
+        except TeeKmsError as error:
+            self.fail(error)
+        self.module.exit_json(**result)

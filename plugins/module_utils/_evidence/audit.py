@@ -1,0 +1,95 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, Alfred security engineering
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The audit protocol: the records modules return under ``audit`` for the evidence callback.
+
+Private module_utils: the API may change without notice between releases. The record
+*shapes* are a contract with the evidence callback and docs/evidence.md ("Audit protocol").
+
+Every kind is declared once here, with the one function that builds it; modules never write
+an audit dict by hand. All values are JSON-safe, without floats and without secrets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+OUTCOMES = ("success", "failed", "rolled_back")
+_KEY_STATE_FIELDS = ("key_id", "primary_version", "versions", "allowed_measurements")
+_RUN_CONTEXT_FIELDS = ("env", "action", "provider", "key_id", "check_mode", "show_commands", "current_version", "next_version",
+                       "target_measurements")
+
+
+def run_context(plan: dict) -> dict:
+    """The rotation's inputs (rotation_inputs): env, action, provider, key, versions, target allow-list."""
+    return {"kind": "run_context", **{k: plan[k] for k in _RUN_CONTEXT_FIELDS}}
+
+
+def key_state(public: dict) -> dict:
+    """A key's state (the first record of a run is "before", the last "after")."""
+    return {"kind": "key_state", **{k: public[k] for k in _KEY_STATE_FIELDS}}
+
+
+def change(operation: str, key_id: str, before, after, check_mode: bool) -> dict:
+    """One change of a key (or of its lock), predicted in check mode."""
+    return {"kind": "change", "operation": operation, "key_id": key_id, "before": before, "after": after, "check_mode": check_mode}
+
+
+def rollback(executed: bool, check_mode: bool, restored_primary, restored_allowed_measurements, before, outcome: str) -> dict:
+    return {"kind": "rollback", "executed": executed, "check_mode": check_mode, "restored_primary": restored_primary,
+            "restored_allowed_measurements": restored_allowed_measurements, "before": before, "outcome": outcome}
+
+
+def attestation(results: list, measurements: list) -> dict:
+    """Per-source verification rows (never the raw evidence) and the verified measurements."""
+    return {"kind": "attestation", "results": results, "measurements": measurements}
+
+
+def hook(record: dict) -> dict:
+    """A hook run: name, outcome, rc, duration, command digest (and text only with show_commands)."""
+    return dict({k: v for k, v in record.items() if k not in ("stdout_lines", "stderr_lines")}, kind="hook")
+
+
+def probe(row: dict) -> dict:
+    return {"kind": "probe", **{k: row[k] for k in ("name", "passed", "detail") if k in row}}
+
+
+def health(name: str, url: str, status, passed: bool) -> dict:
+    return {"kind": "health", "name": name, "url": url, "status": status, "passed": passed}
+
+
+def secret_scan(result: dict) -> dict:
+    return {"kind": "secret_scan", **{k: result[k] for k in ("by_detector", "total", "new_findings")}}
+
+
+def evidence_verify(result: dict) -> dict:
+    """The verification of an evidence bundle (recorded with the other audits of the run)."""
+    return {"kind": "evidence_verify", **{k: result[k] for k in ("verified", "events", "reason", "chain_head", "signature_verified")}}
+
+
+# Every declared kind, by the function that builds it.
+KINDS = {f.__name__: f for f in (run_context, key_state, attestation, hook, change, rollback, probe, health, secret_scan,
+                                 evidence_verify)}
+AUDIT_KINDS = tuple(KINDS)
+
+
+def iter_audits(result) -> list[dict]:
+    """Every ``audit`` dict of a task result: top-level and inside loop ``results``."""
+    found = []
+    if not isinstance(result, dict):
+        return found
+    audit = result.get("audit")
+    if isinstance(audit, dict) and isinstance(audit.get("kind"), str):
+        found.append(audit)
+    elif isinstance(audit, list):
+        found.extend(a for a in audit if isinstance(a, dict) and isinstance(a.get("kind"), str))
+    items = result.get("results")
+    if isinstance(items, list):
+        for item in items:
+            found.extend(iter_audits(item))
+    return found
+
+
+def command_digest(command) -> str:
+    return "sha256:" + hashlib.sha256(str(command).encode("utf-8")).hexdigest()

@@ -1,0 +1,716 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, Alfred security engineering
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The ``aws`` provider: AWS KMS, one KMS key per version behind a stable alias.
+
+Private module_utils: the API may change without notice between releases.
+
+Mapping (see docs/providers/aws.md):
+
+- ``key_id`` is an alias, ``alias/<name>``: the name applications use. It targets the
+  primary version's KMS key; promote is ``UpdateAlias``.
+- Version ``n`` is its own symmetric KMS key, tagged ``alfred:tee_kms:key_id=<alias>`` and
+  ``alfred:tee_kms:version=<n>``, and found through the alias ``<alias>/v<n>`` (ListAliases is
+  one paginated call; KMS cannot search keys by tag). Creating that alias is the atomic
+  step that makes a version exist: two runs can never both create version n.
+- Version states: Enabled -> enabled, Disabled -> disabled, PendingDeletion ->
+  destroy_scheduled (``ScheduleKeyDeletion``, 7-30 days).
+- The allow-list is the collection's statements in each enabled version's key policy
+  (see _aws_policy). Reads take it from the primary version; writes go to every enabled
+  version, the primary last, so that an interrupted write shows as "not yet changed" and a
+  re-run converges.
+- Rollback snapshot, rotation lock and attestation trust anchors live with the keys, as
+  tags (JSON, zlib, base64, split into 256-character values; policy-neutral) on a version
+  key. The lock is the alias ``<alias>/tee-kms-lock`` (CreateAlias fails when it exists, so
+  acquiring is atomic) plus owner/expiry tags on the key it targets; the snapshot is found
+  through ``<alias>/tee-kms-snapshot``. A fresh controller (AWX container) finds both.
+
+Enforcement: AWS KMS verifies a Nitro attestation document passed as ``Recipient`` and
+evaluates ``kms:RecipientAttestation:*`` conditions itself. Test servers (moto) do neither,
+so ``decrypt`` first verifies the evidence locally against the trust anchors kept with the
+key and the measurements in the version's policy, and refuses unattested or disallowed
+callers before calling KMS; ``evaluate_policy`` and ``policy_findings`` check the policy
+text. Neither replaces a test against real AWS KMS with a real enclave.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime
+import hashlib
+import json
+import re
+import zlib
+
+from ansible.module_utils.basic import env_fallback
+
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.trust import DEFAULTS as trust_defaults
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.trust import normalize_trust
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common import deps
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import (
+    AccessDeniedError,
+    ConflictError,
+    InputError,
+    LockHeldError,
+    NotFoundError,
+    ProviderError,
+    TeeKmsError,
+)
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms import aws_policy as policy
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms import rules
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.aws_client import AwsSession, check_params, error_code, wait_for
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.base import KmsProvider
+
+TAG = "alfred:tee_kms:"
+TAG_KEY_ID = TAG + "key_id"
+TAG_VERSION = TAG + "version"
+TAG_FORMAT = TAG + "measurement_format"
+LOCK_SUFFIX = "/tee-kms-lock"
+SNAPSHOT_SUFFIX = "/tee-kms-snapshot"
+CHUNK = 256          # KMS tag value limit
+MAX_CHUNKS = 12      # per record; a key holds at most 50 tags
+CIPHERTEXT_PREFIX = "tkmsaws1"
+MAX_PLAINTEXT = 4096
+STATE_MAP = {"Enabled": "enabled", "Disabled": "disabled", "PendingDeletion": "destroy_scheduled",
+             "PendingReplicaDeletion": "destroy_scheduled"}
+_ALIAS = re.compile(r"^alias/[A-Za-z0-9/_-]{1,200}$")
+_UNKNOWN_LOCK = {"owner": "(unknown: the lock record is missing; a run may have died while acquiring it)",
+                 "acquired_at": "1970-01-01T00:00:00Z", "expires_at": "1970-01-01T00:00:00Z"}
+
+
+def _iso(value) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=datetime.timezone.utc)
+        return value.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return str(value)
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+
+
+def check_alias(key_id, action: str) -> str:
+    rules.check_key_id(key_id, action)
+    if not _ALIAS.match(key_id) or key_id.startswith("alias/aws/") or key_id.endswith((LOCK_SUFFIX, SNAPSHOT_SUFFIX)):
+        raise InputError(action, f"key '{key_id}'", "with provider aws, key_id must be a KMS alias: alias/ followed by up to 200 "
+                         "letters, digits, /, _ and - (not alias/aws/..., which AWS reserves)")
+    return key_id
+
+
+# --------------------------------------------------------------------------- tag records
+
+def record_tags(name: str, obj) -> dict:
+    """Encode a JSON record as tags: ``<TAG><name>=<count>:<digest>`` and chunk tags."""
+    data = base64.b64encode(zlib.compress(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode("utf-8"), 9)).decode("ascii")
+    chunks = [data[i:i + CHUNK] for i in range(0, len(data), CHUNK)]
+    if len(chunks) > MAX_CHUNKS:
+        raise InputError("record", f"the {name} record", f"it is too large to keep in KMS tags ({len(data)} encoded characters, "
+                         f"at most {CHUNK * MAX_CHUNKS})")
+    tags = {f"{TAG}{name}": f"{len(chunks)}:{hashlib.sha256(data.encode('ascii')).hexdigest()[:16]}"}
+    tags.update({f"{TAG}{name}:{i}": chunk for i, chunk in enumerate(chunks)})
+    return tags
+
+
+def read_record(tags: dict, name: str):
+    head = tags.get(f"{TAG}{name}")
+    if not head:
+        return None
+    try:
+        count, digest = head.split(":", 1)
+        data = "".join(tags[f"{TAG}{name}:{i}"] for i in range(int(count)))
+        if hashlib.sha256(data.encode("ascii")).hexdigest()[:16] != digest:
+            raise ValueError("digest mismatch")
+        return json.loads(zlib.decompress(base64.b64decode(data)))
+    except (KeyError, ValueError, zlib.error, binascii.Error) as exc:
+        raise ProviderError("read", f"the {name} record kept in KMS tags", f"it is damaged ({exc})") from None
+
+
+def record_tag_keys(tags: dict, name: str) -> list:
+    return [k for k in tags if k == f"{TAG}{name}" or k.startswith(f"{TAG}{name}:")]
+
+
+def nitro_pcr(trust: dict) -> int:
+    pcrs = (trust or {}).get("nitro_pcrs") or trust_defaults["nitro_pcrs"]
+    if len(pcrs) != 1:
+        raise InputError("configure attestation trust for", "key", "with provider aws, nitro_pcrs must name exactly one PCR: "
+                         "a KMS condition compares one kms:RecipientAttestation:PCR<n> value")
+    return pcrs[0]
+
+
+class AwsKmsProvider(KmsProvider):
+    name = "aws"
+    label = "the AWS KMS provider"
+    # Option names and aliases follow amazon.aws so that existing module_defaults and
+    # credentials carry over (plugins/doc_fragments/provider_aws.py documents them).
+    argument_spec = dict(
+        region=dict(type="str", aliases=["aws_region", "ec2_region"], fallback=(env_fallback, ["AWS_REGION", "AWS_DEFAULT_REGION"])),
+        endpoint_url=dict(type="str", aliases=["aws_endpoint_url", "ec2_url"], fallback=(env_fallback, ["AWS_URL", "AWS_ENDPOINT_URL"])),
+        # An access key id names a credential; it is not the secret part (amazon.aws does the same).
+        access_key=dict(type="str", aliases=["aws_access_key_id", "aws_access_key", "ec2_access_key"], no_log=False,
+                        fallback=(env_fallback, ["AWS_ACCESS_KEY_ID", "AWS_ACCESS_KEY", "EC2_ACCESS_KEY"])),
+        secret_key=dict(type="str", aliases=["aws_secret_access_key", "aws_secret_key", "ec2_secret_key"], no_log=True,
+                        fallback=(env_fallback, ["AWS_SECRET_ACCESS_KEY", "AWS_SECRET_KEY", "EC2_SECRET_KEY"])),
+        session_token=dict(type="str", aliases=["aws_session_token", "security_token", "aws_security_token", "access_token"], no_log=True,
+                           fallback=(env_fallback, ["AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "EC2_SECURITY_TOKEN"])),
+        profile=dict(type="str", aliases=["aws_profile"], fallback=(env_fallback, ["AWS_PROFILE", "AWS_DEFAULT_PROFILE"])),
+        validate_certs=dict(type="bool", default=True, aliases=["aws_validate_certs"]),
+        aws_ca_bundle=dict(type="path", fallback=(env_fallback, ["AWS_CA_BUNDLE"])),
+    )
+    # boto3 talks to AWS KMS; cryptography verifies the evidence presented with a decrypt.
+    requirements = (deps.BOTO3, deps.CRYPTOGRAPHY)
+
+    @classmethod
+    def validate_options(cls, options):
+        check_params(options)
+
+    @classmethod
+    def from_options(cls, options):
+        return cls(AwsSession(options))
+
+    def __init__(self, session: AwsSession):
+        self.aws = session
+
+    # --- low level -------------------------------------------------------------------
+    def _kms(self, operation, action, obj, **kwargs):
+        return self.aws.call("kms", operation, action, obj, **kwargs)
+
+    def _alias_target(self, alias, action, obj):
+        """Key id the alias targets, or None."""
+        try:
+            return self._kms("describe_key", action, obj, KeyId=alias)["KeyMetadata"]["KeyId"]
+        except NotFoundError:
+            return None
+
+    def _aliases(self, prefix, action, obj) -> dict:
+        found = {}
+        kwargs = {}
+        while True:
+            page = self._kms("list_aliases", action, obj, **kwargs)
+            for entry in page.get("Aliases", []):
+                if entry.get("AliasName", "").startswith(prefix) and entry.get("TargetKeyId"):
+                    found[entry["AliasName"]] = entry["TargetKeyId"]
+            if not page.get("Truncated") or not page.get("NextMarker"):
+                return found
+            kwargs = {"Marker": page["NextMarker"]}
+
+    def _tags(self, kid, action, obj) -> dict:
+        tags, kwargs = {}, {}
+        while True:
+            page = self._kms("list_resource_tags", action, obj, KeyId=kid, **kwargs)
+            tags.update({t["TagKey"]: t["TagValue"] for t in page.get("Tags", [])})
+            if not page.get("Truncated") or not page.get("NextMarker"):
+                return tags
+            kwargs = {"Marker": page["NextMarker"]}
+
+    def _tag(self, kid, tags: dict, action, obj):
+        if tags:
+            self._kms("tag_resource", action, obj, KeyId=kid, Tags=[{"TagKey": k, "TagValue": v} for k, v in tags.items()])
+
+    def _untag(self, kid, keys, action, obj):
+        keys = list(keys)
+        for i in range(0, len(keys), 50):
+            self._kms("untag_resource", action, obj, KeyId=kid, TagKeys=keys[i:i + 50])
+
+    def _put_record(self, kid, old_tags: dict, name, obj, action, label):
+        """Write a record in one TagResource call (atomic for readers), then drop stale chunks."""
+        new = record_tags(name, obj)
+        self._tag(kid, new, action, label)
+        stale = [k for k in record_tag_keys(old_tags, name) if k not in new]
+        if stale:
+            self._untag(kid, stale, action, label)
+
+    def _policy_text(self, kid, action, obj) -> str:
+        return self._kms("get_key_policy", action, obj, KeyId=kid, PolicyName="default")["Policy"]
+
+    def _wait_state(self, kid, wanted: str, action, obj):
+        wait_for(lambda: self._kms("describe_key", action, obj, KeyId=kid)["KeyMetadata"]["KeyState"] == wanted,
+                 action, obj, f"the KMS key to become {wanted}")
+
+    def _put_policy(self, kid, text, action, obj):
+        # BypassPolicyLockoutSafetyCheck is never set: AWS must confirm the caller can still
+        # manage the key under the new policy.
+        self._kms("put_key_policy", action, obj, KeyId=kid, PolicyName="default", Policy=text)
+        wait_for(lambda: policy.equivalent(self._policy_text(kid, action, obj), text), action, obj,
+                 "the new key policy to be visible")
+
+    def _create_alias(self, alias, kid, action, obj) -> bool:
+        """CreateAlias; True if created (or already ours after a retried call), False if taken."""
+        try:
+            self._kms("create_alias", action, obj, AliasName=alias, TargetKeyId=kid)
+        except ProviderError as exc:
+            if "AlreadyExists" not in exc.cause:
+                raise
+            return self._alias_target(alias, action, obj) == kid
+        wait_for(lambda: self._alias_target(alias, action, obj) == kid, action, obj, f"the alias {alias} to be visible")
+        return True
+
+    def _delete_alias(self, alias, action, obj):
+        try:
+            self._kms("delete_alias", action, obj, AliasName=alias)
+        except NotFoundError:
+            pass
+
+    @staticmethod
+    def _account(arn: str):
+        parts = arn.split(":")
+        return parts[4], parts[1]
+
+    # --- reads -----------------------------------------------------------------------
+    def _load(self, key_id, action, allow_pending=True):
+        """Return (state, internal). ``internal`` holds KMS ids, tags and the primary policy."""
+        check_alias(key_id, action)
+        obj = f"key '{key_id}'"
+        primary_kid = self._alias_target(key_id, action, obj)
+        if primary_kid is None:
+            raise NotFoundError(action, obj, f"it does not exist in {self.aws.where()}")
+        aliases = self._aliases(key_id + "/", action, obj)
+        pattern = re.compile("^" + re.escape(key_id) + r"/v([1-9][0-9]{0,5})$")
+        versions, internal = [], {"keys": {}, "tags": {}, "meta": {}}
+        for name, kid in aliases.items():
+            match = pattern.match(name)
+            if not match:
+                continue
+            number = int(match.group(1))
+            meta = self._kms("describe_key", action, obj, KeyId=kid)["KeyMetadata"]
+            tags = self._tags(kid, action, obj)
+            if tags.get(TAG_KEY_ID) != key_id or tags.get(TAG_VERSION) != str(number):
+                raise ProviderError(action, obj, f"alias {name} targets KMS key {kid}, which is not tagged as version {number} of "
+                                    f"{key_id} ({TAG_KEY_ID}, {TAG_VERSION}); fix or delete that alias")
+            internal["keys"][number], internal["tags"][number], internal["meta"][number] = kid, tags, meta
+            versions.append({"version": number, "state": STATE_MAP.get(meta["KeyState"], "disabled"),
+                             "created_at": _iso(meta.get("CreationDate")), "kms_state": meta["KeyState"]})
+        versions.sort(key=lambda v: v["version"])
+        primary = [n for n, kid in internal["keys"].items() if kid == primary_kid]
+        if not primary:
+            raise ProviderError(action, obj, f"the alias targets KMS key {primary_kid}, which is not one of its versions "
+                                f"(no alias {key_id}/v<n> targets it); keys not created by alfred.tee_kms cannot be managed")
+        primary_version = primary[0]
+        ptags = internal["tags"][primary_version]
+        text = self._policy_text(primary_kid, action, obj)
+        try:
+            doc = policy.parse(text)
+        except policy.PolicyError as exc:
+            raise ProviderError(action, obj, f"the key policy of version {primary_version} cannot be read: {exc}") from None
+        pmeta = internal["meta"][primary_version]
+        pending = _iso(pmeta.get("DeletionDate")) if pmeta["KeyState"] == "PendingDeletion" else None
+        lock_kid = aliases.get(key_id + LOCK_SUFFIX)
+        snapshot_kid = aliases.get(key_id + SNAPSHOT_SUFFIX)
+        by_kid = {kid: internal["tags"][n] for n, kid in internal["keys"].items()}
+        lock = None
+        if lock_kid:
+            lock = read_record(by_kid.get(lock_kid) or self._tags(lock_kid, action, obj), "lock") or dict(_UNKNOWN_LOCK)
+        snapshot = read_record(by_kid.get(snapshot_kid) or self._tags(snapshot_kid, action, obj), "snapshot") if snapshot_kid else None
+        state = {
+            "key_id": key_id,
+            "description": pmeta.get("Description") or "",
+            "created_at": versions[0]["created_at"] if versions else None,
+            "measurement_format": ptags.get(TAG_FORMAT, "sha384"),
+            "primary_version": primary_version,
+            "versions": [{k: v for k, v in entry.items() if k != "kms_state"} for entry in versions],
+            "allowed_measurements": policy.allowed_measurements(doc),
+            "attestation_trust": read_record(ptags, "trust") or {},
+            "lock": lock,
+            "snapshot": snapshot,
+            "pending_deletion_at": pending,
+        }
+        internal.update(primary_kid=primary_kid, policy_text=text, policy=doc, aliases=aliases,
+                        lock_kid=lock_kid, snapshot_kid=snapshot_kid, arn=pmeta["Arn"])
+        if pending and not allow_pending:
+            raise ConflictError(action, obj, f"it is scheduled for deletion on {pending}")
+        return state, internal
+
+    def describe_key(self, key_id):
+        return self._load(key_id, "read")[0]
+
+    # --- key lifecycle ---------------------------------------------------------------
+    def _new_version_key(self, key_id, version, policy_text, tags: dict, description, action, obj) -> str:
+        all_tags = {TAG_KEY_ID: key_id, TAG_VERSION: str(version)}
+        all_tags.update(tags)
+        meta = self._kms("create_key", action, obj, Policy=policy_text, Description=description or f"alfred.tee_kms {key_id} version {version}",
+                         KeyUsage="ENCRYPT_DECRYPT", KeySpec="SYMMETRIC_DEFAULT",
+                         Tags=[{"TagKey": k, "TagValue": v} for k, v in all_tags.items()])["KeyMetadata"]
+        self._wait_state(meta["KeyId"], "Enabled", action, obj)
+        return meta["KeyId"]
+
+    def create_key(self, key_id, allowed_measurements, measurement_format="sha384", attestation_trust=None, description=None):
+        check_alias(key_id, "create")
+        obj = f"key '{key_id}'"
+        if not allowed_measurements:
+            raise InputError("create", obj, "allowed_measurements must not be empty: an empty allow-list locks every enclave out")
+        if measurement_format != "sha384":
+            raise InputError("create", obj, f"measurement_format {measurement_format} is not supported by provider aws: KMS attestation "
+                             "conditions compare Nitro PCR values, which are sha384")
+        trust = normalize_trust(attestation_trust)
+        cond_key = policy.condition_key(nitro_pcr(trust))
+        if self._alias_target(key_id, "create", obj):
+            raise ConflictError("create", obj, "it already exists")
+        identity = self.aws.call("sts", "get_caller_identity", "create", obj)
+        account, partition = identity["Account"], identity["Arn"].split(":")[1]
+        text = policy.build_policy(account, allowed_measurements, cond_key, partition)
+        tags = {TAG_FORMAT: measurement_format}
+        if trust:
+            tags.update(record_tags("trust", trust))
+        v1_alias = f"{key_id}/v1"
+        # A create that died after making version 1 left its alias: finish that one instead of
+        # making a second key.
+        kid = self._alias_target(v1_alias, "create", obj)
+        if kid is None:
+            kid = self._new_version_key(key_id, 1, text, tags, description, "create", obj)
+            if not self._create_alias(v1_alias, kid, "create", obj):
+                self._orphan(kid)
+                raise ConflictError("create", obj, "another run is creating it right now")
+        else:
+            found = self._tags(kid, "create", obj)
+            if found.get(TAG_KEY_ID) != key_id or found.get(TAG_VERSION) != "1":
+                raise ConflictError("create", obj, f"alias {v1_alias} exists and targets a key that is not version 1 of it")
+            self._put_policy(kid, text, "create", obj)
+            self._tag(kid, tags, "create", obj)
+        if not self._create_alias(key_id, kid, "create", obj):
+            raise ConflictError("create", obj, "it already exists")
+        return self.describe_key(key_id)
+
+    def _orphan(self, kid):
+        """Schedule a never-used key that lost a creation race for deletion (best effort)."""
+        try:
+            self._kms("schedule_key_deletion", "clean up", f"unused KMS key {kid}", KeyId=kid, PendingWindowInDays=rules.MIN_PENDING_DAYS)
+        except TeeKmsError:
+            pass
+
+    def set_attestation_trust(self, key_id, attestation_trust):
+        action = "update attestation trust of"
+        trust = normalize_trust(attestation_trust)
+        cond_key = policy.condition_key(nitro_pcr(trust))
+        state, internal = self._load(key_id, action, allow_pending=False)
+        # The PCR the policy tests follows nitro_pcrs: rewrite the statements first.
+        self._write_policies(state, internal, state["allowed_measurements"], action, cond_key=cond_key)
+        for number in self._write_order(state, internal, enabled_only=False):
+            kid, tags = internal["keys"][number], internal["tags"][number]
+            label = f"version {number} of key '{key_id}'"
+            if trust:
+                self._put_record(kid, tags, "trust", trust, action, label)
+            elif record_tag_keys(tags, "trust"):
+                self._untag(kid, record_tag_keys(tags, "trust"), action, label)
+
+    def schedule_key_deletion(self, key_id, pending_days):
+        obj = f"key '{key_id}'"
+        rules.check_pending_days(pending_days, obj)
+        state, internal = self._load(key_id, "schedule deletion of", allow_pending=False)
+        # Non-primary versions first: until the primary is scheduled the key reads as live, so
+        # an interrupted run is simply repeated.
+        for number in self._write_order(state, internal, enabled_only=False):
+            if internal["meta"][number]["KeyState"] != "PendingDeletion":
+                self._schedule(internal["keys"][number], pending_days, "schedule deletion of", obj)
+
+    def _schedule(self, kid, days, action, obj):
+        try:
+            self._kms("schedule_key_deletion", action, obj, KeyId=kid, PendingWindowInDays=days)
+        except ProviderError as exc:
+            if "KMSInvalidState" not in exc.cause:
+                raise
+        self._wait_state(kid, "PendingDeletion", action, obj)
+
+    # --- versions --------------------------------------------------------------------
+    def create_version(self, key_id, version):
+        action = "create a version of"
+        obj = f"key '{key_id}'"
+        state, internal = self._load(key_id, action, allow_pending=False)
+        rules.check_next_version(state, version)
+        account, partition = self._account(internal["arn"])
+        cond_key = policy.own_condition_key(internal["policy"]) or policy.condition_key(nitro_pcr(state["attestation_trust"]))
+        try:
+            # The new version starts with the primary's policy: foreign statements carry over.
+            text = policy.merge(internal["policy_text"], state["allowed_measurements"], cond_key, account, partition)
+        except policy.PolicyError as exc:
+            raise ProviderError(action, obj, f"the primary version's key policy cannot be reused: {exc}") from None
+        ptags = internal["tags"][state["primary_version"]]
+        tags = {TAG_FORMAT: state["measurement_format"]}
+        tags.update({k: v for k, v in ptags.items() if k in record_tag_keys(ptags, "trust")})
+        kid = self._new_version_key(key_id, version, text, tags, None, action, f"version {version} of key '{key_id}'")
+        if not self._create_alias(f"{key_id}/v{version}", kid, action, obj):
+            self._orphan(kid)
+            raise ConflictError(action, f"version {version} of key '{key_id}'", "another run created it at the same time")
+
+    def set_primary(self, key_id, version):
+        action = "promote a version of"
+        state, internal = self._load(key_id, action, allow_pending=False)
+        rules.check_promote(state, version)
+        self._point_alias(key_id, internal["keys"][version], action)
+
+    def _point_alias(self, key_id, kid, action):
+        obj = f"key '{key_id}'"
+        self._kms("update_alias", action, obj, AliasName=key_id, TargetKeyId=kid)
+        wait_for(lambda: self._alias_target(key_id, action, obj) == kid, action, obj, "the alias to target the new primary version")
+
+    def set_version_state(self, key_id, version, target, pending_days=None):
+        if target not in rules.VERSION_STATES:
+            raise InputError("change", f"version {version} of key '{key_id}'", f"unknown state '{target}'")
+        if target == "destroy_scheduled":
+            rules.check_pending_days(pending_days, f"version {version} of key '{key_id}'")
+        action = "change the state of a version of"
+        state, internal = self._load(key_id, action, allow_pending=False)
+        rules.check_set_state(state, version, target)
+        rules.find_version(state, version, "change")
+        kid = internal["keys"][version]
+        kms_state = internal["meta"][version]["KeyState"]
+        obj = f"version {version} of key '{key_id}'"
+        if target == "destroy_scheduled":
+            self._schedule(kid, pending_days, action, obj)
+            return
+        if kms_state == "PendingDeletion":
+            self._kms("cancel_key_deletion", action, obj, KeyId=kid)  # leaves the key Disabled
+            self._wait_state(kid, "Disabled", action, obj)
+        if target == "disabled":
+            self._kms("disable_key", action, obj, KeyId=kid)
+            self._wait_state(kid, "Disabled", action, obj)
+            return
+        # A version coming back must enforce today's allow-list, not the one it was disabled with.
+        account, partition = self._account(internal["arn"])
+        cond_key = policy.own_condition_key(internal["policy"]) or policy.condition_key(nitro_pcr(state["attestation_trust"]))
+        current = self._policy_text(kid, action, obj)
+        try:
+            merged = policy.merge(current, state["allowed_measurements"], cond_key, account, partition)
+        except policy.PolicyError as exc:
+            raise ProviderError(action, obj, f"its key policy cannot be updated: {exc}") from None
+        if not policy.equivalent(current, merged):
+            self._put_policy(kid, merged, action, obj)
+        self._kms("enable_key", action, obj, KeyId=kid)
+        self._wait_state(kid, "Enabled", action, obj)
+
+    # --- attestation policy ----------------------------------------------------------
+    def _write_order(self, state, internal, enabled_only=True) -> list:
+        """Versions to write, non-primary first and the primary last."""
+        numbers = [v["version"] for v in state["versions"]
+                   if not enabled_only or internal["meta"][v["version"]]["KeyState"] == "Enabled"]
+        primary = state["primary_version"]
+        return [n for n in numbers if n != primary] + ([primary] if primary in numbers else [])
+
+    def _plan_policies(self, state, internal, measurements, action, cond_key=None, order=None) -> list:
+        """(version, kid, before, after) for every enabled version whose policy must change.
+
+        Computed for all versions before anything is written, so a policy that cannot be
+        merged stops the change before it starts."""
+        account, partition = self._account(internal["arn"])
+        cond_key = cond_key or policy.own_condition_key(internal["policy"]) or policy.condition_key(nitro_pcr(state["attestation_trust"]))
+        plan = []
+        for number in order or self._write_order(state, internal):
+            kid = internal["keys"][number]
+            obj = f"version {number} of key '{state['key_id']}'"
+            current = internal["policy_text"] if kid == internal["primary_kid"] else self._policy_text(kid, action, obj)
+            try:
+                merged = policy.merge(current, measurements, cond_key, account, partition)
+            except policy.PolicyError as exc:
+                raise ProviderError(action, obj, f"its key policy cannot be updated: {exc}") from None
+            if not policy.equivalent(current, merged):
+                plan.append((number, kid, current, merged))
+        return plan
+
+    def _write_policies(self, state, internal, measurements, action, cond_key=None, order=None):
+        for number, kid, dummy, merged in self._plan_policies(state, internal, measurements, action, cond_key, order):
+            self._put_policy(kid, merged, action, f"version {number} of key '{state['key_id']}'")
+
+    def policy_diff(self, key_id, measurements) -> dict:
+        """Readable before/after key policies (per version) that set_allowed_measurements would write."""
+        state, internal = self._load(key_id, "update the allow-list of", allow_pending=False)
+        plan = self._plan_policies(state, internal, list(measurements), "update the allow-list of")
+        return {"before": {f"version {n}": policy.pretty(b) for n, dummy, b, dummy in plan},
+                "after": {f"version {n}": policy.pretty(a) for n, dummy, dummy, a in plan}}
+
+    def set_allowed_measurements(self, key_id, measurements):
+        if not measurements:
+            raise InputError("update the allow-list of", f"key '{key_id}'", "an empty allow-list would lock every enclave out")
+        state, internal = self._load(key_id, "update the allow-list of", allow_pending=False)
+        self._write_policies(state, internal, list(measurements), "update the allow-list of")
+
+    def restore(self, key_id, primary_version, allowed_measurements):
+        if not allowed_measurements:
+            raise InputError("restore", f"key '{key_id}'", "the snapshot's allow-list is empty")
+        state, internal = self._load(key_id, "restore", allow_pending=False)
+        rules.check_promote(state, primary_version)
+        # Order: every check and every merged policy is computed before the first write, so a
+        # refusal changes nothing. Then the policies (current primary last), then the alias.
+        # - The alias is the commit point. Until it moves, reads still show the current
+        #   primary with its current allow-list (written last), so an interrupted restore
+        #   reads as "not restored" and a re-run repeats it; nothing is left half-visible.
+        # - When the alias moves, the restored allow-list is already in force on the version it
+        #   points to, so callers never hit the restored primary under the rolled-back list.
+        # - Policies first also revokes a rejected enclave image before traffic moves back.
+        order = self._write_order(state, internal)
+        self._write_policies(state, internal, list(allowed_measurements), "restore", order=order)
+        if internal["primary_kid"] != internal["keys"][primary_version]:
+            self._point_alias(key_id, internal["keys"][primary_version], "restore")
+
+    def _version_policies(self, key_id, action):
+        state, internal = self._load(key_id, action)
+        out = []
+        for number in self._write_order(state, internal):
+            kid = internal["keys"][number]
+            text = internal["policy_text"] if kid == internal["primary_kid"] else self._policy_text(kid, action, f"version {number} of key '{key_id}'")
+            try:
+                out.append((number, policy.parse(text)))
+            except policy.PolicyError as exc:
+                raise ProviderError(action, f"version {number} of key '{key_id}'", f"its key policy cannot be read: {exc}") from None
+        return state, out
+
+    def evaluate_policy(self, key_id, measurement) -> bool:
+        """Would every enabled version's key policy let a caller attested with ``measurement``
+        (None: no attestation) decrypt? Evaluates the policy text, see _aws_policy."""
+        dummy, docs = self._version_policies(key_id, "evaluate the policy of")
+        return bool(docs) and all(policy.evaluate(doc, measurement) for dummy, doc in docs)
+
+    def policy_findings(self, key_id) -> list:
+        state, docs = self._version_policies(key_id, "evaluate the policy of")
+        out = []
+        wanted = sorted(state["allowed_measurements"])
+        cond_key = policy.condition_key(nitro_pcr(state["attestation_trust"]))
+        for number, doc in docs:
+            out.extend(f"version {number}: {text}" for text in policy.findings(doc, policy.allowed_measurements(doc)))
+            if sorted(policy.allowed_measurements(doc)) != wanted:
+                out.append(f"version {number}: its allow-list differs from the primary version's")
+            own = policy.own_condition_key(doc)
+            if own and own != cond_key:
+                out.append(f"version {number}: the policy tests {own} but the key's trust configures {cond_key}")
+        if not docs:
+            out.append("no version is enabled")
+        return out
+
+    # --- data path -------------------------------------------------------------------
+    @staticmethod
+    def _context(context) -> dict:
+        return {str(k): str(v) for k, v in (context or {}).items()}
+
+    def encrypt(self, key_id, plaintext, context, version=None):
+        if not isinstance(plaintext, bytes) or not 0 < len(plaintext) <= MAX_PLAINTEXT:
+            raise InputError("encrypt", f"data under key '{key_id}'", f"plaintext must be 1-{MAX_PLAINTEXT} bytes")
+        state, internal = self._load(key_id, "encrypt", allow_pending=False)
+        version = state["primary_version"] if version is None else version
+        entry = rules.find_version(state, version, "encrypt")
+        obj = f"data under version {version} of key '{key_id}'"
+        if entry["state"] != "enabled":
+            raise ConflictError("encrypt", obj, f"version {version} is {entry['state']}")
+        blob = self._kms("encrypt", "encrypt", obj, KeyId=internal["keys"][version], Plaintext=plaintext,
+                         EncryptionContext=self._context(context))["CiphertextBlob"]
+        return f"{CIPHERTEXT_PREFIX}.{version}.{base64.b64encode(blob).decode('ascii')}"
+
+    @staticmethod
+    def parse_ciphertext(ciphertext):
+        try:
+            prefix, version, blob = ciphertext.split(".")
+            if prefix != CIPHERTEXT_PREFIX or not version.isdigit():
+                raise ValueError
+            return int(version), base64.b64decode(blob, validate=True)
+        except (ValueError, AttributeError, binascii.Error, TypeError):
+            raise InputError("decrypt", "ciphertext", f"it is not a {CIPHERTEXT_PREFIX} ciphertext of this KMS") from None
+
+    def decrypt(self, key_id, ciphertext, context, attestation=None):
+        version, blob = self.parse_ciphertext(ciphertext)
+        obj = f"a ciphertext under version {version} of key '{key_id}'"
+        state, internal = self._load(key_id, "decrypt", allow_pending=False)
+        entry = rules.find_version(state, version, "decrypt")
+        if entry["state"] != "enabled":
+            raise AccessDeniedError("decrypt", obj, f"version {version} is {entry['state']}")
+        kid = internal["keys"][version]
+        text = internal["policy_text"] if kid == internal["primary_kid"] else self._policy_text(kid, "decrypt", obj)
+        allowed = policy.allowed_measurements(policy.parse(text))
+        raw, fmt = rules.require_attestation(state.get("attestation_trust"), attestation, allowed, obj)
+        kwargs = {"CiphertextBlob": blob, "EncryptionContext": self._context(context), "KeyId": kid}
+        if fmt == "nitro":
+            # Real AWS KMS checks the document itself and returns the plaintext encrypted to the
+            # enclave's public key (CiphertextForRecipient). moto ignores Recipient.
+            kwargs["Recipient"] = {"KeyEncryptionAlgorithm": "RSAES_OAEP_SHA_256", "AttestationDocument": raw}
+        try:
+            answer = self.aws.client("kms").decrypt(**kwargs)
+        except Exception as exc:  # noqa: BLE001 - translated below, never re-raised raw
+            code = error_code(exc)
+            if code in ("InvalidCiphertextException", "IncorrectKeyException"):
+                raise AccessDeniedError("decrypt", obj, "the ciphertext does not authenticate under this encryption context") from None
+            if hasattr(exc, "response"):
+                raise self.aws.translate(exc, "decrypt", obj) from None
+            raise ProviderError("decrypt", obj, self.aws.scrub(f"{self.aws.where()} could not be reached ({exc})")) from None
+        if answer.get("Plaintext") is not None:
+            return answer["Plaintext"]
+        return answer.get("CiphertextForRecipient", b"")
+
+    # --- rotation coordination -------------------------------------------------------
+    def get_snapshot(self, key_id):
+        return self.describe_key(key_id).get("snapshot")
+
+    def save_snapshot(self, key_id, snapshot):
+        action = "record a snapshot of"
+        obj = f"key '{key_id}'"
+        state, internal = self._load(key_id, action, allow_pending=False)
+        alias = key_id + SNAPSHOT_SUFFIX
+        old_kid = internal["snapshot_kid"]
+        by_kid = {kid: internal["tags"][n] for n, kid in internal["keys"].items()}
+        if not snapshot:
+            if old_kid:
+                self._delete_alias(alias, action, obj)
+                self._untag(old_kid, record_tag_keys(by_kid.get(old_kid, {}), "snapshot"), action, obj)
+            return
+        kid = internal["primary_kid"]
+        # Write the record, then point the alias at it (readers follow the alias, so they see
+        # the old snapshot or the new one, never a mix), then drop the old record.
+        self._put_record(kid, by_kid[kid], "snapshot", dict(snapshot), action, obj)
+        if old_kid is None:
+            if not self._create_alias(alias, kid, action, obj):
+                self._kms("update_alias", action, obj, AliasName=alias, TargetKeyId=kid)
+        elif old_kid != kid:
+            self._kms("update_alias", action, obj, AliasName=alias, TargetKeyId=kid)
+        wait_for(lambda: self._alias_target(alias, action, obj) == kid, action, obj, "the snapshot alias to be visible")
+        if old_kid and old_kid != kid:
+            self._untag(old_kid, record_tag_keys(by_kid.get(old_kid) or self._tags(old_kid, action, obj), "snapshot"), action, obj)
+
+    def get_lock(self, key_id):
+        return self.describe_key(key_id).get("lock")
+
+    def acquire_lock(self, key_id, owner, ttl_seconds, break_stale=False, takeover_from=None):
+        action = "acquire the rotation lock on"
+        obj = f"key '{key_id}'"
+        rules.check_lock_request(owner, ttl_seconds, obj)
+        state, internal = self._load(key_id, action, allow_pending=False)
+        alias = key_id + LOCK_SUFFIX
+        now = _now()
+        lock = state.get("lock")
+        if lock and lock["owner"] != owner:
+            # takeover_from: the caller proved that holder's process is gone. Unlike the local
+            # store this check-then-delete is not atomic; CreateAlias below still is, so two
+            # runs taking over at once cannot both get the lock.
+            if not (takeover_from and lock["owner"] == takeover_from):
+                error = rules.lock_conflict(key_id, lock, owner, break_stale, now)
+                if error:
+                    raise error
+            self._delete_alias(alias, action, obj)
+            lock = None
+        record = {"owner": owner, "acquired_at": lock["acquired_at"] if lock else _iso(now),
+                  "expires_at": _iso(now + datetime.timedelta(seconds=ttl_seconds))}
+        if lock:  # refresh our own lock where it is
+            kid = internal["lock_kid"]
+        else:
+            kid = internal["primary_kid"]
+            # CreateAlias is the atomic step: it fails when another run created the lock first.
+            if not self._create_alias(alias, kid, action, obj):
+                raise LockHeldError(action, obj, "another run acquired it at the same moment; if no other rotation is running, "
+                                    "retry with break_stale_lock=true")
+        tags = next((internal["tags"][n] for n, k in internal["keys"].items() if k == kid), {})
+        self._put_record(kid, tags, "lock", record, action, obj)
+        return dict(record)
+
+    def release_lock(self, key_id, owner):
+        action = "release the rotation lock on"
+        obj = f"key '{key_id}'"
+        state, internal = self._load(key_id, action)
+        lock = state.get("lock")
+        if not lock:
+            return False
+        if lock["owner"] != owner:
+            raise LockHeldError(action, obj, f"it is held by another owner ('{lock['owner']}')")
+        kid = internal["lock_kid"]
+        # The alias is the lock: deleting it releases; the leftover record is then only noise.
+        self._delete_alias(key_id + LOCK_SUFFIX, action, obj)
+        tags = next((internal["tags"][n] for n, k in internal["keys"].items() if k == kid), None)
+        self._untag(kid, record_tag_keys(tags if tags is not None else self._tags(kid, action, obj), "lock"), action, obj)
+        return True

@@ -1,0 +1,216 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, Alfred security engineering
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The run context of an evidence bundle (controller only): audit records -> summary fields.
+
+Private plugin_utils: the API may change without notice between releases.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence.audit import command_digest
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence.format import SCHEMA, iso, to_plain
+from ansible_collections.alfred.tee_kms.plugins.plugin_utils._evidence_bundle import public_key_b64
+
+COLLECTION = "alfred.tee_kms"
+_COLLECTION_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _truthy(value) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int,)):
+        return value != 0
+    return str(value).strip().lower() in ("1", "true", "yes", "on", "y")
+
+
+class AuditCollector:
+    """Aggregates audit records (see docs/evidence.md, "Audit protocol") into summary fields."""
+
+    def __init__(self, show_commands: bool = False):
+        self.show_commands = show_commands
+        self.run_context: dict = {}
+        self.key_before: dict | None = None
+        self.key_after: dict | None = None
+        self.attestation: list = []
+        self.hooks: list = []
+        self.changes: list = []
+        self.rollbacks: list = []
+        self.probes: list = []
+        self.health: list = []
+        self.secret_scans: list = []
+        self.other: list = []
+        self.count = 0
+
+    def normalize(self, audit: dict) -> dict:
+        """A JSON-safe copy of one audit record with hook command text digested unless show_commands."""
+        record = to_plain(audit)
+        if record.get("kind") == "hook" and "command" in record:
+            command = record.get("command")
+            if command is None:
+                record.pop("command")
+            elif not self.show_commands and not str(command).startswith("sha256:"):
+                record.setdefault("command_sha256", command_digest(command).split(":", 1)[1])
+                record["command"] = command_digest(command)
+        return record
+
+    def add(self, audit: dict, task: str | None = None, host: str | None = None) -> dict:
+        record = self.normalize(audit)
+        kind = record.get("kind")
+        self.count += 1
+        where = {k: v for k, v in (("task", task), ("host", host)) if v}
+        if kind == "run_context":
+            self.run_context.update({k: v for k, v in record.items() if k != "kind"})
+        elif kind == "key_state":
+            state = {k: v for k, v in record.items() if k != "kind"}
+            if self.key_before is None:
+                self.key_before = state
+            self.key_after = state
+        elif kind == "attestation":
+            self.attestation.append(dict(where, results=record.get("results", []), measurements=record.get("measurements", [])))
+        elif kind == "hook":
+            self.hooks.append(dict(where, **{k: v for k, v in record.items() if k != "kind"}))
+        elif kind == "change":
+            self.changes.append(dict(where, **{k: v for k, v in record.items() if k != "kind"}))
+        elif kind == "rollback":
+            self.rollbacks.append(dict(where, **{k: v for k, v in record.items() if k != "kind"}))
+        elif kind == "probe":
+            self.probes.append(dict(where, **{k: v for k, v in record.items() if k != "kind"}))
+        elif kind == "health":
+            self.health.append(dict(where, **{k: v for k, v in record.items() if k != "kind"}))
+        elif kind == "secret_scan":
+            self.secret_scans.append(dict(where, **{k: v for k, v in record.items() if k != "kind"}))
+        else:
+            self.other.append(dict(where, **record))
+        return record
+
+    # -- derived ------------------------------------------------------------------------
+    @property
+    def rollback_executed(self) -> bool:
+        return any(_truthy(r.get("executed", False)) for r in self.rollbacks)
+
+    @property
+    def rollback_failed(self) -> bool:
+        for r in self.rollbacks:
+            if _truthy(r.get("executed", False)) and str(r.get("outcome", "ok")).lower() not in ("ok", "success", "succeeded", "changed", "restored"):
+                return True
+        return any(h.get("name") == "rollback" and h.get("outcome") in ("failed", "timeout") for h in self.hooks)
+
+    def outcome(self, action: str | None, run_failed: bool) -> str:
+        if self.rollback_failed:
+            return "failed"
+        if self.rollback_executed and (action or "all") != "rollback":
+            return "rolled_back"
+        return "failed" if run_failed else "success"
+
+    def summary_fields(self) -> dict:
+        before = self.key_before or {}
+        after = self.key_after or {}
+        ctx = self.run_context
+        return {
+            "versions": {
+                "current": ctx.get("current_version"),
+                "next": ctx.get("next_version"),
+                "primary_before": before.get("primary_version"),
+                "primary_after": after.get("primary_version"),
+            },
+            "key_state": {"before": self.key_before, "after": self.key_after},
+            "allowed_measurements": {
+                "before": before.get("allowed_measurements"),
+                "after": after.get("allowed_measurements"),
+                "target": ctx.get("target_measurements"),
+            },
+            "attestation": self.attestation,
+            "hooks": self.hooks,
+            "changes": self.changes,
+            "rollback": self.rollbacks[-1] if self.rollbacks else {"executed": False},
+            "rollback_executed": self.rollback_executed,
+            "probes": self.probes,
+            "health": self.health,
+            "secret_scan": self.secret_scans,
+            "other_audits": self.other,
+            "audit_records": self.count,
+        }
+
+
+def collection_version() -> str:
+    """The collection's version from MANIFEST.json (built) or galaxy.yml (checkout)."""
+    import json
+
+    manifest = os.path.join(_COLLECTION_ROOT, "MANIFEST.json")
+    try:
+        with open(manifest, encoding="utf-8") as handle:
+            return str(json.load(handle)["collection_info"]["version"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    try:
+        import yaml
+
+        with open(os.path.join(_COLLECTION_ROOT, "galaxy.yml"), encoding="utf-8") as handle:
+            return str(yaml.safe_load(handle)["version"])
+    except Exception:
+        return "unknown"
+
+
+def describe_audit(audit) -> str:
+    """One run.log line for an audit record."""
+    kind = audit.get("kind")
+    if kind == "hook":
+        return (f"hook {audit.get('name')}: {audit.get('outcome')} rc={audit.get('rc')} "
+                f"({audit.get('duration_ms')} ms) command {audit.get('command', 'sha256:' + str(audit.get('command_sha256')))}")
+    if kind == "change":
+        return f"change {audit.get('operation')} on {audit.get('key_id')}: {audit.get('before')} -> {audit.get('after')}"
+    if kind == "rollback":
+        return f"rollback executed={audit.get('executed')} outcome={audit.get('outcome')} primary={audit.get('restored_primary')}"
+    if kind == "attestation":
+        res = audit.get("results") or []
+        ok = sum(1 for r in res if isinstance(r, dict) and r.get("verified"))
+        return f"attestation {ok}/{len(res)} verified"
+    if kind == "key_state":
+        return f"key {audit.get('key_id')} primary={audit.get('primary_version')} allowed={audit.get('allowed_measurements')}"
+    return f"{kind} " + ", ".join(f"{k}={v}" for k, v in sorted(audit.items()) if k != "kind")
+
+
+def build_summary(collector, cli_ctx, action, check_mode, outcome, aborted, failed_tasks, started, ended, duration_ms, playbook,
+                  awx, stats, chain, signing_key, signing_error, evidence_errors, show_commands, ansible_core_version) -> dict:
+    """The content of ``summary.json`` (before redaction): run facts, chain head, signature, audit fields.
+
+    ``cli_ctx`` is what the callback learned from the extra vars; the run context audit record
+    (``collector.run_context``) wins over it.
+    """
+    ctx = collector.run_context
+    summary = {
+        "schema": SCHEMA,
+        "env": cli_ctx.get("env"),
+        "action": action,
+        "check_mode": check_mode,
+        "rehearsal": check_mode,
+        "provider": ctx.get("provider") or cli_ctx.get("provider") or "local",
+        "key_id": ctx.get("key_id") or cli_ctx.get("key_id"),
+        "show_commands": show_commands,
+        "outcome": outcome,
+        "aborted": aborted,
+        "failed_tasks": failed_tasks,
+        "started_at": iso(started),
+        "ended_at": iso(ended),
+        "duration_ms": duration_ms,
+        "ansible_core_version": ansible_core_version,
+        "collection": COLLECTION,
+        "collection_version": collection_version(),
+        "playbook": playbook,
+        "awx": awx,
+        "stats": stats,
+        "events": chain.seq + 1,
+        "chain_head": {"seq": chain.seq, "hash": chain.head},
+        "signed": signing_key is not None,
+        "signature_format": "base64 Ed25519 over MANIFEST.sha256" if signing_key is not None else None,
+        "signing_public_key": public_key_b64(signing_key) if signing_key is not None else None,
+        "signing_error": signing_error,
+        "evidence_errors": list(evidence_errors),
+        "run_context": ctx,
+    }
+    summary.update(collector.summary_fields())
+    return summary

@@ -1,0 +1,72 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, Alfred security engineering
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Optional libraries: each version floor is one constant, checked only where it is needed,
+and reported with missing_required_lib."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import common, jwt, nitro
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common import deps
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import MissingLibraryError
+
+PLUGINS = Path(deps.__file__).resolve().parents[2]
+
+
+def test_a_missing_library_names_the_user(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cbor2", None)
+    assert deps.CBOR2.problem()[0] == "cbor2"
+    with pytest.raises(MissingLibraryError) as info:
+        deps.CBOR2.check("the nitro attestation verifier")
+    assert info.value.library == "cbor2" and str(info.value).startswith("Could not use the nitro attestation verifier")
+
+
+def test_a_too_old_library_names_the_floor(monkeypatch):
+    import cryptography
+
+    monkeypatch.setattr(cryptography, "__version__", "40.0.2")
+    assert deps.CRYPTOGRAPHY.problem() == ("cryptography>=41.0", "cryptography 40.0.2 is installed")
+
+
+def test_a_verifier_checks_its_own_libraries_only(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cbor2", None)
+    with pytest.raises(MissingLibraryError, match="nitro attestation verifier"):
+        common.verify(b"\x84\x40\xa0\x40\x40", "nitro", common.VerifyOptions())
+    with pytest.raises(common.AttestationError):  # jwt needs no cbor2: it runs and refuses the token
+        common.verify(b"eyJhbGciOiJub25lIn0.e30.", "jwt", common.VerifyOptions())
+    assert deps.CBOR2 in nitro.REQUIREMENTS and deps.CBOR2 not in jwt.REQUIREMENTS
+
+
+def test_each_floor_is_documented_as_declared():
+    """The requirements lines of the doc fragments quote the floors of _common/deps.py."""
+    floors = {r.name: ".".join(map(str, r.minimum)) for r in (deps.CRYPTOGRAPHY, deps.BOTO3)}
+    seen = {}
+    for path in sorted((PLUGINS / "doc_fragments").glob("*.py")) + sorted((PLUGINS / "modules").glob("*.py")):
+        for match in re.finditer(r"^\s*-\s*(cryptography|boto3)\s*>=\s*([0-9.]+)", path.read_text(encoding="utf-8"), re.M):
+            seen.setdefault(match.group(1), set()).add(match.group(2))
+    assert seen == {name: {floor} for name, floor in floors.items()}
+
+
+def test_no_version_floor_outside_deps():
+    offenders = []
+    for path in sorted((PLUGINS / "module_utils").rglob("*.py")) + sorted((PLUGINS / "modules").glob("*.py")):
+        if path.name == "deps.py":
+            continue
+        text = path.read_text(encoding="utf-8")
+        if re.search(r"__version__", text) or re.search(r"_MIN\s*=\s*\(", text):
+            offenders.append(str(path.relative_to(PLUGINS)))
+    assert not offenders
+
+
+def test_requirements_fragment_yaml_is_valid():
+    from ansible_collections.alfred.tee_kms.plugins.doc_fragments import provider_aws
+
+    assert yaml.safe_load(provider_aws.ModuleDocFragment.DOCUMENTATION)["requirements"]

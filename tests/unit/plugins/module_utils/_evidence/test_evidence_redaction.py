@@ -1,0 +1,186 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, Alfred security engineering
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Redactor and file scanner: planted secrets in every form are removed, digests stay readable."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+
+import pytest
+
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import secret_patterns as sp
+
+SECRET = 'Xq7"pL9\\zR-s3cr3t'  # contains characters that JSON escapes
+PEM = ("-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIPz1NQ2+f9Cq0bW5wQ5l7m5kq3bJd3kAjmDfV0l4sKZy\n"
+       "-----END PRIVATE KEY-----\n")
+PLANTED = {
+    "aws_access_key_id": "AKIAIOSFODNN7EXAMPLE",
+    "aws_session_key_id": "ASIAY34FZKBOKMUTVV7A",
+    "aws_secret_access_key": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    "jwt": "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ1c2VyLTEiLCJleHAiOjE3MDAwMDAwMDB9.c2lnbmF0dXJlLWJ5dGVz",
+    "bearer": "Zm9vYmFyYmF6cXV4LXRva2VuLXZhbHVl",
+    "google": "ya29.a0AfH6SMBx-Q3nLpRtYz8Kk2mN4pQ5rS6tU7",
+    "github": "ghp_" + "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5",
+    "slack": "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx",
+    "refresh": "1//0gLmN3pQ5rS7tU9vW1xY3zA5bC7dE9fG",
+}
+MEASUREMENTS = [
+    "a3f1" * 24,  # sha384 hex (96)
+    "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",  # sha256
+    "sha256:" + hashlib.sha256(b"x").hexdigest(),
+    "DA39A3EE5E6B4B0D3255BFEF95601890AFD80709",  # sha1 upper-case hex (40 chars)
+    "da39a3ee5e6b4b0d3255bfef95601890afd80709",
+]
+
+
+def planted_text():
+    return "\n".join([
+        f"access key {PLANTED['aws_access_key_id']} and {PLANTED['aws_session_key_id']}",
+        f"AWS_SECRET_ACCESS_KEY={PLANTED['aws_secret_access_key']}",
+        json.dumps({"aws_secret_access_key": PLANTED["aws_secret_access_key"]}),
+        f"token={PLANTED['jwt']}",
+        f"Authorization: Bearer {PLANTED['bearer']}",
+        f"google {PLANTED['google']} github {PLANTED['github']} slack {PLANTED['slack']}",
+        json.dumps({"refresh_token": PLANTED["refresh"], "access_token": "opaque-access-123"}),
+        "https://api.example/cb?access_token=opaque-access-456&x=1",
+        PEM,
+        json.dumps({"key": PEM}),
+        "db password=Hunter2Hunter2!",
+    ])
+
+
+def test_patterns_mask_every_planted_credential():
+    counts = {}
+    out = sp.Redactor().redact_text(planted_text(), counts)
+    for value in list(PLANTED.values()) + ["opaque-access-123", "opaque-access-456", "Hunter2Hunter2!", "MC4CAQAwBQYDK2VwBCIE"]:
+        assert value not in out, value
+    for detector in ("aws_access_key_id", "aws_secret_access_key", "jwt", "bearer_token", "oauth_token",
+                     "oauth_token_field", "private_key", "password_assignment"):
+        assert f"[REDACTED:{detector}]" in out and counts.get(detector), detector
+    assert "Authorization: Bearer [REDACTED:bearer_token]" in out
+
+
+@pytest.mark.parametrize("value", MEASUREMENTS)
+def test_digests_and_measurements_stay_readable(value):
+    text = f"measurement={value} secret: {value} aws_secret_access_key={value} digest {value} token={value}"
+    counts = {}
+    assert sp.Redactor().redact_text(text, counts) == text
+    assert counts == {}
+    assert sp.find_findings(text) == []
+
+
+def test_known_values_in_raw_json_escaped_and_base64_forms():
+    red = sp.Redactor([SECRET])
+    forms = {
+        "raw": f"value {SECRET} end",
+        "json": json.dumps({"x": f"value {SECRET} end"}),
+        "json_ascii": json.dumps({"x": f"ü {SECRET}"}, ensure_ascii=True),
+        "b64": base64.b64encode(SECRET.encode()).decode(),
+        "b64_urlsafe_nopad": base64.urlsafe_b64encode(SECRET.encode()).decode().rstrip("="),
+        "b64_embedded_1": base64.b64encode(b"u:" + SECRET.encode()).decode(),
+        "b64_embedded_2": base64.b64encode(b"ab:" + SECRET.encode() + b"!").decode(),
+        "b64_embedded_1byte": base64.b64encode(b"x" + SECRET.encode() + b"yz").decode(),
+        "basic_auth": "Authorization: Basic " + base64.b64encode(b"admin:" + SECRET.encode()).decode(),
+    }
+    for name, text in forms.items():
+        out = red.redact_text(text)
+        assert "[REDACTED:known_secret]" in out, name
+        assert SECRET not in out and json.dumps(SECRET)[1:-1] not in out, name
+        core = base64.b64encode(SECRET.encode()).decode()[:12]
+        assert core not in out, name
+
+
+def test_known_values_from_secret_names_only_and_min_length():
+    red = sp.Redactor()
+    red.add_known_from_mapping({
+        "AWS_SECRET_ACCESS_KEY": "abcdef123456", "AWS_SESSION_TOKEN": "sessiontok-9",
+        "db_Password": "pw-123456", "api_key": "short", "user": "visible-user",
+        "nested": {"client_secret": "nested-secret-1", "public": "visible-public"},
+        "vault_creds": {"x": "deep-credential"},  # name does not match: its leaves are not secret
+        "private_data": ["list-secret-1", 7],
+        "gh_token": "true", "my_token": "123456",  # trivial values are never tracked
+    })
+    text = ("abcdef123456 sessiontok-9 pw-123456 short visible-user nested-secret-1 visible-public "
+            "deep-credential list-secret-1 true 123456")
+    out = red.redact_text(text)
+    for gone in ("abcdef123456", "sessiontok-9", "pw-123456", "nested-secret-1", "list-secret-1"):
+        assert gone not in out
+    for kept in ("short", "visible-user", "visible-public", "deep-credential", " true ", "123456"):
+        assert kept in out
+
+
+@pytest.mark.parametrize("name,secret", [
+    ("AWS_SECRET_ACCESS_KEY", True), ("AWS_SESSION_TOKEN", True), ("vault_password", True), ("ssh_passwd", True),
+    ("oauth_credentials", True), ("tls_private_key", True), ("github_api_key", True), ("x_access_key", True),
+    ("kms_key_id", False), ("env", False), ("action", False), ("awx_job_id", False), ("kms_allowed_measurements", False),
+])
+def test_secret_names(name, secret):
+    assert sp.is_secret_name(name) is secret
+
+
+def test_redact_structures_and_keys():
+    red = sp.Redactor(["topsecret-value"])
+    data = {"a": ["x topsecret-value", {"topsecret-value": 1}], "n": 5, "b": True, "c": None}
+    out = red.redact(data)
+    assert "topsecret-value" not in json.dumps(out)
+    assert out["n"] == 5 and out["b"] is True and out["c"] is None
+
+
+def test_already_masked_values_are_not_double_masked():
+    text = 'password=[REDACTED:known_secret] token: "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER" password=********'
+    assert sp.Redactor().redact_text(text) == text
+
+
+# ---------------------------------------------------------------------------------- scanner
+def test_scan_counts_and_masks(tmp_path):
+    log = tmp_path / "app.log"
+    log.write_text("ok line\nkey AKIAIOSFODNN7EXAMPLE here\nmeasurement " + "ab" * 48 + "\n"
+                   f"auth {PLANTED['jwt']}\n" + PEM)
+    result = sp.scan_paths([str(log)])
+    assert result["by_detector"] == {"aws_access_key_id": 1, "jwt": 1, "private_key": 1}
+    assert result["total"] == 3 and result["new_findings"] == 3
+    assert [(s["line"], s["detector"]) for s in result["samples"]] == [(2, "aws_access_key_id"), (4, "jwt"), (5, "private_key")]
+    dumped = json.dumps(result)
+    assert "AKIAIOSFODNN7EXAMPLE" not in dumped and PLANTED["jwt"] not in dumped
+    assert result["offsets"][str(log)] == log.stat().st_size
+
+
+def test_scan_since_only_counts_new_lines_with_true_line_numbers(tmp_path):
+    log = tmp_path / "app.log"
+    log.write_text("AKIAIOSFODNN7EXAMPLE old\nclean\n")
+    first = sp.scan_paths([str(log)])
+    assert first["total"] == 1
+    with open(log, "a") as handle:
+        handle.write("clean again\nBearer abcdefghijklmnop\n")
+    second = sp.scan_paths([str(log)], since=first["offsets"])
+    assert second["by_detector"] == {"bearer_token": 1} and second["new_findings"] == 1
+    assert second["samples"][0]["line"] == 4
+    third = sp.scan_paths([str(log)], since=second["offsets"])
+    assert third["total"] == 0 and third["new_findings"] == 0
+    # rotation: the file shrank below its offset -> scanned from the start
+    log.write_text("ghp_" + "x" * 36 + "\n")
+    fourth = sp.scan_paths([str(log)], since=third["offsets"])
+    assert fourth["reset"] == [str(log)] and fourth["new_findings"] == 1
+
+
+def test_scan_baseline(tmp_path):
+    log = tmp_path / "a.log"
+    log.write_text("AKIAIOSFODNN7EXAMPLE\nAKIAIOSFODNN7EXAMPLF\n")
+    assert sp.scan_paths([str(log)], baseline={"aws_access_key_id": 1})["new_findings"] == 1
+    assert sp.scan_paths([str(log)], baseline={"by_detector": {"aws_access_key_id": 2}})["new_findings"] == 0
+    assert sp.scan_paths([str(log)], baseline=5)["new_findings"] == 0
+
+
+def test_scan_dirs_globs_missing_binary_and_known(tmp_path):
+    (tmp_path / "d" / "sub").mkdir(parents=True)
+    (tmp_path / "d" / "sub" / "x.log").write_text("leaked my-known-secret-1\n")
+    (tmp_path / "d" / "bin.dat").write_bytes(b"\0AKIAIOSFODNN7EXAMPLE")
+    result = sp.scan_paths([str(tmp_path / "d"), str(tmp_path / "nope" / "*.log")], known_values=["my-known-secret-1"])
+    assert result["by_detector"] == {"known_secret": 1}
+    assert result["skipped_binary"] == [str(tmp_path / "d" / "bin.dat")]
+    assert result["missing"] == [str(tmp_path / "nope" / "*.log")]
+    assert "my-known-secret-1" not in json.dumps(result)
