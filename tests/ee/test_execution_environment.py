@@ -116,7 +116,7 @@ def test_builder_context(context):
     assert manifest["collection_info"]["namespace"] == "alfred" and manifest["collection_info"]["name"] == "tee_kms"
     assert manifest["collection_info"]["version"] == galaxy["version"]
     assert {"meta/execution-environment.yml", "meta/ee-requirements.txt", "meta/runtime.yml",
-            "plugins/callback/evidence.py", "roles/stage/tasks/main.yml", "playbooks/rotate.yml"} <= set(names)
+            "plugins/callback/evidence.py", "roles/rotation/tasks/stage.yml", "playbooks/rotate.yml"} <= set(names)
     # Helper programs and local caches stay out of the collection.
     for prefix in (".ansible/", ".venv", ".collections", ".cache", "artifacts/", "tools/", "benchmarks/"):
         assert not [n for n in names if n.startswith(prefix)], prefix

@@ -356,11 +356,12 @@ def test_rotate_job_like_awx_then_failing_validate_rolls_back(awx_job, key_store
     assert "playbook_on_play_start" in names and "runner_on_failed" not in names
     counters = [e["counter"] for e in job.events]
     assert counters == sorted(counters) and len(set(counters)) == len(counters)
-    assert {"Verify live attestation of every enclave", "Record the pre-rotation snapshot with the key"} <= job.tasks("runner_on_ok", "preflight")
-    assert "Promote the new version" in job.tasks("runner_on_ok", "stage")
-    assert "Prove the new version through the attested path before promoting it" in job.tasks("runner_on_ok", "stage")
-    assert job.tasks("runner_on_ok", "validate"), "no validate task reported ok"
-    assert not job.task_events("runner_on_ok", "rollback")
+    role_ok = job.tasks("runner_on_ok", "rotation")  # the steps are entry points of the one role alfred.tee_kms.rotation
+    assert {"Verify live attestation of every enclave", "Record the pre-rotation snapshot with the key"} <= role_ok  # preflight
+    assert "Promote the new version" in role_ok  # stage
+    assert "Prove the new version through the attested path before promoting it" in role_ok
+    assert "Mark the rotation as completed in the snapshot" in role_ok, "no validate task reported ok"
+    assert not {"Take the rotation lock for the rollback", "Restore the snapshot's primary version and allow-list"} & role_ok
     resolved = {e["event_data"].get("resolved_action") for e in job.task_events("runner_on_ok")}
     assert {"alfred.tee_kms.attestation_verify", "alfred.tee_kms.kms_key_version", "alfred.tee_kms.rotation_hook",
             "ansible.builtin.set_stats"} <= resolved
@@ -408,9 +409,9 @@ def test_rotate_job_like_awx_then_failing_validate_rolls_back(awx_job, key_store
     assert marker.read_text().splitlines() == [f"preflight all {KEY_ID}", f"stage all {KEY_ID}", "validate-failed",
                                                f"rollback all {KEY_ID}"]
 
-    failed = job2.task_events("runner_on_failed", "validate")
+    failed = job2.task_events("runner_on_failed", "rotation")
     assert [e["event_data"]["task"] for e in failed] == ["Run the validate hook"], [e["event_data"].get("task") for e in failed]
-    assert "Restore the snapshot's primary version and allow-list" in job2.tasks("runner_on_ok", "rollback")
+    assert "Restore the snapshot's primary version and allow-list" in job2.tasks("runner_on_ok", "rotation")
     stats2 = job2.stats_event()["event_data"]
     assert stats2["failures"].get("localhost") == 1 and stats2["rescued"].get("localhost") == 1
     head2 = stats2["artifact_data"]["tee_kms_evidence"]

@@ -17,9 +17,9 @@ import pytest
 
 from workflow_support import AT_SNAPSHOT, KEY_ID, SNAPSHOT_RECORD
 
-PHASE_TASK = {"preflight": "alfred.tee_kms.preflight : Run the preflight hook",
-              "stage": "alfred.tee_kms.stage : Run the stage hook",
-              "validate": "alfred.tee_kms.validate : Run the validate hook"}
+PHASE_TASK = {"preflight": "alfred.tee_kms.rotation : Run the preflight hook",
+              "stage": "alfred.tee_kms.rotation : Run the stage hook",
+              "validate": "alfred.tee_kms.rotation : Run the validate hook"}
 HANG_SECONDS = {"preflight": 6101, "stage": 6102, "validate": 6103}  # unique, to find leftovers
 
 

@@ -90,20 +90,20 @@ CASES = {
     # Refused by preflight once the key and the live fleet are known, still before any write.
     "current_version_is_not_the_primary": (
         {"KMS_KEY_VERSION": "3", "NEXT_KMS_KEY_VERSION": "4"}, [], "staging",
-        "alfred.tee_kms.preflight : Record the pre-rotation snapshot with the key",
+        "alfred.tee_kms.rotation : Record the pre-rotation snapshot with the key",
         f"Could not start a rotation of key '{KEY_ID}': its primary version is 1, not 3 (KMS_KEY_VERSION); "
         "check the inputs or finish/roll back the rotation in progress"),
     "next_version_skips_one": (
         {"NEXT_KMS_KEY_VERSION": "3"}, [], "staging",
-        "alfred.tee_kms.preflight : Record the pre-rotation snapshot with the key",
+        "alfred.tee_kms.rotation : Record the pre-rotation snapshot with the key",
         f"Could not validate input next_kms_key_version: key '{KEY_ID}' has versions up to 1; the next version can only be 2"),
     "allow_list_locks_out_live_enclaves": (
         {"KMS_ALLOWED_MEASUREMENTS": M_NEW}, [], "staging",
-        "alfred.tee_kms.preflight : Refuse an allow-list that would lock out a live enclave",
+        "alfred.tee_kms.rotation : Refuse an allow-list that would lock out a live enclave",
         None),  # message checked below: it names the enclaves' URLs
     "rollback_without_snapshot": (
         {}, ["-e", "action=rollback"], "staging",
-        "alfred.tee_kms.rollback : Restore the snapshot's primary version and allow-list",
+        "alfred.tee_kms.rotation : Restore the snapshot's primary version and allow-list",
         f"Could not roll back key '{KEY_ID}': no snapshot of a pre-rotation state is kept with the key, so there is nothing to restore"),
 }
 WORKERS = 3
