@@ -91,11 +91,13 @@ RETURN = r"""
 rotation:
   description:
     - The normalised rotation plan.
+    - C(native) is true when the collection changes the key through a registered provider, false with
+      O(provider=command), where the operator's hook commands rotate the key.
     - With O(attestation_trust), its normal form under C(attestation_trust) (public keys in canonical base64,
       root certificate and JWKS read from the files they name).
   type: dict
   returned: success
-  sample: {"env": "staging", "action": "all", "provider": "local", "key_id": "tokens/refresh", "current_version": 1,
+  sample: {"env": "staging", "action": "all", "provider": "local", "native": true, "key_id": "tokens/refresh", "current_version": 1,
            "next_version": 2, "target_measurements": ["e72a..."], "hooks_configured": {"stage": false},
            "lock_owner": "sre@ops-1/pid:4242/start:991", "check_mode": false, "show_commands": false}
 audit:

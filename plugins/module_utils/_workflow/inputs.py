@@ -58,7 +58,7 @@ def validate_inputs(p: dict) -> dict:
     if p.get("alfred_env") and p["alfred_env"] != env:
         raise InputError("run", f"a rotation for env '{env}'", f"ALFRED_ENV is set to '{p['alfred_env']}' on this controller")
     native = provider != HOOK_PROVIDER
-    plan = {"env": env, "action": action, "provider": provider, "check_mode": p["check_mode"],
+    plan = {"env": env, "action": action, "provider": provider, "native": native, "check_mode": p["check_mode"],
             "show_commands": p["show_commands"], "key_id": p["key_id"] or None,
             "current_version": None, "next_version": None, "target_measurements": []}
     if plan["key_id"] is None:
