@@ -32,5 +32,5 @@ attributes:
     membership:
       - alfred.tee_kms.kms
 requirements:
-  - cryptography >= 41.0
+  - cryptography >= 42.0
 """

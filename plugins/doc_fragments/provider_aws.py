@@ -53,5 +53,5 @@ options:
       - CA bundle for the AWS endpoint. If not set, E(AWS_CA_BUNDLE) is used.
     type: path
 requirements:
-  - boto3 >= 1.28 (only with O(provider=aws))
+  - boto3 >= 1.34 (only with O(provider=aws))
 """

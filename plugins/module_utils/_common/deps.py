@@ -19,6 +19,18 @@ import traceback
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import MissingLibraryError
 
 
+def _distribution_version(name: str):
+    """The installed distribution's version, for libraries without ``__version__``."""
+    try:
+        from importlib import metadata
+    except ImportError:  # Python 3.7 targets
+        return None
+    try:
+        return metadata.version(name)
+    except (metadata.PackageNotFoundError, ValueError):  # not installed as a distribution
+        return None
+
+
 class Requirement:
     """``Requirement("boto3", (1, 28))``: the library must import and be at least that version."""
 
@@ -40,7 +52,10 @@ class Requirement:
             return self.name, traceback.format_exc()
         if not self.minimum:
             return None
-        version = str(getattr(module, "__version__", "0"))
+        version = getattr(module, "__version__", None) or _distribution_version(self.name)
+        if version is None:
+            return None  # no version to compare (cbor2 has no __version__): the import is the check
+        version = str(version)
         try:
             found = tuple(int(p) for p in version.split(".")[:len(self.minimum)])
         except ValueError:
@@ -56,7 +71,8 @@ class Requirement:
             raise MissingLibraryError(problem[0], problem[1], user)
 
 
-CRYPTOGRAPHY = Requirement("cryptography", (41, 0))
-BOTO3 = Requirement("boto3", (1, 28))
-CBOR2 = Requirement("cbor2")
-REQUESTS = Requirement("requests")
+# The same floors are the ranges of meta/ee-requirements.txt (a unit test holds them together).
+CRYPTOGRAPHY = Requirement("cryptography", (42, 0))
+BOTO3 = Requirement("boto3", (1, 34))
+CBOR2 = Requirement("cbor2", (5, 4))
+REQUESTS = Requirement("requests", (2, 31))

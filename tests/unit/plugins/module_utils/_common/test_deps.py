@@ -33,7 +33,7 @@ def test_a_too_old_library_names_the_floor(monkeypatch):
     import cryptography
 
     monkeypatch.setattr(cryptography, "__version__", "40.0.2")
-    assert deps.CRYPTOGRAPHY.problem() == ("cryptography>=41.0", "cryptography 40.0.2 is installed")
+    assert deps.CRYPTOGRAPHY.problem() == ("cryptography>=42.0", "cryptography 40.0.2 is installed")
 
 
 def test_a_verifier_checks_its_own_libraries_only(monkeypatch):
@@ -70,3 +70,25 @@ def test_requirements_fragment_yaml_is_valid():
     from ansible_collections.alfred.tee_kms.plugins.doc_fragments import provider_aws
 
     assert yaml.safe_load(provider_aws.ModuleDocFragment.DOCUMENTATION)["requirements"]
+
+
+def test_execution_environment_ranges_are_the_declared_floors():
+    """meta/ee-requirements.txt (what an EE build installs) asks for exactly the floors the code checks."""
+    ranges = {}
+    for line in (PLUGINS.parent / "meta" / "ee-requirements.txt").read_text(encoding="utf-8").splitlines():
+        match = re.match(r"^\s*([A-Za-z0-9_.-]+)\s*>=\s*([0-9.]+)", line)
+        if match:
+            ranges[match.group(1)] = match.group(2)
+    declared = {r.name: ".".join(map(str, r.minimum)) for r in (deps.CRYPTOGRAPHY, deps.BOTO3, deps.CBOR2, deps.REQUESTS)}
+    assert ranges == declared
+
+
+def test_every_declared_floor_holds_for_the_installed_libraries():
+    """Including cbor2, which has no __version__: its distribution version is read instead."""
+    for requirement in (deps.CRYPTOGRAPHY, deps.BOTO3, deps.CBOR2, deps.REQUESTS):
+        assert requirement.problem() is None, requirement.spec
+
+
+def test_a_too_old_library_without_version_attribute_is_found(monkeypatch):
+    monkeypatch.setattr(deps, "_distribution_version", lambda name: "5.3.0")
+    assert deps.CBOR2.problem() == ("cbor2>=5.4", "cbor2 5.3.0 is installed")
