@@ -33,8 +33,7 @@ demo: setup
 # refuse to run otherwise). Then one pytest run for every Python-driven suite (one summary
 # line) while the venvs of the ansible-core legs are built beside it; then the ecosystem checks
 # and the oldest/newest ansible-core legs, three at a time, each reported even when another
-# fails (-k; each works on its own copy, venv
-# or ports). pytest uses two workers, each test file on one worker (module-scoped simulators
+# fails (-k; each works on its own copy, venv or ports). pytest uses two workers, each test file on one worker (module-scoped simulators
 # and KMS servers): most of its time is spent waiting on ansible-playbook and server
 # subprocesses. Each phase prints its wall time; -O keeps each job's output together.
 PYTEST_SUITES := tests/meta tests/unit tests/integration tests/aws tests/awx tests/ee
@@ -67,8 +66,11 @@ docs: setup
 sanity: setup
 	tests/sanity/run.sh $(VENV) 3.11
 
+# A free loopback port for the scenario's simulator and molecule's state inside this checkout
+# (by default it is keyed by the checkout's folder name, shared by every clone called "main").
 molecule: setup
-	cd $(CURDIR) && $(BIN)/molecule test
+	cd $(CURDIR) && TEE_KMS_MOLECULE_PORT=$$($(BIN)/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])') \
+	  MOLECULE_EPHEMERAL_DIRECTORY=$(CURDIR)/.cache/molecule $(BIN)/molecule test
 
 # The oldest ansible-core the collection claims (requires_ansible) on python3, and the newest
 # ansible-core on the newest Python this machine has (skipped with a message when there is none
