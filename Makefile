@@ -56,9 +56,12 @@ unit: setup
 	$(BIN)/python -m pytest -q tests/unit
 
 # awx.awx (for playbooks/awx_configure.yml) comes from the PyPI `ansible` wheel: no Galaxy here.
+# ANSIBLE_HOME keeps ansible-lint's cache (its installed copy of this collection) in .cache/
+# instead of ~/.ansible, where another checkout's copy would be shared or stale.
 lint: setup
 	tests/awx/fetch_awx_collection.sh $(VENV)
-	ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/.collections:$(CURDIR)/.cache/collections $(BIN)/ansible-lint --profile production
+	ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/.collections:$(CURDIR)/.cache/collections ANSIBLE_HOME=$(CURDIR)/.cache/ansible-lint \
+	  $(BIN)/ansible-lint --profile production
 
 docs: setup
 	tests/docs/run_docs_lint.sh $(VENV)
