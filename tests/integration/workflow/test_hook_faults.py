@@ -11,6 +11,7 @@ hook is stopped after rotation_hook_timeout with its whole process group.
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 import pytest
@@ -38,7 +39,10 @@ def sleepers(seconds: int) -> list:
 @pytest.mark.parametrize("kind", ["fails", "hangs"])
 @pytest.mark.parametrize("phase", ["preflight", "stage", "validate"])
 def test_hook_fault(phase, kind, key, runner):
-    command = "exit 7" if kind == "fails" else f"sleep {HANG_SECONDS[phase]}"
+    # The sleep's argument is unique to this run of the test (another checkout's suite may be
+    # running the same test on this machine), so a leftover found below is this hook's own.
+    hang_seconds = int(f"{HANG_SECONDS[phase]}{secrets.randbelow(10 ** 6):06d}")
+    command = "exit 7" if kind == "fails" else f"sleep {hang_seconds}"
     args = ["-e", "rotation_hook_timeout=3"] if kind == "hangs" else []
     before = key.store_bytes()
     with key.canaries_during():
@@ -53,7 +57,7 @@ def test_hook_fault(phase, kind, key, runner):
     assert failures[0][1]["hook"]["outcome"] == ("failed" if kind == "fails" else "timeout")
     if kind == "hangs":
         assert 3000 <= failures[0][1]["hook"]["duration_ms"] < 15000
-        assert sleepers(HANG_SECONDS[phase]) == [], "the hung hook's process group was not stopped"
+        assert sleepers(hang_seconds) == [], "the hung hook's process group was not stopped"
     # The hook's command text is secret unless show_commands=true.
     assert command not in result.stdout and command not in result.stderr
 
