@@ -147,8 +147,10 @@ def test_lock_semantics_match_local(provider, provider_for, alias, moto_url):
 
 def test_lock_alias_race_is_refused(provider, alias, kms):
     provider.create_key(alias, [M1])
-    # Another run created the lock alias but has not recorded its owner yet.
-    kms.create_alias(AliasName=alias + "/tee-kms-lock", TargetKeyId=version_key_ids(kms, alias)[1])
+    # Another run created the lock alias but has not recorded its owner yet: it is given the
+    # time to do so before anyone may count the lock as abandoned.
+    kms.create_alias(AliasName=alias + "/tee-kms-lock/1", TargetKeyId=version_key_ids(kms, alias)[1])
+    provider.lock.recordless_wait = 1.0
     with pytest.raises(LockHeldError, match="stale lock"):
         provider.acquire_lock(alias, "alice", 60)
     assert provider.acquire_lock(alias, "alice", 60, break_stale=True)["owner"] == "alice"

@@ -22,9 +22,9 @@ Mapping (see docs/providers/aws.md):
   re-run converges.
 - Rollback snapshot, rotation lock and attestation trust anchors live with the keys, as
   tags (JSON, zlib, base64, split into 256-character values; policy-neutral) on a version
-  key. The lock is the alias ``<alias>/tee-kms-lock`` (CreateAlias fails when it exists, so
-  acquiring is atomic) plus owner/expiry tags on the key it targets; the snapshot is found
-  through ``<alias>/tee-kms-snapshot``. A fresh controller (AWX container) finds both.
+  key. The lock is a numbered alias ``<alias>/tee-kms-lock/<n>`` plus a record (owner, expiry,
+  token) on the key it targets, see _aws_lock; the snapshot is found through
+  ``<alias>/tee-kms-snapshot``. A fresh controller (AWX container) finds both.
 
 Enforcement: AWS KMS verifies a Nitro attestation document passed as ``Recipient`` and
 evaluates ``kms:RecipientAttestation:*`` conditions itself. Test servers (moto) do neither,
@@ -59,6 +59,7 @@ from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors impo
     TeeKmsError,
 )
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms import aws_policy as policy
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.aws_lock import LOCK_PREFIX, AliasLock
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms import rules
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.aws_client import AwsSession, check_params, error_code, wait_for
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.base import KmsProvider
@@ -67,7 +68,6 @@ TAG = "alfred:tee_kms:"
 TAG_KEY_ID = TAG + "key_id"
 TAG_VERSION = TAG + "version"
 TAG_FORMAT = TAG + "measurement_format"
-LOCK_SUFFIX = "/tee-kms-lock"
 SNAPSHOT_SUFFIX = "/tee-kms-snapshot"
 CHUNK = 256          # KMS tag value limit
 MAX_CHUNKS = 12      # per record; a key holds at most 50 tags
@@ -76,8 +76,6 @@ MAX_PLAINTEXT = 4096
 STATE_MAP = {"Enabled": "enabled", "Disabled": "disabled", "PendingDeletion": "destroy_scheduled",
              "PendingReplicaDeletion": "destroy_scheduled"}
 _ALIAS = re.compile(r"^alias/[A-Za-z0-9/_-]{1,200}$")
-_UNKNOWN_LOCK = {"owner": "(unknown: the lock record is missing; a run may have died while acquiring it)",
-                 "acquired_at": "1970-01-01T00:00:00Z", "expires_at": "1970-01-01T00:00:00Z"}
 
 
 def _iso(value) -> str | None:
@@ -96,7 +94,8 @@ def _now() -> datetime.datetime:
 
 def check_alias(key_id, action: str) -> str:
     rules.check_key_id(key_id, action)
-    if not _ALIAS.match(key_id) or key_id.startswith("alias/aws/") or key_id.endswith((LOCK_SUFFIX, SNAPSHOT_SUFFIX)):
+    if not _ALIAS.match(key_id) or key_id.startswith("alias/aws/") or key_id.endswith(SNAPSHOT_SUFFIX) \
+            or LOCK_PREFIX.rstrip("/") in key_id:
         raise InputError(action, f"key '{key_id}'", "with provider aws, key_id must be a KMS alias: alias/ followed by up to 200 "
                          "letters, digits, /, _ and - (not alias/aws/..., which AWS reserves)")
     return key_id
@@ -174,6 +173,7 @@ class AwsKmsProvider(KmsProvider):
 
     def __init__(self, session: AwsSession):
         self.aws = session
+        self.lock = AliasLock(self, read_record, record_tag_keys)
 
     # --- low level -------------------------------------------------------------------
     def _kms(self, operation, action, obj, **kwargs):
@@ -298,12 +298,10 @@ class AwsKmsProvider(KmsProvider):
             raise ProviderError(action, obj, f"the key policy of version {primary_version} cannot be read: {exc}") from None
         pmeta = internal["meta"][primary_version]
         pending = _iso(pmeta.get("DeletionDate")) if pmeta["KeyState"] == "PendingDeletion" else None
-        lock_kid = aliases.get(key_id + LOCK_SUFFIX)
         snapshot_kid = aliases.get(key_id + SNAPSHOT_SUFFIX)
         by_kid = {kid: internal["tags"][n] for n, kid in internal["keys"].items()}
-        lock = None
-        if lock_kid:
-            lock = read_record(by_kid.get(lock_kid) or self._tags(lock_kid, action, obj), "lock") or dict(_UNKNOWN_LOCK)
+        lock_found = self.lock.state(key_id, aliases, lambda kid: by_kid.get(kid) or self._tags(kid, action, obj), action, obj)
+        lock = lock_found["lock"]
         snapshot = read_record(by_kid.get(snapshot_kid) or self._tags(snapshot_kid, action, obj), "snapshot") if snapshot_kid else None
         state = {
             "key_id": key_id,
@@ -319,7 +317,7 @@ class AwsKmsProvider(KmsProvider):
             "pending_deletion_at": pending,
         }
         internal.update(primary_kid=primary_kid, policy_text=text, policy=doc, aliases=aliases,
-                        lock_kid=lock_kid, snapshot_kid=snapshot_kid, arn=pmeta["Arn"])
+                        lock=lock_found, snapshot_kid=snapshot_kid, arn=pmeta["Arn"])
         if pending and not allow_pending:
             raise ConflictError(action, obj, f"it is scheduled for deletion on {pending}")
         return state, internal
@@ -668,49 +666,10 @@ class AwsKmsProvider(KmsProvider):
         return self.describe_key(key_id).get("lock")
 
     def acquire_lock(self, key_id, owner, ttl_seconds, break_stale=False, takeover_from=None):
-        action = "acquire the rotation lock on"
-        obj = f"key '{key_id}'"
-        rules.check_lock_request(owner, ttl_seconds, obj)
-        state, internal = self._load(key_id, action, allow_pending=False)
-        alias = key_id + LOCK_SUFFIX
-        now = _now()
-        lock = state.get("lock")
-        if lock and lock["owner"] != owner:
-            # takeover_from: the caller proved that holder's process is gone. Unlike the local
-            # store this check-then-delete is not atomic; CreateAlias below still is, so two
-            # runs taking over at once cannot both get the lock.
-            if not (takeover_from and lock["owner"] == takeover_from):
-                error = rules.lock_conflict(key_id, lock, owner, break_stale, now)
-                if error:
-                    raise error
-            self._delete_alias(alias, action, obj)
-            lock = None
-        record = {"owner": owner, "acquired_at": lock["acquired_at"] if lock else _iso(now),
-                  "expires_at": _iso(now + datetime.timedelta(seconds=ttl_seconds))}
-        if lock:  # refresh our own lock where it is
-            kid = internal["lock_kid"]
-        else:
-            kid = internal["primary_kid"]
-            # CreateAlias is the atomic step: it fails when another run created the lock first.
-            if not self._create_alias(alias, kid, action, obj):
-                raise LockHeldError(action, obj, "another run acquired it at the same moment; if no other rotation is running, "
-                                    "retry with break_stale_lock=true")
-        tags = next((internal["tags"][n] for n, k in internal["keys"].items() if k == kid), {})
-        self._put_record(kid, tags, "lock", record, action, obj)
-        return dict(record)
+        rules.check_lock_request(owner, ttl_seconds, f"key '{key_id}'")
+        dummy, internal = self._load(key_id, "acquire the rotation lock on", allow_pending=False)
+        return self.lock.acquire(key_id, internal["lock"], internal["primary_kid"], owner, ttl_seconds, break_stale, takeover_from)
 
     def release_lock(self, key_id, owner):
-        action = "release the rotation lock on"
-        obj = f"key '{key_id}'"
-        state, internal = self._load(key_id, action)
-        lock = state.get("lock")
-        if not lock:
-            return False
-        if lock["owner"] != owner:
-            raise LockHeldError(action, obj, f"it is held by another owner ('{lock['owner']}')")
-        kid = internal["lock_kid"]
-        # The alias is the lock: deleting it releases; the leftover record is then only noise.
-        self._delete_alias(key_id + LOCK_SUFFIX, action, obj)
-        tags = next((internal["tags"][n] for n, k in internal["keys"].items() if k == kid), None)
-        self._untag(kid, record_tag_keys(tags if tags is not None else self._tags(kid, action, obj), "lock"), action, obj)
-        return True
+        dummy, internal = self._load(key_id, "release the rotation lock on")
+        return self.lock.release(key_id, internal["lock"], owner)
