@@ -55,7 +55,8 @@ def test_kms_key_check_mode_creates_nothing_then_apply_then_idempotent(moto_url,
     assert tags["alfred:tee_kms:key_id"] == alias and tags["alfred:tee_kms:version"] == "1"
     doc = json.loads(policy_text(kms, kid))
     sids = [s.get("Sid") for s in doc["Statement"]]
-    assert sids == ["Enable IAM User Permissions", "AlfredTeeKmsAttestedDecrypt", "AlfredTeeKmsDenyUnattested"]
+    assert sids == ["Enable IAM User Permissions", "AlfredTeeKmsAttestedDecrypt", "AlfredTeeKmsDenyUnattested",
+                    "AlfredTeeKmsDenyUnattestedPaths"]
     allow = doc["Statement"][1]
     assert allow["Condition"] == {"StringEqualsIgnoreCase": {"kms:RecipientAttestation:PCR0": [M1]}}
     assert "kms:Decrypt" in allow["Action"]
