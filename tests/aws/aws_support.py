@@ -254,3 +254,13 @@ def version_key_ids(kms_client, alias_name) -> dict:
         if name.startswith(alias_name + "/v"):
             out[int(name.rsplit("/v", 1)[1])] = entry["TargetKeyId"]
     return out
+
+
+@pytest.fixture
+def strict_kms(moto_url):
+    """The strict KMS (strict_kms.py) in front of the session's moto; set_root() it before use."""
+    from strict_kms import StrictKms
+
+    server = StrictKms(moto_url)
+    yield server
+    server.close()

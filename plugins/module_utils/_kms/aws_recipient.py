@@ -1,5 +1,13 @@
-"""Opening KMS ``CiphertextForRecipient``: a CMS EnvelopedData (RFC 5652 section 6) addressed
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, Alfred security engineering
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Reading KMS ``CiphertextForRecipient``: a CMS EnvelopedData (RFC 5652 section 6) addressed
 to the RSA key the enclave put in its attestation document.
+
+Private module_utils: the API may change without notice between releases. Plain Python with
+no Ansible imports: the enclave simulator opens envelopes with the same code, and the
+controller only checks their structure (it never holds the private key).
 
 What AWS KMS sends a Nitro enclave: one KeyTransRecipientInfo whose content-encryption key is
 wrapped with RSAES-OAEP (SHA-256, MGF1-SHA-256; RFC 3560), content encrypted with
@@ -10,9 +18,12 @@ else is refused with the part that did not match.
 
 from __future__ import annotations
 
-from cryptography.hazmat.primitives import hashes, padding as sym_padding
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+try:
+    from cryptography.hazmat.primitives import hashes, padding as sym_padding
+    from cryptography.hazmat.primitives.asymmetric import padding
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+except ImportError:  # the provider checks its requirements (cryptography) before use
+    pass
 
 OID_ENVELOPED_DATA = "1.2.840.113549.1.7.3"
 OID_DATA = "1.2.840.113549.1.7.1"
@@ -132,7 +143,7 @@ def parse(envelope: bytes) -> dict:
             "encrypted_content": envelope[eci[2][1]:eci[2][2]]}
 
 
-def open_envelope(envelope: bytes, private_key: rsa.RSAPrivateKey) -> bytes:
+def open_envelope(envelope: bytes, private_key) -> bytes:
     """The plaintext inside; EnvelopeError when the structure is wrong or it was not for this key."""
     parts = parse(envelope)
     try:
