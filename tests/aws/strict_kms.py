@@ -232,6 +232,9 @@ class StrictKms:
         self.root_der = None  # set_root() before any Recipient request: until then all are refused
         self.account = account
         self.decisions = []  # (operation, outcome) for tests that want to see what happened
+        # Deliberate misbehaviour for the client's error tests: "no_envelope" drops
+        # CiphertextForRecipient, "garbled" sends bytes that are no CMS envelope.
+        self.tamper = None
         self._lock = threading.Lock()
         kms = self
 
@@ -335,6 +338,10 @@ class StrictKms:
             self._allowed(headers, answer["KeyId"], KEY_CALLS[operation], context)
         if payload is not None:
             plaintext = base64.b64decode(answer.pop("Plaintext"))
-            answer["CiphertextForRecipient"] = base64.b64encode(envelope_for(plaintext, payload["public_key"])).decode()
+            envelope = envelope_for(plaintext, payload["public_key"])
+            if self.tamper == "garbled":
+                envelope = envelope[:40] + os.urandom(8) + envelope[48:-7]
+            if self.tamper != "no_envelope":
+                answer["CiphertextForRecipient"] = base64.b64encode(envelope).decode()
         self.record(operation, "recipient" if payload is not None else "allowed")
         return 200, {"Content-Type": "application/x-amz-json-1.1"}, json.dumps(answer).encode()

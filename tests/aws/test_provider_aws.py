@@ -22,6 +22,7 @@ from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors impo
     InputError,
     LockHeldError,
     NotFoundError,
+    ProviderError,
 )
 
 
@@ -69,7 +70,10 @@ def test_canary_nitro_document_goes_as_recipient(provider, alias):
     provider.create_key(alias, [M1], attestation_trust={"root_certificate": world.root_pem.decode(), "nitro_pcrs": [0]})
     ct = provider.encrypt(alias, b"nitro-canary", context(alias, 1))
     good = world.document(pcrs={**pcrs, 0: pcr0})
-    assert provider.decrypt(alias, ct, context(alias, 1), attestation={"format": "nitro", "document": good}) == b"nitro-canary"
+    # The document passes the local check and goes to KMS as Recipient; moto alone answers
+    # Plaintext, which AWS never does (test_recipient_flow_aws.py runs the real answer).
+    with pytest.raises(ProviderError, match="answered a Recipient request with Plaintext"):
+        provider.decrypt(alias, ct, context(alias, 1), attestation={"format": "nitro", "document": good})
     bad = world.document(pcrs={**pcrs, 0: bytes.fromhex(M2)})
     with pytest.raises(AccessDeniedError, match="measurement_not_allowed"):
         provider.decrypt(alias, ct, context(alias, 1), attestation={"format": "nitro", "document": bad})

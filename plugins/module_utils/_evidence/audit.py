@@ -52,7 +52,7 @@ def hook(record: dict) -> dict:
 
 
 def probe(row: dict) -> dict:
-    return {"kind": "probe", **{k: row[k] for k in ("name", "passed", "detail") if k in row}}
+    return {"kind": "probe", **{k: row[k] for k in ("name", "passed", "result", "detail") if k in row}}
 
 
 def health(name: str, url: str, status, passed: bool) -> dict:

@@ -46,6 +46,7 @@ import zlib
 
 from ansible.module_utils.basic import env_fallback
 
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.common import AttestationError, decode_document
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.trust import DEFAULTS as trust_defaults
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.trust import normalize_trust
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common import deps
@@ -60,6 +61,7 @@ from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors impo
 )
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms import aws_policy as policy
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.aws_lock import LOCK_PREFIX, AliasLock
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.aws_recipient import EnvelopeError, parse as parse_envelope
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms import rules
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.aws_client import AwsSession, check_params, error_code, wait_for
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.base import KmsProvider
@@ -139,6 +141,36 @@ def nitro_pcr(trust: dict) -> int:
         raise InputError("configure attestation trust for", "key", "with provider aws, nitro_pcrs must name exactly one PCR: "
                          "a KMS condition compares one kms:RecipientAttestation:PCR<n> value")
     return pcrs[0]
+
+
+class RecipientCiphertext:
+    """What AWS KMS answers a Recipient request: the plaintext enveloped to the enclave's key.
+
+    Deliberately not bytes: it never compares equal to a plaintext, so no caller can mistake
+    "KMS accepted the document" for "the plaintext was recovered"."""
+
+    def __init__(self, envelope: bytes, key_arn):
+        self.envelope = envelope
+        self.key_arn = key_arn
+
+    def __repr__(self):
+        return f"RecipientCiphertext({len(self.envelope)} bytes for {self.key_arn})"
+
+
+def recipient_answer(answer: dict, obj: str, where: str) -> RecipientCiphertext:
+    """Check a Decrypt answer to a Recipient request the way an enclave will read it."""
+    if answer.get("Plaintext") is not None:
+        raise ProviderError("decrypt", obj, f"{where} answered a Recipient request with Plaintext; AWS KMS never does (it "
+                            "answers CiphertextForRecipient), so this endpoint does not enforce attestation")
+    envelope = answer.get("CiphertextForRecipient")
+    if not envelope:
+        raise ProviderError("decrypt", obj, f"{where} answered a Recipient request without CiphertextForRecipient")
+    try:
+        parse_envelope(envelope)
+    except EnvelopeError as exc:
+        raise ProviderError("decrypt", obj, f"{where} answered a CiphertextForRecipient that is not the CMS envelope "
+                            f"KMS sends ({exc})") from None
+    return RecipientCiphertext(envelope, answer.get("KeyId"))
 
 
 class AwsKmsProvider(KmsProvider):
@@ -605,21 +637,53 @@ class AwsKmsProvider(KmsProvider):
             raise InputError("decrypt", "ciphertext", f"it is not a {CIPHERTEXT_PREFIX} ciphertext of this KMS") from None
 
     def decrypt(self, key_id, ciphertext, context, attestation=None):
-        version, blob = self.parse_ciphertext(ciphertext)
+        """Refuse unattested or disallowed callers locally, then ask KMS (see decrypt_at_kms).
+
+        A ``nitro`` caller gets a RecipientCiphertext: KMS encrypts the plaintext to the
+        enclave, and only the enclave can open it."""
+        version, dummy = self.parse_ciphertext(ciphertext)
         obj = f"a ciphertext under version {version} of key '{key_id}'"
         state, internal = self._load(key_id, "decrypt", allow_pending=False)
-        entry = rules.find_version(state, version, "decrypt")
-        if entry["state"] != "enabled":
-            raise AccessDeniedError("decrypt", obj, f"version {version} is {entry['state']}")
-        kid = internal["keys"][version]
+        kid = self._decrypt_kid(state, internal, version, obj)
         text = internal["policy_text"] if kid == internal["primary_kid"] else self._policy_text(kid, "decrypt", obj)
         allowed = policy.allowed_measurements(policy.parse(text))
         raw, fmt = rules.require_attestation(state.get("attestation_trust"), attestation, allowed, obj)
+        return self._kms_decrypt(kid, ciphertext, context, raw if fmt == "nitro" else None, obj)
+
+    def decrypt_at_kms(self, key_id, ciphertext, context, attestation=None):
+        """KMS's own decision, no local pre-check: what the enforcement probes ask on AWS.
+
+        ``attestation``: a ``nitro`` document (sent as Recipient) or None (no Recipient).
+        Returns a RecipientCiphertext or the plaintext; raises AccessDeniedError when KMS
+        refuses."""
+        version, dummy = self.parse_ciphertext(ciphertext)
+        obj = f"a ciphertext under version {version} of key '{key_id}'"
+        state, internal = self._load(key_id, "decrypt", allow_pending=False)
+        kid = self._decrypt_kid(state, internal, version, obj)
+        raw = None
+        if attestation:
+            if attestation.get("format") != "nitro":
+                raise InputError("decrypt", obj, "only a nitro attestation document can be sent to AWS KMS as Recipient")
+            try:
+                raw = decode_document(attestation["document"])
+            except AttestationError as exc:
+                raise InputError("decrypt", obj, f"the attestation document cannot be read ({exc})") from None
+        return self._kms_decrypt(kid, ciphertext, context, raw, obj)
+
+    @staticmethod
+    def _decrypt_kid(state, internal, version, obj):
+        entry = rules.find_version(state, version, "decrypt")
+        if entry["state"] != "enabled":
+            raise AccessDeniedError("decrypt", obj, f"version {version} is {entry['state']}")
+        return internal["keys"][version]
+
+    def _kms_decrypt(self, kid, ciphertext, context, recipient_document, obj):
+        dummy, blob = self.parse_ciphertext(ciphertext)
         kwargs = {"CiphertextBlob": blob, "EncryptionContext": self._context(context), "KeyId": kid}
-        if fmt == "nitro":
-            # Real AWS KMS checks the document itself and returns the plaintext encrypted to the
-            # enclave's public key (CiphertextForRecipient). moto ignores Recipient.
-            kwargs["Recipient"] = {"KeyEncryptionAlgorithm": "RSAES_OAEP_SHA_256", "AttestationDocument": raw}
+        if recipient_document is not None:
+            # AWS KMS checks the document itself and answers CiphertextForRecipient: the
+            # plaintext enveloped to the RSA key inside the document.
+            kwargs["Recipient"] = {"KeyEncryptionAlgorithm": "RSAES_OAEP_SHA_256", "AttestationDocument": recipient_document}
         try:
             answer = self.aws.client("kms").decrypt(**kwargs)
         except Exception as exc:  # noqa: BLE001 - translated below, never re-raised raw
@@ -629,9 +693,9 @@ class AwsKmsProvider(KmsProvider):
             if hasattr(exc, "response"):
                 raise self.aws.translate(exc, "decrypt", obj) from None
             raise ProviderError("decrypt", obj, self.aws.scrub(f"{self.aws.where()} could not be reached ({exc})")) from None
-        if answer.get("Plaintext") is not None:
+        if recipient_document is None:
             return answer["Plaintext"]
-        return answer.get("CiphertextForRecipient", b"")
+        return recipient_answer(answer, obj, self.aws.where())
 
     # --- rotation coordination -------------------------------------------------------
     def get_snapshot(self, key_id):
