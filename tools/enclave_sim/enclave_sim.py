@@ -22,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from kms_canary import shut_down  # noqa: E402 - the path above makes siblings importable
 from sim_server import (  # noqa: E402 - the path above makes siblings importable when run as a script
     DEFAULT_RUNTIME, DEFAULT_SLOW_SECONDS, MODES, ConfigError, Enclave, EnclaveConfig, Simulator,
 )
@@ -180,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         ready_path.unlink(missing_ok=True)
         server.shutdown()
         server.server_close()
+        shut_down()
     print("enclave-sim: stopped", file=sys.stderr, flush=True)
     return 0
 

@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from alfred_evidence import ChallengeError, build_evidence, parse_challenge
 from jwt_token import JwtIssuer
-from kms_canary import CANARY_PATH, CanaryError, kms_client, recipient_key, run_canary
+from kms_canary import CANARY_PATH, CanaryError, kms_client, recipient_key, run_canary, warm_up
 from nitro_document import NitroDocumentIssuer, pcr0_for
 from sim_trust import TrustMaterial
 
@@ -137,6 +137,7 @@ class Simulator:
         # the standard AWS environment of this process, as the parent instance's role would.
         self.kms_endpoint = kms_endpoint
         self.kms_region = kms_region
+        warm_up()
         self._kms = None
         self.server: ThreadingHTTPServer | None = None
         self.base_url = ""
