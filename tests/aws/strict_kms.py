@@ -33,7 +33,6 @@ import http.client
 import json
 import os
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import cbor2
 from cryptography import x509
@@ -41,6 +40,8 @@ from cryptography.hazmat.primitives import hashes, padding as sym_padding, seria
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from aws_support import KmsFrontHandler, LoopbackFront
 
 MAX_DOCUMENT_AGE = dt.timedelta(minutes=5)
 RECIPIENT_CALLS = {"Decrypt": "kms:Decrypt", "GenerateDataKey": "kms:GenerateDataKey",
@@ -224,7 +225,7 @@ def envelope_for(plaintext: bytes, public_key_der: bytes) -> bytes:
 
 # --------------------------------------------------------------------------- server
 
-class StrictKms:
+class StrictKms(LoopbackFront):
     """Loopback HTTP front of moto; ``url`` is what clients use as their KMS endpoint."""
 
     def __init__(self, upstream: str, account: str = "123456789012"):
@@ -238,14 +239,9 @@ class StrictKms:
         self._lock = threading.Lock()
         kms = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
+        class Handler(KmsFrontHandler):
             def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = self.read_body()
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection", "content-length")}
                 target = self.headers.get("X-Amz-Target", "")
                 operation = target.rsplit(".", 1)[-1] if target.startswith("TrentService.") else None
@@ -253,23 +249,12 @@ class StrictKms:
                     status, answer_headers, data = kms.handle(operation, self.path, headers, body)
                 except Refused as exc:
                     kms.record(operation, exc.code)
-                    status, data = 400, json.dumps({"__type": exc.code, "message": str(exc)}).encode()
-                    answer_headers = {"Content-Type": "application/x-amz-json-1.1", "x-amzn-ErrorType": exc.code}
-                self.send_response(status)
-                for name, value in answer_headers.items():
-                    if name.lower() not in ("content-length", "connection", "transfer-encoding", "server", "date"):
-                        self.send_header(name, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                    return self.error_reply(400, exc.code, str(exc))
+                self.relay(status, answer_headers.items(), data)
 
             do_GET = do_POST
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self._thread.start()
+        self.serve(Handler)
 
     def set_root(self, root_pem: str) -> None:
         self.root_der = x509.load_pem_x509_certificate(root_pem.encode()).public_bytes(serialization.Encoding.DER)
@@ -277,10 +262,6 @@ class StrictKms:
     def record(self, operation, outcome):
         with self._lock:
             self.decisions.append((operation, outcome))
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
     # -- upstream ----------------------------------------------------------------------------
     def _moto(self, path, headers, body: bytes):

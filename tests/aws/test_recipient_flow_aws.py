@@ -23,27 +23,18 @@ from fleet import SimulatorFleet  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def strict(moto_url):
-    from strict_kms import StrictKms
-
-    server = StrictKms(moto_url)
-    yield server
-    server.close()
-
-
-@pytest.fixture(scope="module")
-def fleet(strict, tmp_path_factory):
+def fleet(strict_kms, tmp_path_factory):
     enclaves = [{"name": "ok", "measurement": M1}, {"name": "other", "measurement": M2},
                 {"name": "off", "measurement": M1, "canary": False}, {"name": "liar", "measurement": M1, "mode": "wrong-nonce"},
                 {"name": "slow", "measurement": M1}]
-    with SimulatorFleet(tmp_path_factory.mktemp("sim"), enclaves=enclaves, kms_endpoint=strict.url, env=aws_env()) as running:
-        strict.set_root(running.trust["nitro_root_certificate"])
+    with SimulatorFleet(tmp_path_factory.mktemp("sim"), enclaves=enclaves, kms_endpoint=strict_kms.url, env=aws_env()) as running:
+        strict_kms.set_root(running.trust["nitro_root_certificate"])
         yield running
 
 
 @pytest.fixture
-def through_strict(provider_for, strict, fleet):
-    return provider_for(strict.url)
+def through_strict(provider_for, strict_kms, fleet):
+    return provider_for(strict_kms.url)
 
 
 @pytest.fixture
@@ -77,7 +68,7 @@ def test_an_enclave_without_the_canary_endpoint_is_only_kms_accepted(through_str
     assert "no decrypt" in row["detail"] and "decrypted" not in row["detail"]
 
 
-def test_bad_answers_stop_with_a_clear_error_and_change_nothing(through_strict, provider, nitro_key, fleet, strict):
+def test_bad_answers_stop_with_a_clear_error_and_change_nothing(through_strict, provider, nitro_key, fleet, strict_kms):
     before = provider.describe_key(nitro_key)
     with pytest.raises(ProviderError, match="Could not check the canary proof from the canary endpoint of enclave .*liar.*"
                                             "not SHA-256\\(nonce \\|\\| canary\\)"):
@@ -88,12 +79,12 @@ def test_bad_answers_stop_with_a_clear_error_and_change_nothing(through_strict, 
     with pytest.raises(ProviderError, match="canary endpoint of enclave .*slow.*did not answer within 1s"):
         canary_proof(fleet.urls["slow"], blob, token_context(nitro_key, 1), b"c" * 32, 1.0)
     for tamper, cause in (("no_envelope", "without CiphertextForRecipient"), ("garbled", "not the CMS envelope KMS sends")):
-        strict.tamper = tamper
+        strict_kms.tamper = tamper
         try:
             with pytest.raises(ProviderError, match=f"Could not decrypt a ciphertext under version 1 of key .*{cause}"):
                 probe(through_strict, "canary", nitro_key, fleet.urls["ok"])
         finally:
-            strict.tamper = None
+            strict_kms.tamper = None
     assert provider.describe_key(nitro_key) == before
 
 

@@ -132,9 +132,9 @@ def _recipient_probe(provider, probe, key_id, row, enclave_url, fmt, timeout, ca
                     detail=f"KMS denied it: {answer}" if passed else "KMS decrypted for a caller without attestation")
     said, answer = _kms_answer(provider, key_id, ciphertext, context, evidence_from(enclave_url, fmt, timeout, purpose))
     passed = said == "denied"
+    leak = "KMS answered CiphertextForRecipient for an enclave outside the allow-list"
     return dict(row, passed=passed, method="probe_enclave", result="kms_denied" if passed else "kms_allowed",
-                detail=f"KMS denied it: {answer}" if passed else "KMS answered CiphertextForRecipient for an enclave outside "
-                                                                "the allow-list")
+                detail=f"KMS denied it: {answer}" if passed else leak)
 
 
 def run_probe(provider, probe: str, key_id: str, version, enclave_url=None, fmt="alfred", timeout=5.0,
