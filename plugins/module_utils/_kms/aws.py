@@ -54,7 +54,6 @@ from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors impo
     AccessDeniedError,
     ConflictError,
     InputError,
-    LockHeldError,
     NotFoundError,
     ProviderError,
     TeeKmsError,
@@ -88,10 +87,6 @@ def _iso(value) -> str | None:
             value = value.replace(tzinfo=datetime.timezone.utc)
         return value.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     return str(value)
-
-
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
 
 
 def check_alias(key_id, action: str) -> str:
