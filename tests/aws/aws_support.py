@@ -187,7 +187,6 @@ class FaultProxy(LoopbackFront):
             self.down = False
 
 
-
 @pytest.fixture
 def proxy(moto_url):
     fault_proxy = FaultProxy(moto_url)
