@@ -62,7 +62,7 @@ def test_rollback_keeps_live_enclave_measurement(key, runner, fleet):
 
     before = _bundles(runner)
     forced = runner.run(["-e", "action=rollback", "-e", "force_rollback=true",
-                         "-e", "force_rollback_reason=INC-4711 version 2 suspected"], versions=False)
+                         "-e", json.dumps({"force_rollback_reason": "INC-4711 version 2 suspected"})], versions=False)
     assert forced.rc == 0, forced.output
     state = key.state()
     assert state["primary"] == 1
