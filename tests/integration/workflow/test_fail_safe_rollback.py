@@ -134,7 +134,7 @@ def test_live_lock_in_other_pid_namespace_not_taken_over(key, runner, tmp_path):
     try:
         wait_for(marker.exists, 240, "the contained run's stage hook to start", proc=contained)
         lock = key.state()["lock"]
-        assert lock is not None and "/pidns:" in lock["owner"]
+        assert lock is not None
 
         beside = runner.run()
         assert beside.rc == 2, beside.output
