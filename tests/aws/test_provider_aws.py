@@ -228,3 +228,25 @@ def test_nitro_pcr_choice_moves_the_condition(provider, alias, kms):
     text = kms.get_key_policy(KeyId=kid, PolicyName="default")["Policy"]
     assert "PCR0" in text and "PCR8" not in text
     assert provider.policy_findings(alias) == []
+
+
+def test_key_env_is_a_tag_on_every_version(provider, alias, kms):
+    """The environment a key belongs to is the tag alfred:tee_kms:env: set at creation, carried to
+    new versions, recorded once on every version key of a key created without one."""
+    created = provider.create_key(alias, [M1], env="production")
+    assert created["env"] == "production"
+    provider.create_version(alias, 2)
+    provider.set_primary(alias, 2)
+    assert provider.describe_key(alias)["env"] == "production"
+    with pytest.raises(ConflictError, match=f"Could not record the environment of key '{alias}': it already belongs to env 'production'"):
+        provider.record_env(alias, "staging")
+
+    legacy = alias + "-legacy"
+    assert provider.create_key(legacy, [M1])["env"] is None
+    provider.create_version(legacy, 2)
+    provider.record_env(legacy, "staging")
+    for kid in version_key_ids(kms, legacy).values():
+        tags = {t["TagKey"]: t["TagValue"] for t in kms.list_resource_tags(KeyId=kid)["Tags"]}
+        assert tags["alfred:tee_kms:env"] == "staging"
+    provider.set_primary(legacy, 2)
+    assert provider.describe_key(legacy)["env"] == "staging"

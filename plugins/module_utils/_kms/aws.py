@@ -69,6 +69,7 @@ TAG = "alfred:tee_kms:"
 TAG_KEY_ID = TAG + "key_id"
 TAG_VERSION = TAG + "version"
 TAG_FORMAT = TAG + "measurement_format"
+TAG_ENV = TAG + "env"
 SNAPSHOT_SUFFIX = "/tee-kms-snapshot"
 CHUNK = 256          # KMS tag value limit
 MAX_CHUNKS = 12      # per record; a key holds at most 50 tags
@@ -335,6 +336,7 @@ class AwsKmsProvider(KmsProvider):
             "description": pmeta.get("Description") or "",
             "created_at": versions[0]["created_at"] if versions else None,
             "measurement_format": ptags.get(TAG_FORMAT, "sha384"),
+            "env": ptags.get(TAG_ENV),
             "primary_version": primary_version,
             "versions": [{k: v for k, v in entry.items() if k != "kms_state"} for entry in versions],
             "allowed_measurements": policy.allowed_measurements(doc),
@@ -362,7 +364,7 @@ class AwsKmsProvider(KmsProvider):
         self._wait_state(meta["KeyId"], "Enabled", action, obj)
         return meta["KeyId"]
 
-    def create_key(self, key_id, allowed_measurements, measurement_format="sha384", attestation_trust=None, description=None):
+    def create_key(self, key_id, allowed_measurements, measurement_format="sha384", attestation_trust=None, description=None, env=None):
         check_alias(key_id, "create")
         obj = f"key '{key_id}'"
         if not allowed_measurements:
@@ -378,6 +380,8 @@ class AwsKmsProvider(KmsProvider):
         account, partition = identity["Account"], identity["Arn"].split(":")[1]
         text = policy.build_policy(account, allowed_measurements, cond_key, partition)
         tags = {TAG_FORMAT: measurement_format}
+        if env:
+            tags[TAG_ENV] = env
         if trust:
             tags.update(record_tags("trust", trust))
         v1_alias = f"{key_id}/v1"
@@ -421,6 +425,15 @@ class AwsKmsProvider(KmsProvider):
             elif record_tag_keys(tags, "trust"):
                 self._untag(kid, record_tag_keys(tags, "trust"), action, label)
 
+    def record_env(self, key_id, env):
+        action = "record the environment of"
+        state, internal = self._load(key_id, action, allow_pending=False)
+        if state["env"] not in (None, env):
+            raise ConflictError(action, f"key '{key_id}'", f"it already belongs to env '{state['env']}'")
+        # Every version: a rollback makes an older version primary again, and the env is read there.
+        for number in self._write_order(state, internal, enabled_only=False):
+            self._tag(internal["keys"][number], {TAG_ENV: env}, action, f"version {number} of key '{key_id}'")
+
     def schedule_key_deletion(self, key_id, pending_days):
         obj = f"key '{key_id}'"
         rules.check_pending_days(pending_days, obj)
@@ -454,7 +467,7 @@ class AwsKmsProvider(KmsProvider):
             raise ProviderError(action, obj, f"the primary version's key policy cannot be reused: {exc}") from None
         ptags = internal["tags"][state["primary_version"]]
         tags = {TAG_FORMAT: state["measurement_format"]}
-        tags.update({k: v for k, v in ptags.items() if k in record_tag_keys(ptags, "trust")})
+        tags.update({k: v for k, v in ptags.items() if k in record_tag_keys(ptags, "trust") or k == TAG_ENV})
         kid = self._new_version_key(key_id, version, text, tags, None, action, f"version {version} of key '{key_id}'")
         if not self._create_alias(f"{key_id}/v{version}", kid, action, obj):
             self._orphan(kid)
