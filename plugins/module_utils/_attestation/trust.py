@@ -27,7 +27,7 @@ import binascii
 import json
 import os
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.common import VerifyOptions, utcnow
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.common import AttestationError, VerifyOptions, loads_json, utcnow
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.jwt import ALGORITHMS
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common import deps
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import InputError
@@ -125,13 +125,13 @@ def parse_jwks(value, context):
             if not text.lstrip().startswith("{") and os.path.isfile(os.path.expanduser(text)):
                 text = read_text_or_path(text, "{", "JWKS file").decode("utf-8", "replace")
             try:
-                jwks = json.loads(text)
-            except ValueError:
+                jwks = loads_json(text, "jwks")
+            except AttestationError:
                 raise _key_error("jwks is neither JSON nor a path to a JSON file") from None
         else:
             try:
-                jwks = json.loads(read_text_or_path(text, "{", "JWKS file"))
-            except (ValueError, UnicodeDecodeError):
+                jwks = loads_json(read_text_or_path(text, "{", "JWKS file"), "the JWKS")
+            except AttestationError:
                 raise InputError("load", "the JWKS", "it is not JSON") from None
     return check_jwks(jwks, context)
 
