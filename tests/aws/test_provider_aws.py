@@ -23,6 +23,7 @@ from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors impo
     LockHeldError,
     NotFoundError,
 )
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.rules import decrypt_purpose, purpose_nonce
 
 
 def context(alias, version):
@@ -30,7 +31,7 @@ def context(alias, version):
 
 
 def test_canary_alfred_evidence_across_rotation(provider, alias):
-    signer = Signer()
+    signer = Signer(alias)
     provider.create_key(alias, [M1], attestation_trust={"public_keys": [signer.public_b64]})
     ct1 = provider.encrypt(alias, b"canary-1", context(alias, 1))
     provider.create_version(alias, 2)
@@ -46,7 +47,7 @@ def test_canary_alfred_evidence_across_rotation(provider, alias):
     with pytest.raises(AccessDeniedError, match="measurement_not_allowed"):
         provider.decrypt(alias, ct2, context(alias, 2), attestation=signer.attestation(M3))
     with pytest.raises(AccessDeniedError, match="signature"):
-        provider.decrypt(alias, ct2, context(alias, 2), attestation=Signer().attestation(M1))
+        provider.decrypt(alias, ct2, context(alias, 2), attestation=Signer(alias).attestation(M1))
     with pytest.raises(AccessDeniedError, match="does not authenticate under this encryption context"):
         provider.decrypt(alias, ct2, context(alias, 1), attestation=signer.attestation(M1))
     # A ciphertext relabelled with another version is refused by KMS (wrong key).
@@ -68,12 +69,13 @@ def test_canary_nitro_document_goes_as_recipient(provider, alias):
     pcrs = {i: bytes([i + 1]) * 48 for i in range(16)}
     provider.create_key(alias, [M1], attestation_trust={"root_certificate": world.root_pem.decode(), "nitro_pcrs": [0]})
     ct = provider.encrypt(alias, b"nitro-canary", context(alias, 1))
-    good = world.document(pcrs={**pcrs, 0: pcr0})
+    bound = bytes.fromhex(purpose_nonce(decrypt_purpose(alias)))  # the decrypt gate's runtime contract
+    good = world.document(pcrs={**pcrs, 0: pcr0}, nonce=bound)
     assert provider.decrypt(alias, ct, context(alias, 1), attestation={"format": "nitro", "document": good}) == b"nitro-canary"
-    bad = world.document(pcrs={**pcrs, 0: bytes.fromhex(M2)})
+    bad = world.document(pcrs={**pcrs, 0: bytes.fromhex(M2)}, nonce=bound)
     with pytest.raises(AccessDeniedError, match="measurement_not_allowed"):
         provider.decrypt(alias, ct, context(alias, 1), attestation={"format": "nitro", "document": bad})
-    forged = NitroWorld(now).document(pcrs={**pcrs, 0: pcr0})
+    forged = NitroWorld(now).document(pcrs={**pcrs, 0: pcr0}, nonce=bound)
     with pytest.raises(AccessDeniedError, match="chain"):
         provider.decrypt(alias, ct, context(alias, 1), attestation={"format": "nitro", "document": forged})
 
@@ -222,3 +224,18 @@ def test_nitro_pcr_choice_moves_the_condition(provider, alias, kms):
     text = kms.get_key_policy(KeyId=kid, PolicyName="default")["Policy"]
     assert "PCR0" in text and "PCR8" not in text
     assert provider.policy_findings(alias) == []
+
+
+def test_evidence_is_replayed_within_max_age_against_aws(provider, alias):
+    """Issue 13 item 3: the AWS provider's gate keeps its replay cache as aliases beside the key."""
+    signer = Signer(alias)
+    provider.create_key(alias, [M1], attestation_trust={"public_keys": [signer.public_b64]})
+    ct = provider.encrypt(alias, b"once", context(alias, 1))
+    attestation = signer.attestation(M1)
+    assert provider.decrypt(alias, ct, context(alias, 1), attestation=attestation) == b"once"
+    with pytest.raises(AccessDeniedError, match=r"replay: this evidence or its nonce was already used"):
+        provider.decrypt(alias, ct, context(alias, 1), attestation=attestation)
+    with pytest.raises(AccessDeniedError, match=r"claims: the evidence was issued for operation_purpose 'attestation-verify'"):
+        provider.decrypt(alias, ct, context(alias, 1), attestation=signer.attestation(M1, operation_purpose="attestation-verify"))
+    assert provider.decrypt(alias, ct, context(alias, 1), attestation=signer.attestation(M1)) == b"once"
+    assert provider.describe_key(alias)["primary_version"] == 1  # the cache aliases are not versions

@@ -309,7 +309,7 @@ def trust_from_params(params: dict) -> dict:
     """The trust of an attestation_verify task: its ``trust`` option, or the deprecated flat options."""
     if params.get("trust") is not None:
         return dict(params["trust"])
-    return {name: params.get(name) for name in trust.FIELDS if name != "max_age"}
+    return {name: params.get(name) for name in trust.FIELDS if name not in trust.NOT_FLAT}
 
 
 def options_from_params(params: dict) -> VerifyOptions:

@@ -93,6 +93,7 @@ class VerifyOptions:
     """Trust anchors and freshness rules for one verification."""
 
     now: datetime.datetime = field(default_factory=utcnow)
+    formats: list | None = None        # the formats the trust accepts; None: any (attestation_verify's format decides)
     nonce: str | None = None           # expected nonce (hex for nitro bytes; the string for alfred/jwt)
     max_age: int | None = None         # seconds since the evidence was issued
     request: dict | None = None        # alfred: the challenge request we sent (echo check)
@@ -182,6 +183,8 @@ def verify(document, fmt: str | None, options: VerifyOptions, allowed_measuremen
         raise AttestationError("malformed", "empty document")
     fmt = fmt or detect_format(raw)
     verifier = _verifier(fmt)
+    if options.formats is not None and fmt not in options.formats:
+        raise AttestationError("trust", f"the trust does not accept {fmt} evidence (it accepts {', '.join(options.formats) or 'none'})")
     for requirement in verifier.REQUIREMENTS:  # MissingLibraryError: reported as missing_required_lib
         requirement.check(f"the {fmt} attestation verifier")
     evidence = verifier.verify(raw, options)

@@ -283,11 +283,13 @@ def verify(document: bytes, options: VerifyOptions) -> Evidence:
     measurement = _measurement(claims, options.measurement_claim or "measurement")
 
     issued = iat if iat is not None else nbf
+    token_nonce = claims.get("eat_nonce", claims.get("nonce"))
     return Evidence(
         format="jwt",
         measurement=measurement,
         issued_at=datetime.datetime.fromtimestamp(issued, datetime.timezone.utc) if issued is not None else None,
-        nonce=options.nonce,
+        # The token's own nonce (what a decrypt gate binds and remembers), when it is one string.
+        nonce=token_nonce if isinstance(token_nonce, str) else options.nonce,
         details={"alg": alg, "kid": header.get("kid"), "iss": claims.get("iss")},
     )
 

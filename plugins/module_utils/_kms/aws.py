@@ -69,6 +69,9 @@ TAG_VERSION = TAG + "version"
 TAG_FORMAT = TAG + "measurement_format"
 LOCK_SUFFIX = "/tee-kms-lock"
 SNAPSHOT_SUFFIX = "/tee-kms-snapshot"
+# <key>/tee-kms-seen/<token>: the decrypt gate's replay cache, one alias per accepted token
+# (CreateAlias is atomic, so two callers presenting the same evidence cannot both succeed).
+SEEN_INFIX = "/tee-kms-seen/"
 CHUNK = 256          # KMS tag value limit
 MAX_CHUNKS = 12      # per record; a key holds at most 50 tags
 CIPHERTEXT_PREFIX = "tkmsaws1"
@@ -186,14 +189,14 @@ class AwsKmsProvider(KmsProvider):
         except NotFoundError:
             return None
 
-    def _aliases(self, prefix, action, obj) -> dict:
+    def _aliases(self, prefix, action, obj, field="TargetKeyId") -> dict:
         found = {}
         kwargs = {}
         while True:
             page = self._kms("list_aliases", action, obj, **kwargs)
             for entry in page.get("Aliases", []):
                 if entry.get("AliasName", "").startswith(prefix) and entry.get("TargetKeyId"):
-                    found[entry["AliasName"]] = entry["TargetKeyId"]
+                    found[entry["AliasName"]] = entry.get(field)
             if not page.get("Truncated") or not page.get("NextMarker"):
                 return found
             kwargs = {"Marker": page["NextMarker"]}
@@ -616,7 +619,8 @@ class AwsKmsProvider(KmsProvider):
         kid = internal["keys"][version]
         text = internal["policy_text"] if kid == internal["primary_kid"] else self._policy_text(kid, "decrypt", obj)
         allowed = policy.allowed_measurements(policy.parse(text))
-        raw, fmt = rules.require_attestation(state.get("attestation_trust"), attestation, allowed, obj)
+        raw, fmt = rules.require_attestation(state.get("attestation_trust"), attestation, allowed, obj, key_id,
+                                             lambda tokens, now, window: self._remember(key_id, internal, tokens, now, window, obj))
         kwargs = {"CiphertextBlob": blob, "EncryptionContext": self._context(context), "KeyId": kid}
         if fmt == "nitro":
             # Real AWS KMS checks the document itself and returns the plaintext encrypted to the
@@ -634,6 +638,26 @@ class AwsKmsProvider(KmsProvider):
         if answer.get("Plaintext") is not None:
             return answer["Plaintext"]
         return answer.get("CiphertextForRecipient", b"")
+
+    def _remember(self, key_id, internal, tokens, now, window, obj):
+        """The replay cache of the decrypt gate as aliases: expired ones are dropped, then one
+        alias per token is created; an existing alias means the evidence was used before."""
+        prefix = key_id + SEEN_INFIX
+        live = 0
+        for name, created in self._aliases(prefix, "decrypt", obj, field="CreationDate").items():
+            if isinstance(created, datetime.datetime) and created.timestamp() + window < now:
+                self._delete_alias(name, "decrypt", obj)
+            else:
+                live += 1
+        if live + len(tokens) > rules.REPLAY_CAPACITY:
+            raise rules.replay_cache_full(obj, live)
+        for token in tokens:
+            try:
+                self._kms("create_alias", "decrypt", obj, AliasName=prefix + token, TargetKeyId=internal["primary_kid"])
+            except ProviderError as exc:
+                if "AlreadyExists" not in exc.cause:
+                    raise
+                raise rules.replay_refusal(obj) from None
 
     # --- rotation coordination -------------------------------------------------------
     def get_snapshot(self, key_id):

@@ -19,6 +19,7 @@ import os
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.client import fetch_evidence
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.common import AttestationError
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import AccessDeniedError, InputError
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.rules import decrypt_purpose, purpose_nonce
 
 PROBES = ("canary", "allowed_decrypt", "disallowed_denied", "unattested_denied", "decrypt")
 
@@ -29,8 +30,9 @@ def token_context(key_id: str, version) -> dict:
 
 
 def evidence_from(url: str, fmt: str, timeout: float, purpose: str) -> dict:
+    """Fresh evidence for one decrypt; ``purpose`` is the key's ``rules.decrypt_purpose``."""
     try:
-        document, request = fetch_evidence(url, fmt, timeout=timeout, operation_purpose=purpose)
+        document, request = fetch_evidence(url, fmt, timeout=timeout, operation_purpose=purpose, nonce=purpose_nonce(purpose))
     except AttestationError as exc:
         raise InputError("fetch attestation evidence from", f"enclave {url}", str(exc)) from None
     attestation = {"format": fmt, "document": document}
@@ -52,7 +54,7 @@ def _denied(provider, key_id, ciphertext, context, attestation) -> tuple:
 def run_probe(provider, probe: str, key_id: str, version, enclave_url=None, fmt="alfred", timeout=5.0,
               ciphertext=None, context=None):
     """Return ``{name, passed, detail, ...}``; raise TeeKmsError only for unusable inputs."""
-    purpose = f"kms-probe-{probe}"
+    purpose = decrypt_purpose(key_id)
     if probe == "decrypt":
         if not ciphertext or not enclave_url:
             raise InputError("run", "the decrypt probe", "ciphertext and enclave_url are required")
