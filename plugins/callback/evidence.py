@@ -26,6 +26,9 @@ description:
     the callback aggregates them into C(summary.json).
   - The path of the current bundle is exported as environment variable C(ALFRED_EVIDENCE_BUNDLE)
     for the M(alfred.tee_kms.evidence_verify) module and the P(alfred.tee_kms.evidence_head#lookup) lookup.
+  - When it cannot start the bundle (for example an C(evidence_dir) that cannot be written), it warns and
+    exports the cause; C(playbooks/rotate.yml) then refuses a live run before any change unless the extra
+    var C(allow_no_evidence) is true, which the bundle records (C(run.log), C(summary.json)) when there is one.
   - The extra vars C(evidence_dir) and C(show_commands) override the options below; C(env),
     C(action), C(kms_provider), C(kms_key_id) and C(awx_*) complement the summary.
 requirements:
@@ -139,6 +142,10 @@ from ansible_collections.alfred.tee_kms.plugins.plugin_utils._evidence_run impor
 )
 
 ENV_BUNDLE = "ALFRED_EVIDENCE_BUNDLE"
+# Read by the evidence_head lookup (current_run): which process exported ENV_BUNDLE, and why
+# no bundle could be started. playbooks/rotate.yml refuses a live run without a bundle.
+ENV_RUN = "ALFRED_EVIDENCE_RUN"
+ENV_ERROR = "ALFRED_EVIDENCE_ERROR"
 # Result fields that may be recorded (after redaction). Everything else is dropped.
 _RESULT_FIELDS = ("rc", "msg", "stdout", "stderr", "skip_reason", "censored", "attempts", "retries", "failed_when_result", "start", "end", "delta")
 _CMD_ACTIONS = ("command", "shell", "raw", "script", "ansible.builtin.command", "ansible.builtin.shell", "ansible.builtin.raw", "ansible.builtin.script")
@@ -203,6 +210,7 @@ class CallbackModule(CallbackBase):
         self._signing_error = None
         self._show_commands = False
         self._check_mode = False
+        self._allow_no_evidence = False
         self._max_output = 16384
 
     def _opt(self, name, default=None):
@@ -263,6 +271,7 @@ class CallbackModule(CallbackBase):
         self._add_play_vars(play)
 
         self._show_commands = _truthy(extra.get("show_commands", self._opt("show_commands", False)))
+        self._allow_no_evidence = _truthy(extra.get("allow_no_evidence", False))
         self._collector = AuditCollector(show_commands=self._show_commands)
         self._check_mode = bool(context.CLIARGS.get("check", False))
         self._max_output = int(self._opt("max_output", 16384) or 16384)
@@ -292,9 +301,12 @@ class CallbackModule(CallbackBase):
         except (OSError, EvidenceError) as exc:
             self._warn(f"Could not start the evidence bundle for env '{env}' action '{action}': {exc}")
             self._pending = []
+            os.environ.pop(ENV_BUNDLE, None)
+            os.environ.update({ENV_RUN: str(os.getpid()), ENV_ERROR: f"could not create it under {evidence_dir}: {exc}"})
             return
         self._active = True
-        os.environ[ENV_BUNDLE] = self._bundle
+        os.environ.update({ENV_BUNDLE: self._bundle, ENV_RUN: str(os.getpid())})
+        os.environ.pop(ENV_ERROR, None)
 
         key_path = self._opt("signing_key")
         if key_path:
@@ -308,9 +320,12 @@ class CallbackModule(CallbackBase):
         self._log_line("INFO", f"evidence bundle {self._bundle} for env={env} action={action} ({mode})", self._started)
         if self._check_mode:
             self._log_line("WARNING", "REHEARSAL: this run is in check mode (--check); nothing was changed", self._started)
+        if self._allow_no_evidence:
+            self._log_line("WARNING", "allow_no_evidence=true: this run was allowed to change the key even without an "
+                                      "evidence bundle", self._started)
         self._write("run_start", {
             "env": str(env), "action": action, "check_mode": self._check_mode, "rehearsal": self._check_mode,
-            "show_commands": self._show_commands, "provider": self._ctx["provider"], "key_id": self._ctx["key_id"],
+            "show_commands": self._show_commands, "allow_no_evidence": self._allow_no_evidence, "provider": self._ctx["provider"], "key_id": self._ctx["key_id"],
             "ansible_core_version": ANSIBLE_CORE_VERSION, "collection": COLLECTION,
             "collection_version": collection_version(), "awx": self._awx, "schema": SCHEMA,
             "signing_public_key": public_key_b64(self._signing_key) if self._signing_key else None,
@@ -558,6 +573,7 @@ class CallbackModule(CallbackBase):
             ansible_core_version=ANSIBLE_CORE_VERSION)
         try:
             self._chain.close()
+            summary["allow_no_evidence"] = self._allow_no_evidence
             summary = self._redactor.redact(to_plain(summary))
             write_json(os.path.join(self._bundle, SUMMARY), summary)
             self._log_line(level, f"summary written; outcome={outcome}; chain head seq={summary['chain_head']['seq']} "
