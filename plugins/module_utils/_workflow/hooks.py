@@ -18,7 +18,7 @@ import signal
 import subprocess
 import time
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence.secret_patterns import Redactor
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence.secret_patterns import Redactor, command_fragments
 
 OUTPUT_LINES = 50        # lines of stdout/stderr kept, from the end
 OUTPUT_BYTES = 1 << 20   # bytes read per stream at most; hooks are not log shippers
@@ -31,7 +31,8 @@ def _tail(data: bytes, redactor: Redactor) -> list:
 
 def run_hook(command: str, timeout: int, env: dict | None = None, chdir: str | None = None, secrets=()) -> dict:
     """Run one hook; return rc, outcome (ok|failed|timeout), duration_ms and redacted output."""
-    redactor = Redactor(known_values=[command, *secrets])
+    # The whole command line and its secret fragments: a failing hook often echoes a token or URL it was given.
+    redactor = Redactor(known_values=[command, *command_fragments(command), *secrets])
     redactor.add_known_from_mapping(os.environ)
     child_env = dict(os.environ)
     child_env.update({k: str(v) for k, v in (env or {}).items()})
