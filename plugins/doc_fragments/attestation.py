@@ -30,7 +30,7 @@ options:
           - For a key, when omitted, the formats it holds an anchor for - C(alfred) with C(public_keys), C(jwt)
             with C(jwks), C(nitro) with C(root_certificate). The AWS Nitro Enclaves root pinned in the collection is
             trusted only by a trust that lists C(nitro) here.
-          - For O(alfred.tee_kms.attestation_verify#module:trust), when omitted, any format (O(format) decides).
+          - For the trust of M(alfred.tee_kms.attestation_verify), when omitted, any format (its C(format) option decides).
         type: list
         elements: str
         choices: [alfred, nitro, jwt]
@@ -159,7 +159,7 @@ options:
           - For a key, when omitted, the formats it holds an anchor for - C(alfred) with C(public_keys), C(jwt)
             with C(jwks), C(nitro) with C(root_certificate). The AWS Nitro Enclaves root pinned in the collection is
             trusted only by a trust that lists C(nitro) here.
-          - For O(alfred.tee_kms.attestation_verify#module:trust), when omitted, any format (O(format) decides).
+          - For the trust of M(alfred.tee_kms.attestation_verify), when omitted, any format (its C(format) option decides).
         type: list
         elements: str
         choices: [alfred, nitro, jwt]
