@@ -239,3 +239,17 @@ def test_evidence_is_replayed_within_max_age_against_aws(provider, alias):
         provider.decrypt(alias, ct, context(alias, 1), attestation=signer.attestation(M1, operation_purpose="attestation-verify"))
     assert provider.decrypt(alias, ct, context(alias, 1), attestation=signer.attestation(M1)) == b"once"
     assert provider.describe_key(alias)["primary_version"] == 1  # the cache aliases are not versions
+
+
+def test_aws_replay_cache_is_bounded_below_the_alias_quota(provider, alias, monkeypatch):
+    from ansible_collections.alfred.tee_kms.plugins.module_utils._kms import aws as aws_provider
+
+    assert aws_provider.SEEN_CAPACITY + 4 <= 50  # KMS: 50 aliases per key; the primary has up to 4 of its own
+    monkeypatch.setattr(aws_provider, "SEEN_CAPACITY", 2)
+    signer = Signer(alias)
+    provider.create_key(alias, [M1], attestation_trust={"public_keys": [signer.public_b64]})
+    ct = provider.encrypt(alias, b"bounded", context(alias, 1))
+    for _ in range(2):
+        assert provider.decrypt(alias, ct, context(alias, 1), attestation=signer.attestation(M1)) == b"bounded"
+    with pytest.raises(AccessDeniedError, match=r"replay: 2 evidence records are still fresh, the replay cache holds at most 2"):
+        provider.decrypt(alias, ct, context(alias, 1), attestation=signer.attestation(M1))

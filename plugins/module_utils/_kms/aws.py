@@ -72,6 +72,9 @@ SNAPSHOT_SUFFIX = "/tee-kms-snapshot"
 # <key>/tee-kms-seen/<token>: the decrypt gate's replay cache, one alias per accepted token
 # (CreateAlias is atomic, so two callers presenting the same evidence cannot both succeed).
 SEEN_INFIX = "/tee-kms-seen/"
+# KMS allows 50 aliases per KMS key (the key's own alias, its version alias, lock and snapshot
+# take up to 4 of the primary's): at most this many fresh decrypts at a time.
+SEEN_CAPACITY = 40
 CHUNK = 256          # KMS tag value limit
 MAX_CHUNKS = 12      # per record; a key holds at most 50 tags
 CIPHERTEXT_PREFIX = "tkmsaws1"
@@ -649,8 +652,8 @@ class AwsKmsProvider(KmsProvider):
                 self._delete_alias(name, "decrypt", obj)
             else:
                 live += 1
-        if live + len(tokens) > rules.REPLAY_CAPACITY:
-            raise rules.replay_cache_full(obj, live)
+        if live + len(tokens) > SEEN_CAPACITY:
+            raise rules.replay_cache_full(obj, live, SEEN_CAPACITY)
         for token in tokens:
             try:
                 self._kms("create_alias", "decrypt", obj, AliasName=prefix + token, TargetKeyId=internal["primary_kid"])

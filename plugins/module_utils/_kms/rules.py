@@ -162,11 +162,12 @@ def _check_purpose(evidence, purpose: str, obj: str) -> None:
 
 
 def replay_tokens(evidence, raw: bytes) -> list:
-    """What the gate remembers of accepted evidence: its nonce and its digest (hashed, short)."""
-    tokens = ["d" + hashlib.sha256(raw).hexdigest()[:31]]
+    """What the gate remembers of accepted evidence, hashed and short: its nonce, which every
+    evidence the gate accepts carries (the same document, or another one answering the same
+    challenge, has the same nonce); the document's digest for evidence without one."""
     if evidence.nonce:
-        tokens.append("n" + hashlib.sha256(f"{evidence.format}|{evidence.nonce}".encode("utf-8")).hexdigest()[:31])
-    return tokens
+        return ["n" + hashlib.sha256(f"{evidence.format}|{evidence.nonce}".encode("utf-8")).hexdigest()[:31]]
+    return ["d" + hashlib.sha256(raw).hexdigest()[:31]]
 
 
 def replay_refusal(obj: str) -> AccessDeniedError:
@@ -174,10 +175,10 @@ def replay_refusal(obj: str) -> AccessDeniedError:
                              "decrypt; fetch fresh evidence for every decrypt)")
 
 
-def replay_cache_full(obj: str, live: int) -> AccessDeniedError:
+def replay_cache_full(obj: str, live: int, capacity: int) -> AccessDeniedError:
     # Fail closed: a bounded cache that forgot fresh evidence would let it be replayed.
     return AccessDeniedError("decrypt", obj, f"attestation refused (replay: {live} evidence records are still fresh, the "
-                             f"replay cache holds at most {REPLAY_CAPACITY}; retry when older evidence has expired)")
+                             f"replay cache holds at most {capacity}; retry when older evidence has expired)")
 
 
 def remember_evidence(seen, tokens: list, now: int, window: int, obj: str) -> dict:
@@ -190,7 +191,7 @@ def remember_evidence(seen, tokens: list, now: int, window: int, obj: str) -> di
     if any(token in fresh for token in tokens):
         raise replay_refusal(obj)
     if len(fresh) + len(tokens) > REPLAY_CAPACITY:
-        raise replay_cache_full(obj, len(fresh))
+        raise replay_cache_full(obj, len(fresh), REPLAY_CAPACITY)
     fresh.update({token: now + window for token in tokens})
     return fresh
 
