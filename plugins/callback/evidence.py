@@ -336,7 +336,8 @@ class CallbackModule(CallbackBase):
                                       "evidence bundle", self._started)
         self._write("run_start", {
             "env": str(env), "action": action, "check_mode": self._check_mode, "rehearsal": self._check_mode,
-            "show_commands": self._show_commands, "allow_no_evidence": self._allow_no_evidence, "provider": self._ctx["provider"], "key_id": self._ctx["key_id"],
+            "show_commands": self._show_commands, "allow_no_evidence": self._allow_no_evidence,
+            "provider": self._ctx["provider"], "key_id": self._ctx["key_id"],
             "ansible_core_version": ANSIBLE_CORE_VERSION, "collection": COLLECTION,
             "collection_version": collection_version(), "awx": self._awx, "schema": SCHEMA,
             "signing_public_key": public_key_b64(self._signing_key) if self._signing_key else None,

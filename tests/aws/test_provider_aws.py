@@ -249,7 +249,7 @@ def test_aws_replay_cache_is_bounded_below_the_alias_quota(provider, alias, monk
     signer = Signer(alias)
     provider.create_key(alias, [M1], attestation_trust={"public_keys": [signer.public_b64]})
     ct = provider.encrypt(alias, b"bounded", context(alias, 1))
-    for _ in range(2):
+    for dummy in range(2):
         assert provider.decrypt(alias, ct, context(alias, 1), attestation=signer.attestation(M1)) == b"bounded"
     with pytest.raises(AccessDeniedError, match=r"replay: 2 evidence records are still fresh, the replay cache holds at most 2"):
         provider.decrypt(alias, ct, context(alias, 1), attestation=signer.attestation(M1))

@@ -218,8 +218,8 @@ def attest_endpoint(url: str, fmt: str, base_options: VerifyOptions, allowed=Non
         raise
     except Exception as exc:  # noqa: BLE001 pylint: disable=broad-exception-caught
         # One enclave's answer must never abort the attestation of the whole fleet.
-        row = _fetch_row(url, fmt, AttestationError("fetch", f"{host_port(url)} answered something that could not be "
-                                                              f"processed ({exc.__class__.__name__})"))
+        cause = f"{host_port(url)} answered something that could not be processed ({exc.__class__.__name__})"
+        row = _fetch_row(url, fmt, AttestationError("fetch", cause))
     else:
         options = dataclasses.replace(base_options, now=utcnow(), nonce=request.get("challenge_nonce", request.get("nonce")),
                                       request=request if fmt == "alfred" else None)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import os
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.common import FORMATS, AttestationError, VerifyOptions, loads_json, utcnow

@@ -327,7 +327,8 @@ def test_allow_list_change_takes_effect_for_decrypt_and_trust_is_enforced(kms, s
     kms.set_attestation_trust(KEY, {})  # no trust anchors: nothing verifies any more
     with pytest.raises(AccessDeniedError) as info:
         kms.decrypt(KEY, ciphertext, CTX, signer.attestation(M3))
-    assert str(info.value) == DENIED + "attestation refused (trust: the key's trust does not accept alfred evidence (it accepts none: it holds no trust anchor))"
+    assert str(info.value) == DENIED + ("attestation refused (trust: the key's trust does not accept alfred evidence "
+                                        "(it accepts none: it holds no trust anchor))")
     other = Signer(KEY)
     kms.set_attestation_trust(KEY, {"public_keys": [other.public_b64], "max_age": 30})
     assert kms.decrypt(KEY, ciphertext, CTX, other.attestation(M3)) == b"token"
