@@ -288,8 +288,9 @@ def verify(document: bytes, options: VerifyOptions) -> Evidence:
         format="jwt",
         measurement=measurement,
         issued_at=datetime.datetime.fromtimestamp(issued, datetime.timezone.utc) if issued is not None else None,
-        # The token's own nonce (what a decrypt gate binds and remembers), when it is one string.
-        nonce=token_nonce if isinstance(token_nonce, str) else options.nonce,
+        # The token's own nonce (what a decrypt gate binds and remembers) when it is one string;
+        # a list of nonces is no single challenge answer, and none is reported.
+        nonce=token_nonce if isinstance(token_nonce, str) else None,
         details={"alg": alg, "kid": header.get("kid"), "iss": claims.get("iss")},
     )
 

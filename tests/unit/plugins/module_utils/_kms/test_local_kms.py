@@ -555,3 +555,7 @@ def test_jwt_evidence_is_bound_to_the_purpose_by_its_nonce(kms):
         kms.decrypt(KEY, ciphertext, CTX, bound)
     with refused_unchanged(kms, DENIED + "attestation refused (nonce_mismatch: the jwt evidence's nonce"):
         kms.decrypt(KEY, ciphertext, CTX, token("n0nce"))
+    # Several nonces in one token would let one token be presented once per nonce.
+    several = [rules.purpose_nonce(rules.decrypt_purpose(KEY)), rules.purpose_nonce(rules.decrypt_purpose(KEY))]
+    with refused_unchanged(kms, DENIED + "attestation refused (nonce_mismatch: the jwt evidence's nonce"):
+        kms.decrypt(KEY, ciphertext, CTX, dict(token(several), nonce=several[0]))
