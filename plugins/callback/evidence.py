@@ -26,6 +26,9 @@ description:
     the callback aggregates them into C(summary.json).
   - The path of the current bundle is exported as environment variable C(ALFRED_EVIDENCE_BUNDLE)
     for the M(alfred.tee_kms.evidence_verify) module and the P(alfred.tee_kms.evidence_head#lookup) lookup.
+  - When it cannot start the bundle (for example an C(evidence_dir) that cannot be written), it warns and
+    exports the cause; C(playbooks/rotate.yml) then refuses a live run before any change unless the extra
+    var C(allow_no_evidence) is true, which the bundle records (C(run.log), C(summary.json)) when there is one.
   - The extra vars C(evidence_dir) and C(show_commands) override the options below; C(env),
     C(action), C(kms_provider), C(kms_key_id) and C(awx_*) complement the summary.
 requirements:
@@ -99,6 +102,7 @@ seealso:
 
 import atexit
 import os
+import re
 import time
 
 from ansible import context
@@ -120,7 +124,7 @@ from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence.format im
     RUN_LOG,
     SUMMARY,
 )
-from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence.secret_patterns import Redactor, is_secret_name
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence.secret_patterns import Redactor, command_fragments, is_secret_name
 from ansible_collections.alfred.tee_kms.plugins.plugin_utils._evidence_bundle import (
     ChainWriter,
     create_bundle_dir,
@@ -139,10 +143,20 @@ from ansible_collections.alfred.tee_kms.plugins.plugin_utils._evidence_run impor
 )
 
 ENV_BUNDLE = "ALFRED_EVIDENCE_BUNDLE"
+# Read by the evidence_head lookup (current_run): which process exported ENV_BUNDLE, and why
+# no bundle could be started. playbooks/rotate.yml refuses a live run without a bundle.
+ENV_RUN = "ALFRED_EVIDENCE_RUN"
+ENV_ERROR = "ALFRED_EVIDENCE_ERROR"
 # Result fields that may be recorded (after redaction). Everything else is dropped.
 _RESULT_FIELDS = ("rc", "msg", "stdout", "stderr", "skip_reason", "censored", "attempts", "retries", "failed_when_result", "start", "end", "delta")
 _CMD_ACTIONS = ("command", "shell", "raw", "script", "ansible.builtin.command", "ansible.builtin.shell", "ansible.builtin.raw", "ansible.builtin.script")
 _LOG_LINES = 40
+# Variables holding a command line (hook commands): their secret fragments are learnt.
+_COMMAND_NAME = re.compile(r"(?:^|_)(?:cmd|command)$", re.IGNORECASE)
+# Inventory hosts whose variables are read for secrets at play start (all of them up to this).
+_MAX_INVENTORY_HOSTS = 1000
+# Types of vault-encrypted values (ansible-core 2.19+, and before): their values are secret whatever the name.
+_VAULT_TYPES = ("EncryptedString", "AnsibleVaultEncryptedUnicode")
 
 
 def _truthy(value) -> bool:
@@ -195,6 +209,7 @@ class CallbackModule(CallbackBase):
         self._redactor = Redactor()
         self._collector = AuditCollector()
         self._task_starts = {}
+        self._roles_seen = set()
         self._failed = []
         self._errors = []
         self._ctx = {}
@@ -203,6 +218,7 @@ class CallbackModule(CallbackBase):
         self._signing_error = None
         self._show_commands = False
         self._check_mode = False
+        self._allow_no_evidence = False
         self._max_output = 16384
 
     def _opt(self, name, default=None):
@@ -260,9 +276,13 @@ class CallbackModule(CallbackBase):
             return
         self._redactor.add_known_from_mapping(dict(os.environ))
         self._redactor.add_known_from_mapping(extra)
+        self._learn_commands(dict(os.environ))
+        self._learn_commands(extra)
         self._add_play_vars(play)
+        self._add_inventory_vars(play)
 
         self._show_commands = _truthy(extra.get("show_commands", self._opt("show_commands", False)))
+        self._allow_no_evidence = _truthy(extra.get("allow_no_evidence", False))
         self._collector = AuditCollector(show_commands=self._show_commands)
         self._check_mode = bool(context.CLIARGS.get("check", False))
         self._max_output = int(self._opt("max_output", 16384) or 16384)
@@ -292,9 +312,12 @@ class CallbackModule(CallbackBase):
         except (OSError, EvidenceError) as exc:
             self._warn(f"Could not start the evidence bundle for env '{env}' action '{action}': {exc}")
             self._pending = []
+            os.environ.pop(ENV_BUNDLE, None)
+            os.environ.update({ENV_RUN: str(os.getpid()), ENV_ERROR: f"could not create it under {evidence_dir}: {exc}"})
             return
         self._active = True
-        os.environ[ENV_BUNDLE] = self._bundle
+        os.environ.update({ENV_BUNDLE: self._bundle, ENV_RUN: str(os.getpid())})
+        os.environ.pop(ENV_ERROR, None)
 
         key_path = self._opt("signing_key")
         if key_path:
@@ -308,9 +331,13 @@ class CallbackModule(CallbackBase):
         self._log_line("INFO", f"evidence bundle {self._bundle} for env={env} action={action} ({mode})", self._started)
         if self._check_mode:
             self._log_line("WARNING", "REHEARSAL: this run is in check mode (--check); nothing was changed", self._started)
+        if self._allow_no_evidence:
+            self._log_line("WARNING", "allow_no_evidence=true: this run was allowed to change the key even without an "
+                                      "evidence bundle", self._started)
         self._write("run_start", {
             "env": str(env), "action": action, "check_mode": self._check_mode, "rehearsal": self._check_mode,
-            "show_commands": self._show_commands, "provider": self._ctx["provider"], "key_id": self._ctx["key_id"],
+            "show_commands": self._show_commands, "allow_no_evidence": self._allow_no_evidence,
+            "provider": self._ctx["provider"], "key_id": self._ctx["key_id"],
             "ansible_core_version": ANSIBLE_CORE_VERSION, "collection": COLLECTION,
             "collection_version": collection_version(), "awx": self._awx, "schema": SCHEMA,
             "signing_public_key": public_key_b64(self._signing_key) if self._signing_key else None,
@@ -340,6 +367,65 @@ class CallbackModule(CallbackBase):
             try:
                 self._redactor.add_known_from_mapping({name: to_plain(templar.template(value))})
             except Exception:  # undefined or failing expressions: nothing to learn
+                continue
+
+    def _learn_commands(self, mapping):
+        """The secret fragments of command lines held by variables named ``*_cmd``/``*command``."""
+        for name, value in mapping.items():
+            if isinstance(name, str) and _COMMAND_NAME.search(name) and isinstance(value, str):
+                self._redactor.add_known(command_fragments(value))
+
+    def _learn_variables(self, variables, templar=None):
+        """Secret-named values, vault-encrypted values (any name) and command fragments of one
+        variable source; templated secret-named values and commands are rendered with ``templar``."""
+        plain = {}
+        for name, value in variables.items():
+            if type(value).__name__ in _VAULT_TYPES:
+                try:
+                    self._redactor.add_known([str(value)])
+                except Exception:  # a vault that cannot be opened here: Ansible reports it where it is used
+                    pass
+                continue
+            if not isinstance(name, str) or not (is_secret_name(name) or _COMMAND_NAME.search(name)):
+                continue
+            if templar is not None and isinstance(value, str) and ("{{" in value or "{%" in value):
+                try:
+                    value = templar.template(value)
+                except Exception:  # undefined or failing expressions: nothing to learn
+                    continue
+            plain[name] = to_plain(value)
+        self._redactor.add_known_from_mapping(plain)
+        self._learn_commands(plain)
+
+    def _add_inventory_vars(self, play):
+        """Every variable source the play sees for each inventory host: inventory files, group_vars
+        and host_vars (vault-encrypted ones too), play vars and vars_files, roles of the play."""
+        try:
+            from ansible.template import Templar
+
+            manager = play.get_variable_manager()
+            # .hosts, not get_hosts(): the play's batch restricts what get_hosts() returns.
+            hosts = list(manager._inventory.hosts.values())[:_MAX_INVENTORY_HOSTS] or [None]
+            loader = getattr(play, "_loader", None)
+        except Exception:
+            return
+        for host in hosts:
+            try:
+                variables = manager.get_vars(play=play, host=host, include_hostvars=False)
+            except Exception:
+                continue
+            self._learn_variables(variables, Templar(loader=loader, variables=variables))
+
+    def _add_role_vars(self, task):
+        """vars and defaults of a role the first time one of its tasks starts (include_role included)."""
+        role = getattr(task, "_role", None)
+        if role is None or id(role) in self._roles_seen:
+            return
+        self._roles_seen.add(id(role))
+        for getter in ("get_default_vars", "get_vars"):
+            try:
+                self._learn_variables(dict(getattr(role, getter)()))
+            except Exception:
                 continue
 
     def _learn_secrets(self, data):
@@ -382,6 +468,7 @@ class CallbackModule(CallbackBase):
         self._emit(event_type, data, "INFO", f"{'HANDLER' if handler else 'TASK'} [{name}]")
 
     def v2_playbook_on_task_start(self, task, is_conditional):
+        self._add_role_vars(task)
         self._task_event(task)
 
     def v2_playbook_on_handler_task_start(self, task):
@@ -473,7 +560,8 @@ class CallbackModule(CallbackBase):
         for stream in ("stdout", "stderr"):
             text = event.get(stream)
             if isinstance(text, str) and text:
-                split = text.splitlines()
+                # Redacted whole before it is split into log lines: a secret wrapped over lines is one value.
+                split = self._redactor.redact_text(text).splitlines()
                 for line in split[:_LOG_LINES]:
                     lines.append(f"  {stream}: {line}")
                 if len(split) > _LOG_LINES:
@@ -558,6 +646,7 @@ class CallbackModule(CallbackBase):
             ansible_core_version=ANSIBLE_CORE_VERSION)
         try:
             self._chain.close()
+            summary["allow_no_evidence"] = self._allow_no_evidence
             summary = self._redactor.redact(to_plain(summary))
             write_json(os.path.join(self._bundle, SUMMARY), summary)
             self._log_line(level, f"summary written; outcome={outcome}; chain head seq={summary['chain_head']['seq']} "

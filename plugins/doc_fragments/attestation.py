@@ -24,6 +24,16 @@ options:
       - C(max_age) applies when O(max_age) is not set.
     type: dict
     suboptions:
+      formats:
+        description:
+          - The evidence formats this trust accepts; evidence of any other format is refused (check C(trust)).
+          - For a key, when omitted, the formats it holds an anchor for - C(alfred) with C(public_keys), C(jwt)
+            with C(jwks), C(nitro) with C(root_certificate). The AWS Nitro Enclaves root pinned in the collection is
+            trusted only by a trust that lists C(nitro) here.
+          - For the trust of M(alfred.tee_kms.attestation_verify), when omitted, any format (its C(format) option decides).
+        type: list
+        elements: str
+        choices: [alfred, nitro, jwt]
       public_keys:
         description:
           - Trusted Ed25519 public keys of the enclave runtime, base64 of the raw 32 bytes.
@@ -143,6 +153,16 @@ options:
         M(alfred.tee_kms.attestation_verify); C(jwks_url) is refused here.
     type: dict
     suboptions:
+      formats:
+        description:
+          - The evidence formats this trust accepts; evidence of any other format is refused (check C(trust)).
+          - For a key, when omitted, the formats it holds an anchor for - C(alfred) with C(public_keys), C(jwt)
+            with C(jwks), C(nitro) with C(root_certificate). The AWS Nitro Enclaves root pinned in the collection is
+            trusted only by a trust that lists C(nitro) here.
+          - For the trust of M(alfred.tee_kms.attestation_verify), when omitted, any format (its C(format) option decides).
+        type: list
+        elements: str
+        choices: [alfred, nitro, jwt]
       public_keys:
         description:
           - Trusted Ed25519 public keys of the enclave runtime, base64 of the raw 32 bytes.

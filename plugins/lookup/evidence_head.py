@@ -29,6 +29,13 @@ options:
     type: str
     choices: [warn, ignore, error]
     default: warn
+  current_run:
+    description:
+      - Accept the bundle of C(ALFRED_EVIDENCE_BUNDLE) only when the evidence callback of this very
+        C(ansible-playbook) process exported it, not a value left in the environment by another run.
+      - Used by C(playbooks/rotate.yml) to refuse a live run that no bundle records.
+    type: bool
+    default: false
 seealso:
   - plugin: alfred.tee_kms.evidence
     plugin_type: callback
@@ -68,6 +75,11 @@ from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence.format im
 from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence.verify import read_head
 
 ENV_BUNDLE = "ALFRED_EVIDENCE_BUNDLE"
+# The pid of the ansible-playbook process whose evidence callback exported ENV_BUNDLE (set by
+# the callback); lookups run in that process or in a worker forked from it.
+ENV_RUN = "ALFRED_EVIDENCE_RUN"
+# Why the callback could not start the bundle of this run, when it could not.
+ENV_ERROR = "ALFRED_EVIDENCE_ERROR"
 display = Display()
 
 
@@ -76,8 +88,13 @@ class LookupModule(LookupBase):
         self.set_options(var_options=variables, direct=kwargs)
         on_missing = self.get_option("on_missing")
         bundle = str(terms[0]) if terms else os.environ.get(ENV_BUNDLE, "")
+        ours = os.environ.get(ENV_RUN) in (str(os.getpid()), str(os.getppid()))
+        if not terms and self.get_option("current_run") and not ours:
+            bundle = ""
         if not bundle or not os.path.isdir(bundle):
+            error = os.environ.get(ENV_ERROR) if ours else None
             cause = (f"bundle '{bundle}' does not exist" if bundle
+                     else f"no evidence bundle is active ({error})" if error
                      else "no evidence bundle is active (is the alfred.tee_kms.evidence callback enabled and env set?)")
             if on_missing == "error":
                 raise AnsibleLookupError(f"Could not read the evidence chain head: {cause}")

@@ -260,13 +260,13 @@ def argument_spec() -> dict:
     )
     # The whole trust as one option; the flat trust options stay accepted (deprecated).
     spec["trust"] = dict(type="dict", options=trust.argument_spec())
-    spec.update({name: value for name, value in trust.argument_spec().items() if name != "max_age"})
+    spec.update({name: value for name, value in trust.argument_spec().items() if name not in trust.NOT_FLAT})
     spec.update(freshness_argument_spec())
     return spec
 
 
 # Each deprecated flat trust option excludes the trust option.
-FLAT_TRUST = tuple(name for name in trust.FIELDS if name != "max_age")
+FLAT_TRUST = tuple(name for name in trust.FIELDS if name not in trust.NOT_FLAT)
 
 
 def handle(mod):

@@ -20,6 +20,8 @@ description:
     hashes, and, when O(public_key) is given, that C(MANIFEST.sig) is a valid Ed25519 signature.
   - Any edit, deletion, insertion, reordering or truncation is detected; C(reason) names the first
     problem with its file and line.
+  - Every C(events.jsonl) line must be the canonical JSON of its event (sorted keys, no whitespace, no
+    duplicate keys); symbolic links and entries that are neither regular files nor directories are refused.
 options:
   path:
     description: Bundle directory.
@@ -29,7 +31,8 @@ options:
     description:
       - Ed25519 public key to check C(MANIFEST.sig) with, as PEM text, a path to a PEM file, or
         base64 of the 32 raw key bytes.
-      - When given, a missing signature is a failure.
+      - When given, a missing signature is a failure. When not given, a bundle that holds
+        C(MANIFEST.sig) is not verified (its signature could not be checked).
     type: str
   fail_on_invalid:
     description: Fail the task when the bundle does not verify. With C(false), return C(verified=false).
@@ -71,7 +74,10 @@ EXAMPLES = r"""
 
 RETURN = r"""
 verified:
-  description: Whether the bundle is intact (and signed by O(public_key) when given).
+  description:
+    - Whether the bundle is intact (and signed by O(public_key) when given).
+    - A bundle that holds C(MANIFEST.sig) is verified only with O(public_key); without it the signature
+      could not be checked and the bundle is reported as not verified.
   returned: always
   type: bool
   sample: true

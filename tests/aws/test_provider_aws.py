@@ -24,6 +24,7 @@ from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors impo
     NotFoundError,
     ProviderError,
 )
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.rules import decrypt_purpose, purpose_nonce
 
 
 def context(alias, version):
@@ -31,7 +32,7 @@ def context(alias, version):
 
 
 def test_canary_alfred_evidence_across_rotation(provider, alias):
-    signer = Signer()
+    signer = Signer(alias)
     provider.create_key(alias, [M1], attestation_trust={"public_keys": [signer.public_b64]})
     ct1 = provider.encrypt(alias, b"canary-1", context(alias, 1))
     provider.create_version(alias, 2)
@@ -47,7 +48,7 @@ def test_canary_alfred_evidence_across_rotation(provider, alias):
     with pytest.raises(AccessDeniedError, match="measurement_not_allowed"):
         provider.decrypt(alias, ct2, context(alias, 2), attestation=signer.attestation(M3))
     with pytest.raises(AccessDeniedError, match="signature"):
-        provider.decrypt(alias, ct2, context(alias, 2), attestation=Signer().attestation(M1))
+        provider.decrypt(alias, ct2, context(alias, 2), attestation=Signer(alias).attestation(M1))
     with pytest.raises(AccessDeniedError, match="does not authenticate under this encryption context"):
         provider.decrypt(alias, ct2, context(alias, 1), attestation=signer.attestation(M1))
     # A ciphertext relabelled with another version is refused by KMS (wrong key).
@@ -69,15 +70,16 @@ def test_canary_nitro_document_goes_as_recipient(provider, alias):
     pcrs = {i: bytes([i + 1]) * 48 for i in range(16)}
     provider.create_key(alias, [M1], attestation_trust={"root_certificate": world.root_pem.decode(), "nitro_pcrs": [0]})
     ct = provider.encrypt(alias, b"nitro-canary", context(alias, 1))
-    good = world.document(pcrs={**pcrs, 0: pcr0})
+    bound = bytes.fromhex(purpose_nonce(decrypt_purpose(alias)))  # the decrypt gate's runtime contract
+    good = world.document(pcrs={**pcrs, 0: pcr0}, nonce=bound)
     # The document passes the local check and goes to KMS as Recipient; moto alone answers
     # Plaintext, which AWS never does (test_recipient_flow_aws.py runs the real answer).
     with pytest.raises(ProviderError, match="answered a Recipient request with Plaintext"):
         provider.decrypt(alias, ct, context(alias, 1), attestation={"format": "nitro", "document": good})
-    bad = world.document(pcrs={**pcrs, 0: bytes.fromhex(M2)})
+    bad = world.document(pcrs={**pcrs, 0: bytes.fromhex(M2)}, nonce=bound)
     with pytest.raises(AccessDeniedError, match="measurement_not_allowed"):
         provider.decrypt(alias, ct, context(alias, 1), attestation={"format": "nitro", "document": bad})
-    forged = NitroWorld(now).document(pcrs={**pcrs, 0: pcr0})
+    forged = NitroWorld(now).document(pcrs={**pcrs, 0: pcr0}, nonce=bound)
     with pytest.raises(AccessDeniedError, match="chain"):
         provider.decrypt(alias, ct, context(alias, 1), attestation={"format": "nitro", "document": forged})
 
@@ -250,3 +252,32 @@ def test_key_env_is_a_tag_on_every_version(provider, alias, kms):
         assert tags["alfred:tee_kms:env"] == "staging"
     provider.set_primary(legacy, 2)
     assert provider.describe_key(legacy)["env"] == "staging"
+
+
+def test_evidence_is_replayed_within_max_age_against_aws(provider, alias):
+    """Issue 13 item 3: the AWS provider's gate keeps its replay cache as aliases beside the key."""
+    signer = Signer(alias)
+    provider.create_key(alias, [M1], attestation_trust={"public_keys": [signer.public_b64]})
+    ct = provider.encrypt(alias, b"once", context(alias, 1))
+    attestation = signer.attestation(M1)
+    assert provider.decrypt(alias, ct, context(alias, 1), attestation=attestation) == b"once"
+    with pytest.raises(AccessDeniedError, match=r"replay: this evidence or its nonce was already used"):
+        provider.decrypt(alias, ct, context(alias, 1), attestation=attestation)
+    with pytest.raises(AccessDeniedError, match=r"claims: the evidence was issued for operation_purpose 'attestation-verify'"):
+        provider.decrypt(alias, ct, context(alias, 1), attestation=signer.attestation(M1, operation_purpose="attestation-verify"))
+    assert provider.decrypt(alias, ct, context(alias, 1), attestation=signer.attestation(M1)) == b"once"
+    assert provider.describe_key(alias)["primary_version"] == 1  # the cache aliases are not versions
+
+
+def test_aws_replay_cache_is_bounded_below_the_alias_quota(provider, alias, monkeypatch):
+    from ansible_collections.alfred.tee_kms.plugins.module_utils._kms import aws as aws_provider
+
+    assert aws_provider.SEEN_CAPACITY + 4 <= 50  # KMS: 50 aliases per key; the primary has up to 4 of its own
+    monkeypatch.setattr(aws_provider, "SEEN_CAPACITY", 2)
+    signer = Signer(alias)
+    provider.create_key(alias, [M1], attestation_trust={"public_keys": [signer.public_b64]})
+    ct = provider.encrypt(alias, b"bounded", context(alias, 1))
+    for dummy in range(2):
+        assert provider.decrypt(alias, ct, context(alias, 1), attestation=signer.attestation(M1)) == b"bounded"
+    with pytest.raises(AccessDeniedError, match=r"replay: 2 evidence records are still fresh, the replay cache holds at most 2"):
+        provider.decrypt(alias, ct, context(alias, 1), attestation=signer.attestation(M1))

@@ -16,9 +16,8 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime
-import json
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.common import AttestationError, Evidence, VerifyOptions
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.common import AttestationError, Evidence, VerifyOptions, loads_json
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common import deps
 
 # Libraries this verifier needs, checked by common.verify() before it is used.
@@ -46,10 +45,7 @@ def _load_keys(public_keys):
 
 
 def parse(document: bytes) -> dict:
-    try:
-        doc = json.loads(document.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise AttestationError("malformed", f"alfred evidence is not JSON ({exc.__class__.__name__})") from None
+    doc = loads_json(document, "alfred evidence")
     if not isinstance(doc, dict):
         raise AttestationError("malformed", "alfred evidence is not a JSON object")
     missing = [name for name in SIGNED_FIELDS + ("signature",) if name not in doc]

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import json
 import os
 import secrets
 import time
@@ -30,10 +29,10 @@ import uuid
 from urllib.parse import urlsplit, urlunsplit
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.common import (
-    FORMATS, AttestationError, VerifyOptions, decode_document, digest, parse_time, result_row, utcnow)
+    FORMATS, AttestationError, VerifyOptions, decode_document, digest, loads_json, parse_time, result_row, utcnow)
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import trust
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common import deps
-from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import InputError
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import InputError, MissingLibraryError
 
 # _attestation loads the verifier of a format by name; AnsiballZ packs only the module_utils it
 # sees imported, so every verifier (and the pinned root) is imported here explicitly.
@@ -139,8 +138,8 @@ def healthz(url: str, session=None, timeout: float = 5) -> tuple:
     if status != 200:
         return False, f"{host_port(url)} answered HTTP {status} on {HEALTH_PATH}"
     try:
-        healthy = json.loads(body.decode("utf-8")).get("status") == "ok"
-    except (ValueError, UnicodeDecodeError, AttributeError):
+        healthy = loads_json(body, "the health answer").get("status") == "ok"
+    except (AttestationError, AttributeError):
         healthy = False
     return (True, f"{host_port(url)} is healthy") if healthy else (False, f"{host_port(url)} did not report status ok")
 
@@ -150,9 +149,9 @@ def _document_from_body(content_type: str, body: bytes, fmt: str) -> bytes:
     ctype = content_type.split(";", 1)[0].strip().lower()
     if ctype == "application/json" or body.lstrip()[:1] == b"{":
         try:
-            wrapper = json.loads(body.decode("utf-8"))
-        except (ValueError, UnicodeDecodeError):
-            return body
+            wrapper = loads_json(body, "the evidence answer")
+        except AttestationError:
+            return body  # not a wrapper: the verifier refuses (and names) what the body is
         if isinstance(wrapper, dict):
             for name in ("document", "token", "evidence", "attestation_document"):
                 if isinstance(wrapper.get(name), str):
@@ -215,6 +214,12 @@ def attest_endpoint(url: str, fmt: str, base_options: VerifyOptions, allowed=Non
                                            operation_purpose=operation_purpose)
     except AttestationError as exc:
         row = _fetch_row(url, fmt, exc)
+    except (ImportError, MissingLibraryError):
+        raise
+    except Exception as exc:  # noqa: BLE001 pylint: disable=broad-exception-caught
+        # One enclave's answer must never abort the attestation of the whole fleet.
+        cause = f"{host_port(url)} answered something that could not be processed ({exc.__class__.__name__})"
+        row = _fetch_row(url, fmt, AttestationError("fetch", cause))
     else:
         options = dataclasses.replace(base_options, now=utcnow(), nonce=request.get("challenge_nonce", request.get("nonce")),
                                       request=request if fmt == "alfred" else None)
@@ -294,9 +299,9 @@ def load_jwks(checked: dict, timeout: float):
     if status != 200:
         raise InputError("fetch", f"the JWKS from {host_port(url)}", f"HTTP {status}")
     try:
-        jwks = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise InputError("load", "the JWKS", "it is not JSON") from None
+        jwks = loads_json(body, "the JWKS")
+    except AttestationError as exc:
+        raise InputError("load", "the JWKS", exc.detail) from None
     return trust.check_jwks(jwks, trust.TASK)
 
 
@@ -304,7 +309,7 @@ def trust_from_params(params: dict) -> dict:
     """The trust of an attestation_verify task: its ``trust`` option, or the deprecated flat options."""
     if params.get("trust") is not None:
         return dict(params["trust"])
-    return {name: params.get(name) for name in trust.FIELDS if name != "max_age"}
+    return {name: params.get(name) for name in trust.FIELDS if name not in trust.NOT_FLAT}
 
 
 def options_from_params(params: dict) -> VerifyOptions:

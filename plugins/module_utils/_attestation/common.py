@@ -20,7 +20,10 @@ import binascii
 import datetime
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
+
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import MissingLibraryError
 
 FORMATS = ("alfred", "nitro", "jwt")
 
@@ -43,6 +46,14 @@ CHECKS = (
 )
 
 
+# Deepest JSON nesting any evidence or JWKS may have. Real documents nest two or three levels;
+# json.loads recurses once per level, so a hostile enclave's 100000 '[' would otherwise raise
+# RecursionError (not ValueError) and escape the per-row handling.
+MAX_NESTING = 32
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_JSON_BRACKET = re.compile(rb"[\[\]{}]")
+
+
 class AttestationError(Exception):
     """Evidence was refused; ``check`` is one of CHECKS."""
 
@@ -50,6 +61,27 @@ class AttestationError(Exception):
         self.check = check
         self.detail = detail
         super().__init__(f"{check}: {detail}")
+
+
+def nesting_depth(raw: bytes) -> int:
+    """How deep the JSON text ``raw`` nests arrays and objects, found without parsing it."""
+    depth = deepest = 0
+    for bracket in _JSON_BRACKET.findall(_JSON_STRING.sub(b'""', raw)):
+        depth += 1 if bracket in (b"[", b"{") else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def loads_json(raw, what: str, check: str = "malformed"):
+    """``json.loads`` with the nesting capped before parsing; AttestationError(``check``) otherwise."""
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8", "surrogatepass")
+    if nesting_depth(raw) > MAX_NESTING:
+        raise AttestationError(check, f"{what} nests deeper than {MAX_NESTING} levels")
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise AttestationError(check, f"{what} is not JSON ({exc.__class__.__name__})") from None
 
 
 def utcnow() -> datetime.datetime:
@@ -61,6 +93,7 @@ class VerifyOptions:
     """Trust anchors and freshness rules for one verification."""
 
     now: datetime.datetime = field(default_factory=utcnow)
+    formats: list | None = None        # the formats the trust accepts; None: any (attestation_verify's format decides)
     nonce: str | None = None           # expected nonce (hex for nitro bytes; the string for alfred/jwt)
     max_age: int | None = None         # seconds since the evidence was issued
     request: dict | None = None        # alfred: the challenge request we sent (echo check)
@@ -150,6 +183,8 @@ def verify(document, fmt: str | None, options: VerifyOptions, allowed_measuremen
         raise AttestationError("malformed", "empty document")
     fmt = fmt or detect_format(raw)
     verifier = _verifier(fmt)
+    if options.formats is not None and fmt not in options.formats:
+        raise AttestationError("trust", f"the trust does not accept {fmt} evidence (it accepts {', '.join(options.formats) or 'none'})")
     for requirement in verifier.REQUIREMENTS:  # MissingLibraryError: reported as missing_required_lib
         requirement.check(f"the {fmt} attestation verifier")
     evidence = verifier.verify(raw, options)
@@ -183,9 +218,11 @@ def result_row(source: str, document, fmt: str | None, options: VerifyOptions, a
             except AttestationError:
                 pass
         return row
-    except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
-        # Hostile input that slipped past a verifier's own checks: refuse it, without a traceback.
-        # Anything else (ImportError, ...) is a broken installation and must surface as such.
+    except (ImportError, MissingLibraryError):
+        raise  # a broken installation must surface as such, not as one enclave's bad evidence
+    except Exception as exc:  # noqa: BLE001 pylint: disable=broad-exception-caught
+        # Hostile input that slipped past a verifier's own checks (RecursionError included):
+        # refuse this row, without a traceback, and let the other rows be verified.
         row["reason"] = f"malformed: evidence could not be processed ({exc.__class__.__name__})"
         row["check"] = "malformed"
         return row

@@ -25,10 +25,9 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime
-import json
 import re
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.common import AttestationError, Evidence, VerifyOptions
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.common import AttestationError, Evidence, VerifyOptions, loads_json
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common import deps
 
 # Libraries this verifier needs, checked by common.verify() before it is used.
@@ -76,10 +75,7 @@ def parse(document: bytes):
 
 
 def _json_object(raw: bytes, what: str) -> dict:
-    try:
-        value = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise _fail("malformed", f"token {what} is not JSON") from None
+    value = loads_json(raw, f"token {what}")
     if not isinstance(value, dict):
         raise _fail("malformed", f"token {what} is not a JSON object")
     return value
@@ -135,10 +131,7 @@ def _fits(alg: str, jwk: dict) -> bool:
 
 def keys_from_jwks(jwks) -> list:
     if isinstance(jwks, (str, bytes)):
-        try:
-            jwks = json.loads(jwks)
-        except ValueError:
-            raise _fail("trust", "the configured JWKS is not JSON") from None
+        jwks = loads_json(jwks, "the configured JWKS", check="trust")
     if isinstance(jwks, dict) and "keys" not in jwks and "kty" in jwks:
         jwks = {"keys": [jwks]}
     if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
@@ -290,11 +283,14 @@ def verify(document: bytes, options: VerifyOptions) -> Evidence:
     measurement = _measurement(claims, options.measurement_claim or "measurement")
 
     issued = iat if iat is not None else nbf
+    token_nonce = claims.get("eat_nonce", claims.get("nonce"))
     return Evidence(
         format="jwt",
         measurement=measurement,
         issued_at=datetime.datetime.fromtimestamp(issued, datetime.timezone.utc) if issued is not None else None,
-        nonce=options.nonce,
+        # The token's own nonce (what a decrypt gate binds and remembers) when it is one string;
+        # a list of nonces is no single challenge answer, and none is reported.
+        nonce=token_nonce if isinstance(token_nonce, str) else None,
         details={"alg": alg, "kid": header.get("kid"), "iss": claims.get("iss")},
     )
 

@@ -67,6 +67,20 @@ def _cbor_loads_exact(data: bytes, what: str):
     return value
 
 
+def _map_entries(encoded: bytes) -> int:
+    """How many entries the CBOR map at the start of ``encoded`` declares (definite length only)."""
+    head = encoded[0]
+    if head >> 5 != 5:
+        return -1
+    info = head & 0x1F
+    if info < 24:
+        return info
+    if info in (24, 25, 26, 27):
+        size = 1 << (info - 24)
+        return int.from_bytes(encoded[1:1 + size], "big")
+    return -1  # indefinite length: refused, a protected header has a fixed shape
+
+
 def parse_cose_sign1(document: bytes):
     """Return (protected_bytes, payload_bytes, signature_bytes, protected_map)."""
     import cbor2
@@ -86,6 +100,10 @@ def parse_cose_sign1(document: bytes):
     header = _cbor_loads_exact(protected, "COSE protected header") if protected else {}
     if not isinstance(header, Mapping):
         raise _fail("malformed", "COSE protected header is not a map")
+    if protected and _map_entries(protected) != len(header):
+        # cbor2 keeps the last of duplicate keys; a verifier and a signer could then read
+        # different algorithms from the same bytes (RFC 9052 section 3: labels are unique).
+        raise _fail("malformed", "COSE protected header repeats a key")
     alg = header.get(1)
     if alg != COSE_ALG_ES384:
         raise _fail("signature", f"COSE algorithm {alg!r} is not ES384 (-35), the only one Nitro uses")
@@ -206,13 +224,38 @@ def verify_chain(leaf, bundle: list, roots: list, when: datetime.datetime, measu
                .time(when)
                .max_chain_depth(_MAX_CHAIN)
                .extension_policies(ca_policy=verification.ExtensionPolicy.webpki_defaults_ca(),
-                                   ee_policy=verification.ExtensionPolicy.permit_all()))
+                                   ee_policy=leaf_policy()))
     try:
         chain = builder.build_client_verifier().verify(leaf, bundle).chain
     except verification.VerificationError as exc:
         text = str(exc).split(" (encountered", 1)[0]
         raise _fail("chain", f"certificate chain does not lead to the trusted root ({text})", measurement) from None
     return chain
+
+
+def _leaf_key_usage(_policy, _cert, usage):
+    if usage is None or not usage.digital_signature:
+        raise ValueError("the leaf certificate's key usage does not include digitalSignature")
+
+
+def _leaf_not_ca(_policy, _cert, constraints):
+    if constraints is not None and constraints.ca:
+        raise ValueError("the leaf certificate is a CA certificate")
+
+
+def leaf_policy():
+    """The COSE signer: a non-CA certificate whose key usage includes digitalSignature.
+
+    Other extensions are permitted: AWS leaves carry none beyond these, and the Web PKI end-entity
+    defaults (subjectAltName, extendedKeyUsage) do not apply to an enclave's signing certificate.
+    """
+    from cryptography import x509
+    from cryptography.x509 import verification
+
+    agnostic = verification.Criticality.AGNOSTIC
+    return (verification.ExtensionPolicy.permit_all()
+            .require_present(x509.KeyUsage, agnostic, _leaf_key_usage)
+            .may_be_present(x509.BasicConstraints, agnostic, _leaf_not_ca))
 
 
 def _common_name(cert) -> str:

@@ -24,16 +24,22 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import os
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.common import VerifyOptions, utcnow
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.common import FORMATS, AttestationError, VerifyOptions, loads_json, utcnow
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.jwt import ALGORITHMS
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common import deps
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import InputError
 
-FIELDS = ("public_keys", "root_certificate", "jwks", "jwks_url", "issuer", "audience", "algorithms", "nitro_pcrs",
+FIELDS = ("formats", "public_keys", "root_certificate", "jwks", "jwks_url", "issuer", "audience", "algorithms", "nitro_pcrs",
           "measurement_claim", "max_age")
+# Fields only the trust dict has: attestation_verify's deprecated flat options predate them
+# (its own max_age option is a freshness option).
+NOT_FLAT = ("formats", "max_age")
+# The anchor each format needs, for deriving the formats a key's trust accepts when it names none.
+# nitro is derived only from an own root_certificate: the pinned AWS root is trusted only by a
+# trust that names nitro in formats.
+_ANCHOR_OF = {"alfred": "public_keys", "nitro": "root_certificate", "jwt": "jwks"}
 # What an absent field means at verification time. A decrypt also requires fresh evidence:
 # DECRYPT_MAX_AGE seconds unless the key's trust sets max_age.
 DEFAULTS = {"nitro_pcrs": [0], "measurement_claim": "measurement", "clock_skew": 60}
@@ -47,6 +53,7 @@ KEY = "key"    # a trust kept with a key (kms_key, the decrypt gate, rotation_in
 def argument_spec() -> dict:
     """The trust fields as Ansible options (doc fragment alfred.tee_kms.attestation)."""
     return dict(
+        formats=dict(type="list", elements="str", choices=list(FORMATS)),
         public_keys=dict(type="list", elements="str", no_log=False),
         root_certificate=dict(type="str"),
         jwks=dict(type="raw"),
@@ -107,6 +114,26 @@ def _root_certificate(value, context) -> str:
     return pem.decode("utf-8", "replace")
 
 
+def _formats(trust, context) -> list:
+    formats = trust["formats"]
+    if any(f not in FORMATS for f in formats) or len(set(formats)) != len(formats):
+        cause = f"formats must be distinct values among {', '.join(FORMATS)}"
+        raise _key_error(cause) if context == KEY else InputError("validate", f"formats {formats}", cause)
+    missing = [f for f in formats if f != "nitro" and not trust.get(_ANCHOR_OF[f]) and not (f == "jwt" and trust.get("jwks_url"))]
+    if missing:
+        cause = "; ".join(f"formats names {f} but {_ANCHOR_OF[f]} is not set" for f in missing)
+        raise _key_error(cause) if context == KEY else InputError("validate", "attestation trust", cause)
+    return list(formats)
+
+
+def accepted_formats(trust) -> list:
+    """The evidence formats a key's trust accepts: its ``formats``, else those it holds an anchor for."""
+    trust = trust or {}
+    if trust.get("formats"):
+        return list(trust["formats"])
+    return [fmt for fmt in FORMATS if trust.get(_ANCHOR_OF[fmt])]
+
+
 def _pcrs(pcrs, context) -> list:
     if any(not isinstance(p, int) or not 0 <= p < 32 for p in pcrs) or len(set(pcrs)) != len(pcrs):
         if context == KEY:
@@ -125,13 +152,13 @@ def parse_jwks(value, context):
             if not text.lstrip().startswith("{") and os.path.isfile(os.path.expanduser(text)):
                 text = read_text_or_path(text, "{", "JWKS file").decode("utf-8", "replace")
             try:
-                jwks = json.loads(text)
-            except ValueError:
+                jwks = loads_json(text, "jwks")
+            except AttestationError:
                 raise _key_error("jwks is neither JSON nor a path to a JSON file") from None
         else:
             try:
-                jwks = json.loads(read_text_or_path(text, "{", "JWKS file"))
-            except (ValueError, UnicodeDecodeError):
+                jwks = loads_json(read_text_or_path(text, "{", "JWKS file"), "the JWKS")
+            except AttestationError:
                 raise InputError("load", "the JWKS", "it is not JSON") from None
     return check_jwks(jwks, context)
 
@@ -166,6 +193,8 @@ def validate(trust, context: str = KEY) -> dict:
         trust["root_certificate"] = _root_certificate(trust["root_certificate"], context)
     if "nitro_pcrs" in trust:
         trust["nitro_pcrs"] = _pcrs(trust["nitro_pcrs"], context)
+    if "formats" in trust:
+        trust["formats"] = _formats(trust, context)
     if context == KEY:
         if "jwks_url" in trust:
             raise _key_error("jwks_url cannot be kept with a key (its decrypt gate never fetches keys); give the JWKS itself as jwks")
@@ -192,6 +221,7 @@ def verify_options(trust, *, jwks=None, max_age=None, nonce=None, request=None, 
     trust = trust or {}
     root = trust.get("root_certificate")
     return VerifyOptions(
+        formats=list(trust["formats"]) if trust.get("formats") else None,
         now=now or utcnow(),
         nonce=nonce,
         request=request,

@@ -18,8 +18,10 @@ Two mechanisms, applied in this order by :class:`Redactor`:
    OAuth tokens, ``password=...`` style assignments) are masked as
    ``[REDACTED:<detector>]``.
 
-Long hexadecimal strings (enclave measurements, SHA-256/384 digests, chain hashes) never
-match any detector: audit evidence has to stay readable.
+A detector's value that is a whole SHA-256 or SHA-384 digest (64 or 96 hex characters,
+optionally ``sha256:``/``sha384:``/``0x``-prefixed: enclave measurements, chain hashes) is
+never masked, so audit evidence stays readable; any other hex or numeric value is, since
+``api_key=<32 hex>`` or ``password=123456789`` are secrets like any other.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import base64
 import json
 import re
 from collections.abc import Iterable, Mapping
+from urllib.parse import quote, quote_plus
 
 MIN_KNOWN_LENGTH = 6
 MASK = "[REDACTED:{}]"
@@ -48,8 +51,14 @@ _NOT_SECRET_VALUES = frozenset(
         "/dev/null",
     }
 )
-_ALL_DIGITS = re.compile(r"^\d{1,12}$")
-_HEX_ONLY = re.compile(r"^(?:0x)?[0-9a-fA-F]+$")
+# Short numbers (ports, TTLs, counts) are not tracked as known values; 8 digits and more are.
+_ALL_DIGITS = re.compile(r"^\d{1,7}$")
+# The only detector values left readable: whole SHA-256/SHA-384 digests and measurements.
+_DIGEST = re.compile(r"^(?:sha256:|sha384:|0x)?(?:[0-9a-fA-F]{64}|[0-9a-fA-F]{96})$")
+# Between two characters of a known value: a line break (raw or JSON-escaped) and the indentation
+# after it, so that a secret wrapped over lines (base64 -w 76, a terminal, a log) is found too.
+_LINE_SPLIT = r"(?:\r?\n[ \t]*|(?:\\r)?\\n)?"
+_SPLIT_MIN = 8
 # Already-masked placeholders (ours, Ansible's no_log ones).
 _PLACEHOLDER = re.compile(r"^(?:\[REDACTED(?::[a-z0-9_]+)?\]|\*{3,}|VALUE_SPECIFIED_IN_NO_LOG_PARAMETER)$")
 
@@ -102,6 +111,16 @@ DETECTORS: dict[str, tuple[re.Pattern, int]] = {
         1,
     ),
     "basic_auth_url": (re.compile(r"(?i:[a-z][a-z0-9+.-]{1,20})://[^\s:/@\"']{1,64}:([^\s@/\"']{3,128})@"), 1),
+    # STS session tokens: base64 of a protobuf that always starts the same way.
+    "aws_session_token": (
+        re.compile(r"(?<![A-Za-z0-9/+=])((?:FQoGZXIvYXdz|FwoGZXIvYXdz|IQoJb3JpZ2lu)[A-Za-z0-9/+=]{16,})"), 1),
+    # aws ... --output table / yaml / json: "| SecretAccessKey | <value> |", "SessionToken: <value>".
+    "aws_cli_credentials": (
+        re.compile(r"(?:SecretAccessKey|SessionToken|secret_access_key|session_token)\\?[\"']?[\s|:=\\\"']{1,12}"
+                   r"([A-Za-z0-9/+=]{16,})"), 1),
+    # aws ... --output text: "CREDENTIALS<TAB>AccessKeyId<TAB>Expiration<TAB>SecretAccessKey<TAB>SessionToken".
+    "aws_cli_text_secret": (re.compile(r"(?m)^CREDENTIALS\t[^\t\n]*\t[^\t\n]*\t([^\t\n]{16,})"), 1),
+    "aws_cli_text_token": (re.compile(r"(?m)^CREDENTIALS\t[^\t\n]*\t[^\t\n]*\t[^\t\n]*\t([^\t\n]{16,})"), 1),
 }
 
 # Cheap literal pre-checks: a detector's regex only runs when its hint is present (the regexes
@@ -121,6 +140,11 @@ PREFILTERS = {
     "oauth_token_field": lambda text, low: "_token" in low or "client_secret" in low,
     "password_assignment": lambda text, low: any(h in low for h in _PASSWORD_HINTS),
     "basic_auth_url": lambda text, low: "://" in text and "@" in text,
+    "aws_session_token": lambda text, low: "b3JpZ2lu" in text or "GZXIvYXdz" in text,
+    "aws_cli_credentials": lambda text, low: "secretaccesskey" in low or "sessiontoken" in low
+    or "secret_access_key" in low or "session_token" in low,
+    "aws_cli_text_secret": lambda text, low: "CREDENTIALS\t" in text,
+    "aws_cli_text_token": lambda text, low: "CREDENTIALS\t" in text,
 }
 
 
@@ -128,6 +152,7 @@ PREFILTERS = {
 _ANY_HINT = re.compile(
     r"PRIVATE KEY|eyJ|A(?:KIA|SIA|IDA|ROA|IPA|NPA|NVA|GPA|BIA|CCA)|ya29\.|gh[pousr]_|github_pat_|xox|glpat-|1//0|://"
     r"|(?i:aws|secret|bearer|_token|passw|passphrase|pwd|api.?key|auth.?token|session.?token)"
+    r"|CREDENTIALS\t|b3JpZ2lu|GZXIvYXdz"
 )
 
 
@@ -191,15 +216,17 @@ class Redactor:
                     continue
             if not _worth_tracking(value):
                 continue
-            forms = {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
-            forms |= _b64_variants(value.encode("utf-8"))
-            for form in forms:
+            # Text forms may be wrapped over lines; encoded forms (base64, URL-encoded) are matched as is.
+            texts = {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
+            encoded = _b64_variants(value.encode("utf-8")) | {quote(value, safe=""), quote(value), quote_plus(value)}
+            for form in texts | encoded:
                 if len(form) >= MIN_KNOWN_LENGTH and form not in self._forms:
-                    self._forms[form] = None
+                    self._forms[form] = form in texts and len(form) >= _SPLIT_MIN
                     added += 1
         if added:
             ordered = sorted(self._forms, key=len, reverse=True)
-            self._known_re = re.compile("|".join(re.escape(f) for f in ordered))
+            self._known_re = re.compile("|".join(_LINE_SPLIT.join(map(re.escape, f)) if self._forms[f] else re.escape(f)
+                                                 for f in ordered))
         return added
 
     def add_known_from_mapping(self, mapping, _depth: int = 0) -> int:
@@ -261,8 +288,8 @@ def _mask(pattern: re.Pattern, group: int, name: str, text: str, counts: dict | 
     def repl(match: re.Match) -> str:
         nonlocal hits
         value = match.group(group)
-        if value is None or _is_digest_or_placeholder(value):
-            return match.group(0)
+        if value is None or _is_digest_or_placeholder(value) or (value.endswith("]") and "[REDACTED:" in match.group(0)):
+            return match.group(0)  # the tail of a mask already in place (https://[REDACTED:known_secret]@host)
         hits += 1
         if group == 0:
             return mask
@@ -281,11 +308,41 @@ def _is_digest_or_placeholder(value: str) -> bool:
     v = value.strip()
     if _PLACEHOLDER.match(v) or v.startswith("[REDACTED"):
         return True
-    if v.startswith("sha256:") or v.startswith("sha384:"):
-        v = v.split(":", 1)[1]
-    # Digests, measurements, hashes: hex only. AWS secret keys are base64 and (with
-    # overwhelming probability) contain characters outside [0-9a-f].
-    return bool(_HEX_ONLY.match(v))
+    # Only a whole digest standing alone: a 32-hex API key or a numeric password is a secret.
+    return bool(_DIGEST.match(v))
+
+
+# --------------------------------------------------------------------------------------
+# Hook commands: the secret fragments of a command line
+# --------------------------------------------------------------------------------------
+_ASSIGNMENT = re.compile(r"(?:^|[\s;&|(])-{0,2}([A-Za-z_][A-Za-z0-9_.-]*)[=:]([^\s;&|)]+)")
+_SECRET_FLAG = re.compile(r"(?:^|\s)-{1,2}([A-Za-z][A-Za-z0-9_-]*)\s+([^\s;&|)-][^\s;&|)]*)")
+_USERINFO = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{1,20}://([^\s/@\"']+)@")
+_LONG_TOKEN = re.compile(r"[A-Za-z0-9_+/=.~-]{16,}")
+
+
+def _credential_like(value: str) -> bool:
+    """A value that looks generated: letters and digits mixed, not a path, URL or digest."""
+    return (len(value) >= 16 and bool(re.search(r"[A-Za-z]", value)) and bool(re.search(r"[0-9]", value))
+            and not value.startswith(("/", "./", "~")) and "://" not in value and not _DIGEST.match(value))
+
+
+def command_fragments(command) -> list:
+    """The parts of a hook command line that are secret: values of secret-named assignments and
+    flags (``TOKEN=...``, ``--password ...``) and credential-like assignment values, the
+    user-info of URLs (``https://user:pass@host``), and long generated-looking tokens."""
+    if not isinstance(command, str) or not command:
+        return []
+    found = []
+    for name, value in _ASSIGNMENT.findall(command) + _SECRET_FLAG.findall(command):
+        value = value.strip("\"'")
+        if is_secret_name(name) or _credential_like(value):
+            found.append(value)
+    for userinfo in _USERINFO.findall(command):
+        found.append(userinfo)
+        found.extend(part for part in userinfo.split(":", 1)[1:] if part)
+    found.extend(token for token in _LONG_TOKEN.findall(command) if _credential_like(token))
+    return [value for value in dict.fromkeys(found) if _worth_tracking(value)]
 
 
 def _leaf_strings(value) -> list:

@@ -16,6 +16,7 @@ import binascii
 import json
 import os
 import re
+import stat
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence.format import (
     EVENTS,
@@ -25,6 +26,7 @@ from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence.format im
     SUMMARY,
     ZERO_HASH,
     EvidenceError,
+    canonical_json,
     ed25519_backend,
     bundle_files,
     event_hash,
@@ -144,6 +146,16 @@ def verify_chain(path: str, name: str = EVENTS) -> tuple[int, dict | None, str |
             return count, head, f"{name} line {lineno}: not valid JSON", last
         if not isinstance(record, dict):
             return count, head, f"{name} line {lineno}: not a JSON object", last
+        try:
+            canonical = canonical_json(record)
+        except EvidenceError as exc:
+            return count, head, f"{name} line {lineno}: {exc}", last
+        if raw != canonical:
+            # The hash covers the parsed object, so bytes that parse to it in another form
+            # (whitespace, key order, a duplicate key whose first value a reader could see)
+            # would otherwise pass unnoticed.
+            return count, head, (f"{name} line {lineno}: not in canonical form (sorted keys, no whitespace, "
+                                 "no duplicate keys)"), last
         missing = [k for k in ("seq", "ts", "type", "prev", "hash") if k not in record]
         if missing:
             return count, head, f"{name} line {lineno}: missing field(s) {', '.join(missing)}", last
@@ -205,6 +217,26 @@ def parse_manifest(path: str) -> tuple[list[tuple[int, str, str]], str | None]:
     return entries, None
 
 
+def unsafe_entry(bundle: str) -> str | None:
+    """The first entry of the bundle that is a symbolic link or neither a directory nor a
+    regular file, as a reason; None when there is none. A link could bring in files the
+    manifest does not cover, or make a listed name read content from outside the bundle."""
+    for root, dirs, files in os.walk(bundle):
+        dirs.sort()
+        for name in sorted(dirs) + sorted(files):
+            full = os.path.join(root, name)
+            rel = os.path.relpath(full, bundle).replace(os.sep, "/")
+            try:
+                mode = os.lstat(full).st_mode
+            except OSError as exc:
+                return f"{rel}: cannot be examined ({exc.strerror or exc})"
+            if stat.S_ISLNK(mode):
+                return f"{rel}: is a symbolic link (a bundle holds only regular files and directories)"
+            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                return f"{rel}: is not a regular file (a bundle holds only regular files and directories)"
+    return None
+
+
 class VerifyResult(dict):
     """Result of :func:`verify_bundle` (a dict: verified, events, reason, chain_head, ...)."""
 
@@ -219,7 +251,9 @@ def verify_bundle(bundle: str, public_key: str | None = None) -> VerifyResult:
     Checks, in order (the first problem is reported): the chain (every line, seq from 0,
     first prev zeros, every link and hash); ``summary.json`` parses and its ``chain_head``
     equals the last line; the manifest covers exactly the files present and every hash
-    matches; the signature, when ``public_key`` is given.
+    matches; the signature, which needs ``public_key`` when ``MANIFEST.sig`` is present. Every
+    event line must be the canonical form of its object; symbolic links and entries that are
+    not regular files or directories are refused.
     """
     result = VerifyResult(
         verified=False, path=bundle, events=0, chain_head=None, reason=None, signed=False,
@@ -232,6 +266,9 @@ def verify_bundle(bundle: str, public_key: str | None = None) -> VerifyResult:
 
     if not os.path.isdir(bundle):
         return fail(f"{bundle}: not a directory (no such evidence bundle)")
+    reason = unsafe_entry(bundle)
+    if reason:
+        return fail(reason)
 
     key = None
     if public_key:
@@ -305,6 +342,10 @@ def verify_bundle(bundle: str, public_key: str | None = None) -> VerifyResult:
             result["signature_verified"] = False
             return fail(f"{SIGNATURE}: signature does not verify {MANIFEST} with the given public key")
         result["signature_verified"] = True
+    elif result["signed"]:
+        # A signature nobody checked proves nothing, and may be a forgery: not verified.
+        return fail(f"{SIGNATURE}: present but not checked (give the public key of the evidence signing key "
+                    "to verify the signature)")
 
     result["verified"] = True
     result["reason"] = None

@@ -71,6 +71,12 @@ TAG_VERSION = TAG + "version"
 TAG_FORMAT = TAG + "measurement_format"
 TAG_ENV = TAG + "env"
 SNAPSHOT_SUFFIX = "/tee-kms-snapshot"
+# <key>/tee-kms-seen/<token>: the decrypt gate's replay cache, one alias per accepted token
+# (CreateAlias is atomic, so two callers presenting the same evidence cannot both succeed).
+SEEN_INFIX = "/tee-kms-seen/"
+# KMS allows 50 aliases per KMS key (the key's own alias, its version alias, lock and snapshot
+# take up to 4 of the primary's): at most this many fresh decrypts at a time.
+SEEN_CAPACITY = 40
 CHUNK = 256          # KMS tag value limit
 MAX_CHUNKS = 12      # per record; a key holds at most 50 tags
 CIPHERTEXT_PREFIX = "tkmsaws1"
@@ -214,14 +220,14 @@ class AwsKmsProvider(KmsProvider):
         except NotFoundError:
             return None
 
-    def _aliases(self, prefix, action, obj) -> dict:
+    def _aliases(self, prefix, action, obj, field="TargetKeyId") -> dict:
         found = {}
         kwargs = {}
         while True:
             page = self._kms("list_aliases", action, obj, **kwargs)
             for entry in page.get("Aliases", []):
                 if entry.get("AliasName", "").startswith(prefix) and entry.get("TargetKeyId"):
-                    found[entry["AliasName"]] = entry["TargetKeyId"]
+                    found[entry["AliasName"]] = entry.get(field)
             if not page.get("Truncated") or not page.get("NextMarker"):
                 return found
             kwargs = {"Marker": page["NextMarker"]}
@@ -655,7 +661,8 @@ class AwsKmsProvider(KmsProvider):
         kid = self._decrypt_kid(state, internal, version, obj)
         text = internal["policy_text"] if kid == internal["primary_kid"] else self._policy_text(kid, "decrypt", obj)
         allowed = policy.allowed_measurements(policy.parse(text))
-        raw, fmt = rules.require_attestation(state.get("attestation_trust"), attestation, allowed, obj)
+        raw, fmt = rules.require_attestation(state.get("attestation_trust"), attestation, allowed, obj, key_id,
+                                             lambda tokens, now, window: self._remember(key_id, internal, tokens, now, window, obj))
         return self._kms_decrypt(kid, ciphertext, context, raw if fmt == "nitro" else None, obj)
 
     def decrypt_at_kms(self, key_id, ciphertext, context, attestation=None):
@@ -704,6 +711,26 @@ class AwsKmsProvider(KmsProvider):
         if recipient_document is None:
             return answer["Plaintext"]
         return recipient_answer(answer, obj, self.aws.where())
+
+    def _remember(self, key_id, internal, tokens, now, window, obj):
+        """The replay cache of the decrypt gate as aliases: expired ones are dropped, then one
+        alias per token is created; an existing alias means the evidence was used before."""
+        prefix = key_id + SEEN_INFIX
+        live = 0
+        for name, created in self._aliases(prefix, "decrypt", obj, field="CreationDate").items():
+            if isinstance(created, datetime.datetime) and created.timestamp() + window < now:
+                self._delete_alias(name, "decrypt", obj)
+            else:
+                live += 1
+        if live + len(tokens) > SEEN_CAPACITY:
+            raise rules.replay_cache_full(obj, live, SEEN_CAPACITY)
+        for token in tokens:
+            try:
+                self._kms("create_alias", "decrypt", obj, AliasName=prefix + token, TargetKeyId=internal["primary_kid"])
+            except ProviderError as exc:
+                if "AlreadyExists" not in exc.cause:
+                    raise
+                raise rules.replay_refusal(obj) from None
 
     # --- rotation coordination -------------------------------------------------------
     def get_snapshot(self, key_id):

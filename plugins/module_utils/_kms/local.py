@@ -37,6 +37,8 @@ from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.local_store im
 
 CIPHERTEXT_PREFIX = "tkms1"
 MAX_PLAINTEXT = 4096  # like KMS Encrypt: tokens and data keys, not bulk data
+# The decrypt gate's replay cache of every key of a store lives in this file beside it.
+REPLAY_SUFFIX = ".replay"
 
 
 def _b64e(data: bytes) -> str:
@@ -243,14 +245,28 @@ class LocalKmsProvider(KmsProvider):
         if owner != key_id:
             raise AccessDeniedError("decrypt", obj, f"the ciphertext belongs to key '{owner}'")
         state = self._key(self.store.read(), key_id, "decrypt")
-        rules.require_attestation(state.get("attestation_trust"), attestation, state["allowed_measurements"], obj)
+        # The evidence is remembered only once the decrypt succeeded: a refused call changes nothing.
+        accepted = []
+        rules.require_attestation(state.get("attestation_trust"), attestation, state["allowed_measurements"], obj, key_id,
+                                  lambda *tokens_now_window: accepted.append(tokens_now_window))
         entry = rules.find_version(state, version, "decrypt")
         if entry["state"] != "enabled":
             raise AccessDeniedError("decrypt", obj, f"version {version} is {entry['state']}")
         try:
-            return AESGCM(_b64d(entry["material"])).decrypt(nonce, sealed, self._aad(key_id, version, context))
+            plaintext = AESGCM(_b64d(entry["material"])).decrypt(nonce, sealed, self._aad(key_id, version, context))
         except InvalidTag:
             raise AccessDeniedError("decrypt", obj, "the ciphertext does not authenticate under this encryption context") from None
+        self._remember(key_id, *accepted[0], obj)
+        return plaintext
+
+    def _remember(self, key_id, tokens, now, window, obj):
+        """Record accepted evidence in the key's replay cache: ``<store>.replay`` beside the store,
+        a store of its own (same locking, atomic writes and checks), so that decrypts leave the
+        key store itself byte-for-byte unchanged."""
+        def change(caches):
+            caches[key_id] = rules.remember_evidence(caches.get(key_id), tokens, now, window, obj)
+
+        LocalStore(self.store.path + REPLAY_SUFFIX).mutate("decrypt", change)
 
     # --- rotation coordination -------------------------------------------------------
     def get_snapshot(self, key_id):

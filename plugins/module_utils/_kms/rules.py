@@ -15,11 +15,14 @@ things with the same words before it touches anything.
 from __future__ import annotations
 
 import datetime
+import hashlib
+import os
 import re
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.common import AttestationError, decode_document, detect_format, verify
-from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.trust import DECRYPT_MAX_AGE, verify_options
-from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import AccessDeniedError, ConflictError, InputError, NotFoundError
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.trust import DECRYPT_MAX_AGE, accepted_formats, verify_options
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import (
+    AccessDeniedError, ConflictError, InputError, MissingLibraryError, NotFoundError)
 
 VERSION_STATES = ("enabled", "disabled", "destroy_scheduled")
 MIN_PENDING_DAYS = 7
@@ -29,6 +32,10 @@ DESTRUCTION_ARGSPEC = dict(
     allow_destroy=dict(type="bool", default=False),
     pending_window_days=dict(type="int", default=30),
 )
+# The decrypt gate's runtime contract (docs/attestation.md, "The decrypt gate").
+DECRYPT_PURPOSE_PREFIX = "kms-decrypt:"
+MIN_NONCE_RANDOM = 16
+REPLAY_CAPACITY = 4096
 _KEY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9/_+=.@:-]{0,255}$")
 
 
@@ -120,22 +127,114 @@ def lock_conflict(key_id: str, lock, owner: str, break_stale: bool, now=None):
     return None
 
 
-def require_attestation(trust: dict, attestation, allowed, obj: str) -> tuple:
+def decrypt_purpose(key_id: str) -> str:
+    """The only operation_purpose the decrypt gate of ``key_id`` accepts (docs/attestation.md)."""
+    return DECRYPT_PURPOSE_PREFIX + key_id
+
+
+def purpose_nonce(purpose: str) -> str:
+    """A fresh nonce bound to ``purpose``: hex of ``purpose``, one NUL byte and 32 random bytes.
+
+    nitro and jwt evidence carry no purpose field; their nonce is where the purpose is bound.
+    """
+    return (purpose.encode("utf-8") + b"\0" + os.urandom(32)).hex()
+
+
+def _nonce_purpose(nonce) -> str | None:
+    """The purpose a nonce made by ``purpose_nonce`` is bound to, or None."""
+    try:
+        raw = bytes.fromhex(nonce or "")
+    except ValueError:
+        return None
+    purpose, sep, rest = raw.partition(b"\0")
+    if not sep or len(rest) < MIN_NONCE_RANDOM:
+        return None
+    return purpose.decode("utf-8", "replace")
+
+
+def _check_purpose(evidence, purpose: str, obj: str) -> None:
+    if evidence.format == "alfred":
+        got = evidence.details.get("operation_purpose")
+        if got != purpose:
+            raise AccessDeniedError("decrypt", obj, f"attestation refused (claims: the evidence was issued for operation_purpose "
+                                    f"'{str(got)[:64]}', not '{purpose}')")
+    elif _nonce_purpose(evidence.nonce) != purpose:
+        raise AccessDeniedError("decrypt", obj, f"attestation refused (nonce_mismatch: the {evidence.format} evidence's nonce is "
+                                f"not bound to '{purpose}' (hex of the purpose, a NUL byte and at least {MIN_NONCE_RANDOM} "
+                                "random bytes))")
+
+
+def replay_tokens(evidence, raw: bytes) -> list:
+    """What the gate remembers of accepted evidence, hashed and short: its nonce, which every
+    evidence the gate accepts carries (the same document, or another one answering the same
+    challenge, has the same nonce); the document's digest for evidence without one."""
+    if evidence.nonce:
+        return ["n" + hashlib.sha256(f"{evidence.format}|{evidence.nonce}".encode("utf-8")).hexdigest()[:31]]
+    return ["d" + hashlib.sha256(raw).hexdigest()[:31]]
+
+
+def replay_refusal(obj: str) -> AccessDeniedError:
+    return AccessDeniedError("decrypt", obj, "attestation refused (replay: this evidence or its nonce was already used to "
+                             "decrypt; fetch fresh evidence for every decrypt)")
+
+
+def replay_cache_full(obj: str, live: int, capacity: int) -> AccessDeniedError:
+    # Fail closed: a bounded cache that forgot fresh evidence would let it be replayed.
+    return AccessDeniedError("decrypt", obj, f"attestation refused (replay: {live} evidence records are still fresh, the "
+                             f"replay cache holds at most {capacity}; retry when older evidence has expired)")
+
+
+def remember_evidence(seen, tokens: list, now: int, window: int, obj: str) -> dict:
+    """The replay cache ``seen`` ({token: expiry}) with ``tokens`` added until ``now + window``.
+
+    Raises AccessDeniedError when a token is already there (that evidence, or its nonce, was
+    accepted before and is still fresh) or when the cache is full of fresh entries.
+    """
+    fresh = {token: expiry for token, expiry in (seen or {}).items() if isinstance(expiry, int) and expiry > now}
+    if any(token in fresh for token in tokens):
+        raise replay_refusal(obj)
+    if len(fresh) + len(tokens) > REPLAY_CAPACITY:
+        raise replay_cache_full(obj, len(fresh), REPLAY_CAPACITY)
+    fresh.update({token: now + window for token in tokens})
+    return fresh
+
+
+def require_attestation(trust: dict, attestation, allowed, obj: str, key_id: str, remember) -> tuple:
     """The decrypt gate every provider applies: verified evidence with an allowed measurement.
 
-    ``trust`` holds the key's trust anchors, ``attestation`` what the caller presented
-    (``format``, ``document`` and the ``request`` or ``nonce`` it was bound to). Returns the
-    raw document and its format; raises AccessDeniedError naming the refused check.
+    The gate decides from the key alone: the format is read from the document and must be one the
+    key's trust accepts (``trust.accepted_formats``), the evidence must be issued for
+    ``decrypt_purpose(key_id)``, and evidence (or a nonce) accepted before is refused while it is
+    fresh. What the caller adds (``format``, ``request``, ``nonce``) can only narrow this.
+    ``remember(tokens, now, window)`` records the tokens atomically in the key's replay cache
+    (``remember_evidence``) and raises AccessDeniedError on a replay. Returns the raw document and
+    its format; raises AccessDeniedError naming the refused check.
     """
     if not attestation or not attestation.get("document"):
         raise AccessDeniedError("decrypt", obj, "the caller presented no attestation evidence")
     trust = trust or {}
-    options = verify_options(trust, max_age=trust.get("max_age", DECRYPT_MAX_AGE),
-                             request=attestation.get("request"), nonce=attestation.get("nonce"))
     try:
         raw = decode_document(attestation["document"])
-        fmt = attestation.get("format") or detect_format(raw)
-        verify(raw, fmt, options, allowed)
+        fmt = detect_format(raw)
+        named = attestation.get("format")
+        if named and named != fmt:
+            raise AttestationError("unknown_format", f"the document is {fmt} evidence, not {named}")
+        formats = accepted_formats(trust)
+        if fmt not in formats:
+            raise AttestationError("trust", f"the key's trust does not accept {fmt} evidence (it accepts "
+                                            f"{', '.join(formats) or 'none: it holds no trust anchor'})")
+        options = verify_options(trust, max_age=trust.get("max_age", DECRYPT_MAX_AGE),
+                                 request=attestation.get("request") if fmt == "alfred" else None, nonce=attestation.get("nonce"))
+        options.formats = formats
+        evidence = verify(raw, fmt, options, allowed)
     except AttestationError as exc:
         raise AccessDeniedError("decrypt", obj, f"attestation refused ({exc})") from None
+    except (ImportError, MissingLibraryError):
+        raise
+    except Exception as exc:  # noqa: BLE001 pylint: disable=broad-exception-caught
+        # Hostile evidence the verifier did not expect: a refusal, never a traceback.
+        raise AccessDeniedError("decrypt", obj, f"attestation refused (malformed: evidence could not be processed "
+                                f"({exc.__class__.__name__}))") from None
+    _check_purpose(evidence, decrypt_purpose(key_id), obj)
+    remember(replay_tokens(evidence, raw), int(options.now.timestamp()), options.max_age + 2 * options.clock_skew)
     return raw, fmt

@@ -24,7 +24,7 @@ import signal
 import subprocess
 import time
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence.secret_patterns import Redactor
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence.secret_patterns import Redactor, command_fragments
 
 OUTPUT_LINES = 50        # lines of stdout/stderr kept, from the end
 OUTPUT_BYTES = 1 << 20   # bytes read per stream at most; hooks are not log shippers
@@ -66,7 +66,8 @@ def run_hook(command: str, timeout: int, env: dict | None = None, chdir: str | N
     With outcome ``interrupted`` the result names the ``signal`` that ended the run; the hook's
     whole process group was stopped before returning.
     """
-    redactor = Redactor(known_values=[command, *secrets])
+    # The whole command line and its secret fragments: a failing hook often echoes a token or URL it was given.
+    redactor = Redactor(known_values=[command, *command_fragments(command), *secrets])
     redactor.add_known_from_mapping(os.environ)
     child_env = dict(os.environ)
     child_env.update({k: str(v) for k, v in (env or {}).items()})

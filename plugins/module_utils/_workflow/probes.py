@@ -31,6 +31,7 @@ import secrets
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.client import fetch_evidence, http_request, new_session
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.common import AttestationError
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import AccessDeniedError, InputError, ProviderError
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.rules import decrypt_purpose, purpose_nonce
 
 PROBES = ("canary", "allowed_decrypt", "disallowed_denied", "unattested_denied", "decrypt")
 CANARY_PATH = "/v1/kms/canary"
@@ -42,8 +43,9 @@ def token_context(key_id: str, version) -> dict:
 
 
 def evidence_from(url: str, fmt: str, timeout: float, purpose: str) -> dict:
+    """Fresh evidence for one decrypt; ``purpose`` is the key's ``rules.decrypt_purpose``."""
     try:
-        document, request = fetch_evidence(url, fmt, timeout=timeout, operation_purpose=purpose)
+        document, request = fetch_evidence(url, fmt, timeout=timeout, operation_purpose=purpose, nonce=purpose_nonce(purpose))
     except AttestationError as exc:
         raise InputError("fetch attestation evidence from", f"enclave {url}", str(exc)) from None
     attestation = {"format": fmt, "document": document}
@@ -140,7 +142,7 @@ def _recipient_probe(provider, probe, key_id, row, enclave_url, fmt, timeout, ca
 def run_probe(provider, probe: str, key_id: str, version, enclave_url=None, fmt="alfred", timeout=5.0,
               ciphertext=None, context=None):
     """Return ``{name, passed, detail, ...}``; raise TeeKmsError only for unusable inputs."""
-    purpose = f"kms-probe-{probe}"
+    purpose = decrypt_purpose(key_id)
     if probe == "decrypt":
         if not ciphertext or not enclave_url:
             raise InputError("run", "the decrypt probe", "ciphertext and enclave_url are required")

@@ -35,6 +35,7 @@ sys.path.insert(0, str(REPO / "tools" / "enclave_sim"))
 from fleet import SimulatorFleet  # noqa: E402
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.local import LocalKmsProvider  # noqa: E402
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.rules import decrypt_purpose  # noqa: E402
 from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.probes import evidence_from  # noqa: E402
 
 KEY_ID = "tokens/refresh"
@@ -181,7 +182,7 @@ class Key:
         url = self.fleet.urls[enclave]
         per_version: dict = {}
         for canary in self.canaries:
-            attestation = evidence_from(url, "alfred", 10, "test-canary")
+            attestation = evidence_from(url, "alfred", 10, decrypt_purpose(KEY_ID))
             plaintext = self.provider.decrypt(KEY_ID, canary["ciphertext"], canary["context"], attestation)
             assert plaintext == canary["plaintext"], f"canary {canary['label']} under v{canary['version']} decrypted to other bytes"
             per_version[canary["version"]] = per_version.get(canary["version"], 0) + 1

@@ -39,7 +39,9 @@ def temp_files(directory):
 class Signer:
     """An enclave signing key that produces real ``alfred`` evidence."""
 
-    def __init__(self):
+    def __init__(self, key_id=None):
+        # key_id: the key whose decrypt gate the evidence is for (operation_purpose kms-decrypt:<key_id>).
+        self.key_id = key_id
         self.key = Ed25519PrivateKey.generate()
         raw = self.key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         self.public_b64 = base64.b64encode(raw).decode("ascii")
@@ -52,7 +54,7 @@ class Signer:
             "challenge_nonce": secrets.token_hex(16),
             "issued_at": now - 5,
             "expires_at": now + 55,
-            "operation_purpose": "token-decrypt",
+            "operation_purpose": f"kms-decrypt:{self.key_id}" if self.key_id else "token-decrypt",
             "request_id": "req-" + secrets.token_hex(4),
             "evidence_issued_at": now - 1,
         }

@@ -322,3 +322,69 @@ def test_short_signature_refused(world):
 
 def test_verifier_module_direct_call(world):
     assert nitro.verify(world.document(), _options(world)).details["leaf_subject"] == "leaf"
+
+
+# --------------------------------------------------------------------------- issue 13, item 7: the leaf policy
+
+def _leaf(world, *, ca=False, digital_signature=True, key_usage=True):
+    """A leaf under the world's intermediate with the extensions the reproduction names."""
+    from cryptography.hazmat.primitives import serialization
+
+    key = ec.generate_private_key(ec.SECP384R1())
+    builder = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "leaf")]))
+               .issuer_name(world.inter.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(NOW - dt.timedelta(minutes=5)).not_valid_after(NOW + dt.timedelta(hours=3))
+               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(world.inter.public_key()), critical=False))
+    if key_usage:
+        builder = builder.add_extension(x509.KeyUsage(
+            digital_signature=digital_signature, content_commitment=not digital_signature, key_encipherment=False,
+            data_encipherment=False, key_agreement=False, key_cert_sign=ca, crl_sign=False, encipher_only=False,
+            decipher_only=False), critical=True)
+    cert = builder.sign(world.inter_key, hashes.SHA384())
+    return cert.public_bytes(serialization.Encoding.DER), key
+
+
+@pytest.mark.parametrize("shape", [dict(ca=True), dict(digital_signature=False), dict(key_usage=False)],
+                         ids=["ca_leaf", "no_digital_signature", "no_key_usage"])
+def test_nitro_leaf_certificate_is_unconstrained(world, shape):
+    der, key = _leaf(world, **shape)
+    document = world.document(payload=world.payload(certificate=der), signer=key)
+    exc = _refusal(document, _options(world))
+    assert exc.check == "chain"
+    row = result_row("t", document, "nitro", _options(world))
+    assert row["verified"] is False and row["check"] == "chain"
+
+
+def test_nitro_leaf_policy_accepts_a_proper_signing_leaf(world):
+    der, key = _leaf(world)
+    assert verify(world.document(payload=world.payload(certificate=der), signer=key), "nitro", _options(world))
+
+
+def test_nitro_duplicate_protected_header_keys_refused(world):
+    # {1: -7, 1: -35}: cbor2 keeps the last key, so the header would read as ES384.
+    protected = b"\xa2" + cbor2.dumps(1) + cbor2.dumps(-7) + cbor2.dumps(1) + cbor2.dumps(-35)
+    exc = _refusal(world.document(protected=protected), _options(world))
+    assert exc.check == "malformed" and "repeats a key" in exc.detail
+
+
+def test_nitro_indefinite_protected_header_refused(world):
+    protected = b"\xbf" + cbor2.dumps(1) + cbor2.dumps(-35) + b"\xff"
+    assert _refusal(world.document(protected=protected), _options(world)).check == "malformed"
+
+
+def test_simulator_nitro_leaf_satisfies_the_leaf_policy():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[5] / "tools" / "enclave_sim"))
+    try:
+        from sim_trust import issue_certificate
+    finally:
+        sys.path.pop(0)
+    root_key, leaf_key = ec.generate_private_key(ec.SECP384R1()), ec.generate_private_key(ec.SECP384R1())
+    root = issue_certificate(subject="root", public_key=root_key.public_key(), issuer_cert=None, issuer_key=root_key,
+                             not_before=NOW - dt.timedelta(days=1), not_after=NOW + dt.timedelta(days=1), ca=True, path_length=1)
+    leaf = issue_certificate(subject="leaf", public_key=leaf_key.public_key(), issuer_cert=root, issuer_key=root_key,
+                             not_before=NOW - dt.timedelta(days=1), not_after=NOW + dt.timedelta(days=1), ca=False, path_length=None)
+    assert nitro.verify_chain(leaf, [], [root], NOW, "m")[0] == leaf

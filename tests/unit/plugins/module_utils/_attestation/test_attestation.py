@@ -145,6 +145,13 @@ class _Server:
             return handler._reply(500, b"boom", "text/plain")
         if mode == "huge":
             return handler._reply(200, b"x" * (client.MAX_RESPONSE_BYTES + 10), "text/plain")
+        if mode == "deep":  # issue 13 item 6: unauthenticated, deeply nested JSON
+            handler.rfile.read(int(handler.headers.get("Content-Length") or 0))  # read the challenge, then answer
+            deep = b"[" * 200000 + b"]" * 200000
+            if query.get("format") == "jwt":
+                head = base64.urlsafe_b64encode(b'{"alg":"ES256"}').rstrip(b"=")
+                return handler._reply(200, head + b"." + base64.urlsafe_b64encode(deep).rstrip(b"=") + b".c2ln", "application/jwt")
+            return handler._reply(200, b'{"document": ' + deep + b"}" if query.get("format") else deep, "application/json")
         if sub == "/healthz":
             return handler._reply(200, b'{"status":"ok"}', "application/json")
         if sub == "/v1/attestation/challenge" and method == "POST":
@@ -311,3 +318,33 @@ def test_jwks_url(server):
 def test_normalize_allowed():
     assert client.normalize_allowed([" AB" * 1 + "CD ", "0xEF", "sha256:ABC", "ab" + "cd", ""]) == ["abcd", "ef", "sha256:ABC"]
     assert client.normalize_allowed(None) is None
+
+
+# --------------------------------------------------------------------------- issue 13, item 6
+
+@pytest.mark.parametrize("fmt", ["alfred", "nitro", "jwt"])
+def test_deeply_nested_json_from_one_enclave_does_not_abort_the_fleet(server, fmt):
+    server.behaviour["deep"] = "deep"
+    rows = client.attest_endpoints([server.url("ok1"), server.url("deep"), server.url("ok2")], fmt, _options(server))
+    assert [r["verified"] for r in rows] == [True, False, True]
+    assert rows[1]["check"] == "malformed", rows[1]
+    assert "Traceback" not in rows[1]["reason"] and "RecursionError" not in rows[1]["reason"]
+
+
+@pytest.mark.parametrize("fmt, document", [
+    ("alfred", b"[" * 100000 + b"]" * 100000),
+    (None, b'{"a": ' + b"{" * 50000 + b"}" * 50000 + b"}"),
+    (None, base64.urlsafe_b64encode(b'{"alg":"ES256"}').rstrip(b"=") + b"."
+     + base64.urlsafe_b64encode(b"[" * 100000 + b"]" * 100000).rstrip(b"=") + b".c2ln"),
+], ids=["alfred_array", "alfred_object", "jwt_payload"])
+def test_deeply_nested_evidence_is_a_refusal_row_not_a_traceback(server, fmt, document):
+    row = result_row("t", document, fmt, _options(server))
+    assert row["verified"] is False and row["check"] == "malformed"
+    assert "nests deeper than" in row["reason"]
+
+
+def test_nesting_depth_ignores_brackets_inside_strings():
+    from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.common import nesting_depth
+
+    assert nesting_depth(b'{"a": "[[[[[[\\\"{{{{", "b": [[1]]}') == 3
+    assert nesting_depth(b"{}") == 1 and nesting_depth(b"1") == 0

@@ -33,7 +33,7 @@ def test_one_field_list_for_the_spec_and_both_doc_fragments():
     assert task == key, "the trust suboptions of attestation_verify and of a key's attestation_trust differ"
     flat = yaml.safe_load(fragment.ModuleDocFragment.DOCUMENTATION)["options"]
     for name in trust.FIELDS:
-        if name != "max_age":  # attestation_verify's own max_age option is in the freshness fragment
+        if name not in trust.NOT_FLAT:  # attestation_verify's own max_age option is in the freshness fragment
             assert {k: v for k, v in flat[name].items() if k != "description"} == \
                 {k: v for k, v in task[name].items() if k != "description"}, name
 
@@ -86,16 +86,18 @@ def test_verify_options_defaults_and_decrypt_freshness():
     assert trust.verify_options({"max_age": 30}, max_age=5).max_age == 5
 
 
-def test_the_decrypt_gate_applies_its_freshness_default(monkeypatch):
+def test_the_decrypt_gate_applies_its_freshness_default():
+    import time
+
+    from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import AccessDeniedError
     from ansible_collections.alfred.tee_kms.plugins.module_utils._kms import rules
 
-    seen = {}
-
-    def fake_verify(raw, fmt, options, allowed):
-        seen["max_age"] = options.max_age
-
-    monkeypatch.setattr(rules, "verify", fake_verify)
-    rules.require_attestation({}, {"format": "alfred", "document": "e30="}, ["m"], "x")
-    assert seen["max_age"] == trust.DECRYPT_MAX_AGE
-    rules.require_attestation({"max_age": 10}, {"format": "alfred", "document": "e30="}, ["m"], "x")
-    assert seen["max_age"] == 10
+    signer, now = Signer("k"), int(time.time())
+    keys = {"public_keys": [signer.public_b64]}
+    old = signer.attestation("ab" * 48, issued_at=now - 400, expires_at=now + 60, evidence_issued_at=now - 310)
+    with pytest.raises(AccessDeniedError, match=f"max_age is {trust.DECRYPT_MAX_AGE}s"):
+        rules.require_attestation(keys, old, ["ab" * 48], "x", "k", lambda *args: None)
+    recent = signer.attestation("ab" * 48, evidence_issued_at=now - 20, issued_at=now - 25)
+    with pytest.raises(AccessDeniedError, match="max_age is 10s"):
+        rules.require_attestation(dict(keys, max_age=10), recent, ["ab" * 48], "x", "k", lambda *args: None)
+    assert rules.require_attestation(keys, recent, ["ab" * 48], "x", "k", lambda *args: None)[1] == "alfred"

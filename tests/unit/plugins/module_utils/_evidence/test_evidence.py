@@ -375,3 +375,66 @@ def test_outcome_rules(action, rollbacks, failed, expected):
     for r in rollbacks:
         collector.add(dict(r, kind="rollback"))
     assert collector.outcome(action, failed) == expected
+
+
+# ---------------------------------------------------------------------------------- issue 13 item 4: the verifier
+def _refresh_manifest_and_summary(bundle):
+    """What an attacker without the signing key can do: recompute everything that is not signed."""
+    records = [json.loads(line) for line in lines(bundle)]
+    summary = json.load(open(os.path.join(bundle, ev.SUMMARY)))
+    summary["chain_head"] = {"seq": records[-1]["seq"], "hash": records[-1]["hash"]}
+    ev_bundle.write_json(os.path.join(bundle, ev.SUMMARY), summary)
+    ev_bundle.write_manifest(bundle)
+
+
+def test_bundle_with_a_symlinked_directory_of_unsigned_files_is_accepted(tmp_path):
+    bundle = make_bundle(tmp_path)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "approval.txt").write_text("rotation approved by nobody\n")
+    os.symlink(outside, os.path.join(bundle, "attachments"))
+    result = ev_verify.verify_bundle(bundle)
+    assert result["verified"] is False
+    assert result["reason"] == "attachments: is a symbolic link (a bundle holds only regular files and directories)"
+
+
+def test_symlinked_and_special_files_are_refused(tmp_path):
+    bundle = make_bundle(tmp_path)
+    real = tmp_path / "real-run.log"
+    os.replace(os.path.join(bundle, ev.RUN_LOG), real)
+    os.symlink(real, os.path.join(bundle, ev.RUN_LOG))
+    assert ev_verify.verify_bundle(bundle)["reason"].startswith("run.log: is a symbolic link")
+    other = make_bundle(tmp_path / "b")
+    os.mkfifo(os.path.join(other, "pipe"))
+    assert ev_verify.verify_bundle(other)["reason"] == "pipe: is not a regular file (a bundle holds only regular files and directories)"
+
+
+def test_present_but_invalid_manifest_sig_reported_fine_without_a_key(tmp_path, key):
+    bundle = make_bundle(tmp_path, key=key)
+    with open(os.path.join(bundle, ev.SIGNATURE), "w") as handle:
+        handle.write(base64.b64encode(b"\0" * 64).decode() + "\n")
+    result = ev_verify.verify_bundle(bundle)
+    assert result["verified"] is False and result["signed"] is True and result["signature_verified"] is None
+    assert result["reason"].startswith("MANIFEST.sig: present but not checked")
+    genuine = make_bundle(tmp_path / "genuine", key=key)
+    assert ev_verify.verify_bundle(genuine)["verified"] is False  # unchecked is never "verified"
+    assert ev_verify.verify_bundle(genuine, pub_pem(key))["verified"] is True
+
+
+@pytest.mark.parametrize("rewrite, what", [
+    (lambda line: line.replace('","', '", "', 1), "whitespace"),
+    (lambda line: line.replace('{"', '{"status":"failed","', 1), "duplicate key"),
+    (lambda line: json.dumps(json.loads(line), separators=(",", ":"), ensure_ascii=True) + "\n", "escaped unicode"),
+    (lambda line: json.dumps(dict(reversed(list(json.loads(line).items()))), separators=(",", ":"), ensure_ascii=False) + "\n",
+     "key order"),
+], ids=["whitespace", "duplicate_key", "ascii_escapes", "key_order"])
+def test_event_lines_whose_bytes_differ_from_their_canonical_form_are_accepted(tmp_path, rewrite, what):
+    bundle = make_bundle(tmp_path)
+    content = lines(bundle)
+    content[3] = rewrite(content[3])
+    assert json.loads(content[3])["hash"] == ev.event_hash(json.loads(content[3])) or what == "duplicate key"
+    write_lines(bundle, content)
+    _refresh_manifest_and_summary(bundle)
+    result = ev_verify.verify_bundle(bundle)
+    assert result["verified"] is False, what
+    assert result["reason"] == "events.jsonl line 4: not in canonical form (sorted keys, no whitespace, no duplicate keys)"

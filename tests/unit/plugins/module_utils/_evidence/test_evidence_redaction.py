@@ -32,8 +32,7 @@ MEASUREMENTS = [
     "a3f1" * 24,  # sha384 hex (96)
     "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",  # sha256
     "sha256:" + hashlib.sha256(b"x").hexdigest(),
-    "DA39A3EE5E6B4B0D3255BFEF95601890AFD80709",  # sha1 upper-case hex (40 chars)
-    "da39a3ee5e6b4b0d3255bfef95601890afd80709",
+    ("A3F1" * 24),  # upper-case sha384 hex
 ]
 
 
@@ -184,3 +183,82 @@ def test_scan_dirs_globs_missing_binary_and_known(tmp_path):
     assert result["skipped_binary"] == [str(tmp_path / "d" / "bin.dat")]
     assert result["missing"] == [str(tmp_path / "nope" / "*.log")]
     assert "my-known-secret-1" not in json.dumps(result)
+
+
+# ---------------------------------------------------------------------------------- issue 13 item 5
+HEX32 = "5f2b9c0e7d41a8f36b1e0c9d2a7f4e81"
+
+
+@pytest.mark.parametrize("text, secret", [
+    (f"api_key={HEX32}", HEX32),
+    ("password=123456789", "123456789"),
+    (f"Authorization: Bearer {HEX32}", HEX32),
+    (f'{{"client_secret": "{HEX32}"}}', HEX32),
+    ("aws_secret_access_key=da39a3ee5e6b4b0d3255bfef95601890afd80709", "da39a3ee5e6b4b0d3255bfef95601890afd80709"),
+    (f"https://deploy:{HEX32}@git.example/repo", HEX32),
+], ids=["hex_api_key", "numeric_password", "hex_bearer", "hex_client_secret", "sha1_shaped_secret", "hex_url_password"])
+def test_hex_only_or_numeric_secrets_are_treated_as_digests(text, secret):
+    out = sp.Redactor().redact_text(text)
+    assert secret not in out and "[REDACTED:" in out, out
+
+
+def test_only_whole_sha256_and_sha384_digests_standing_alone_stay_readable():
+    sha1 = "da39a3ee5e6b4b0d3255bfef95601890afd80709"
+    text = f"digest {sha1} measurement={'ab' * 48} api_key={'cd' * 32} token sha256:{'ef' * 32}"
+    assert sp.Redactor().redact_text(text) == text
+    assert sp.find_findings(f"api_key={'cd' * 32}x") != []  # not a digest once anything is appended
+
+
+def test_numeric_known_values_of_eight_digits_and_more_are_tracked():
+    red = sp.Redactor()
+    red.add_known_from_mapping({"db_password": "12345678", "session_ttl": "3600"})
+    assert red.redact_text("pw 12345678 ttl 3600") == "pw [REDACTED:known_secret] ttl 3600"
+
+
+def test_url_encoded_and_line_split_forms_of_known_secrets():
+    value = "p@ss/w0rd+Secret&more=1"
+    red = sp.Redactor([value])
+    import urllib.parse
+
+    for form in (urllib.parse.quote(value, safe=""), urllib.parse.quote_plus(value), urllib.parse.quote(value)):
+        out = red.redact_text(f"https://api.example/login?pw={form}&x=1")
+        assert form not in out and "[REDACTED:known_secret]" in out, form
+    wrapped = value[:9] + "\n" + value[9:17] + "\r\n  " + value[17:]
+    out = red.redact_text(f"start {wrapped} end")
+    assert out == "start [REDACTED:known_secret] end", out
+    escaped = json.dumps(value[:12] + "\n" + value[12:])[1:-1]
+    assert red.redact_text(escaped) == "[REDACTED:known_secret]"
+
+
+AKID, SECRET_KEY = "ASIAY34FZKBOKMUTVV7A", "9drTJvcXLB89EXAMPLEKEYwJalrXUtnFEMIK7MDENG"[:40]
+STS = "IQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJHMEUCIQD6EXAMPLETOKENvalue1234567890abcd"
+
+
+@pytest.mark.parametrize("output", [
+    f"CREDENTIALS\t{AKID}\t2026-12-02T13:00:00Z\t{SECRET_KEY}\t{STS}\n",
+    ("-------------------------------------------------------------\n"
+     "|                      GetSessionToken                      |\n"
+     "+-----------------------------------------------------------+\n"
+     f"||  AccessKeyId     |  {AKID}                        ||\n"
+     "||  Expiration      |  2026-12-02T13:00:00Z                 ||\n"
+     f"||  SecretAccessKey |  {SECRET_KEY}  ||\n"
+     f"||  SessionToken    |  {STS}  ||\n"),
+    f"Credentials:\n  AccessKeyId: {AKID}\n  SecretAccessKey: {SECRET_KEY}\n  SessionToken: {STS}\n",
+    json.dumps({"Credentials": {"AccessKeyId": AKID, "SecretAccessKey": SECRET_KEY, "SessionToken": STS}}),
+    f"token is {STS} alone",
+], ids=["text", "table", "yaml", "json", "sts_token_alone"])
+def test_aws_cli_text_and_table_credential_output(output):
+    out = sp.Redactor().redact_text(output)
+    assert SECRET_KEY not in out and STS not in out and STS[:24] not in out, out
+    assert AKID not in out
+
+
+def test_hook_command_fragments():
+    command = ("curl -fsS -H 'Authorization: token Zx9kQ2mV7pL4rT8wN3bY6cH1' https://deploy:Hunter2Secret@api.example/rotate "
+               "&& DEPLOY_TOKEN=dt-0a1b2c3d4e5f6 REGION=eu-west-1 ./bin/roll --password s3cr3tPass --key tokens/refresh "
+               "--measurement " + "ab" * 48)
+    fragments = sp.command_fragments(command)
+    for secret in ("Zx9kQ2mV7pL4rT8wN3bY6cH1", "Hunter2Secret", "deploy:Hunter2Secret", "dt-0a1b2c3d4e5f6", "s3cr3tPass"):
+        assert secret in fragments, (secret, fragments)
+    for readable in ("eu-west-1", "tokens/refresh", "ab" * 48, "./bin/roll", "https://deploy:Hunter2Secret@api.example/rotate"):
+        assert readable not in fragments, (readable, fragments)

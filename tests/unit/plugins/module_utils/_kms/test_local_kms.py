@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import datetime
 import json
+import os
+import re
 import time
 
 import pytest
@@ -27,6 +29,11 @@ from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.local_store im
 
 KEY = "tokens/refresh"
 CTX = {"purpose": "refresh-token", "tenant": "acme"}
+
+
+@pytest.fixture
+def signer():
+    return Signer(KEY)  # evidence for this key's decrypt gate (operation_purpose kms-decrypt:tokens/refresh)
 
 
 @pytest.fixture
@@ -195,7 +202,7 @@ def test_schedule_key_deletion(kms):
     with raises_unchanged(kms, ConflictError, pending % "encrypt"):
         kms.encrypt(KEY, b"t", CTX)
     with raises_unchanged(kms, ConflictError, pending % "decrypt"):
-        kms.decrypt(KEY, ciphertext, CTX, Signer().attestation(M1))
+        kms.decrypt(KEY, ciphertext, CTX, Signer(KEY).attestation(M1))
 
 
 # --- data path ---------------------------------------------------------------------------
@@ -227,17 +234,16 @@ def test_ciphertext_names_its_version_and_old_versions_decrypt_after_rotation(km
     kms.set_primary(KEY, 2)
     new = kms.encrypt(KEY, b"after rotation", CTX)
     assert kms.parse_ciphertext(new)[:2] == (KEY, 2)
-    evidence = signer.attestation(M2)
-    assert kms.decrypt(KEY, old, CTX, evidence) == b"before rotation"
-    assert kms.decrypt(KEY, staged, CTX, evidence) == b"canary"
-    assert kms.decrypt(KEY, new, CTX, evidence) == b"after rotation"
+    assert kms.decrypt(KEY, old, CTX, signer.attestation(M2)) == b"before rotation"
+    assert kms.decrypt(KEY, staged, CTX, signer.attestation(M2)) == b"canary"
+    assert kms.decrypt(KEY, new, CTX, signer.attestation(M2)) == b"after rotation"
     kms.set_version_state(KEY, 1, "disabled")
     with raises_unchanged(kms, AccessDeniedError, f"Could not decrypt a ciphertext under version 1 of key '{KEY}': version 1 is disabled"):
-        kms.decrypt(KEY, old, CTX, evidence)
+        kms.decrypt(KEY, old, CTX, signer.attestation(M2))
     with raises_unchanged(kms, ConflictError, f"Could not encrypt data under version 1 of key '{KEY}': version 1 is disabled"):
         kms.encrypt(KEY, b"x", CTX, version=1)
     kms.set_version_state(KEY, 1, "enabled")
-    assert kms.decrypt(KEY, old, CTX, evidence) == b"before rotation"
+    assert kms.decrypt(KEY, old, CTX, signer.attestation(M2)) == b"before rotation"
 
 
 def test_ciphertext_tampering_and_key_confusion_are_refused(kms, signer, store_path):
@@ -275,7 +281,7 @@ def test_attested_decrypt_allows_only_verified_allowed_measurements(kms, signer)
         "empty evidence": ({}, "the caller presented no attestation evidence"),
         "empty document": ({"format": "alfred", "document": ""}, "the caller presented no attestation evidence"),
         "not allowed": (signer.attestation(M3), f"attestation refused (measurement_not_allowed: measurement {M3[:16]}... is not in the allow-list)"),
-        "wrong key": (Signer().attestation(M1), "attestation refused (signature: Ed25519 signature does not verify under any trusted public key)"),
+        "wrong key": (Signer(KEY).attestation(M1), "attestation refused (signature: Ed25519 signature does not verify under any trusted public key)"),
         "tampered": (signer.attestation(M3, tamper={"measurement": M1}),
                      "attestation refused (signature: Ed25519 signature does not verify under any trusted public key)"),
         "stale": (signer.attestation(M1, now=int(time.time()), issued_at=int(time.time()) - 900, expires_at=int(time.time()) + 60,
@@ -321,8 +327,9 @@ def test_allow_list_change_takes_effect_for_decrypt_and_trust_is_enforced(kms, s
     kms.set_attestation_trust(KEY, {})  # no trust anchors: nothing verifies any more
     with pytest.raises(AccessDeniedError) as info:
         kms.decrypt(KEY, ciphertext, CTX, signer.attestation(M3))
-    assert str(info.value) == DENIED + "attestation refused (trust: no Ed25519 public key configured for alfred evidence (public_keys))"
-    other = Signer()
+    assert str(info.value) == DENIED + ("attestation refused (trust: the key's trust does not accept alfred evidence "
+                                        "(it accepts none: it holds no trust anchor))")
+    other = Signer(KEY)
     kms.set_attestation_trust(KEY, {"public_keys": [other.public_b64], "max_age": 30})
     assert kms.decrypt(KEY, ciphertext, CTX, other.attestation(M3)) == b"token"
     now = int(time.time())
@@ -400,3 +407,156 @@ def test_snapshot_roundtrip_and_restore(kms):
 def test_evaluate_policy(kms):
     assert kms.evaluate_policy(KEY, M1) is True
     assert kms.evaluate_policy(KEY, M3) is False
+
+
+# --- issue 13 item 3: a decrypt gate that decides for itself -----------------------------
+@pytest.fixture
+def aws_signed(monkeypatch):
+    """A Nitro chain standing in for AWS's: the pinned-root loader returns its root, as if AWS had
+    signed the documents (no fresh genuine AWS document can be made here)."""
+    from attest_testlib import NitroWorld
+
+    from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import nitro_root
+
+    world = NitroWorld(datetime.datetime.now(datetime.timezone.utc))
+    monkeypatch.setattr(nitro_root, "load_root", lambda: world.root)
+    return world
+
+
+def refused_unchanged(kms, prefix):
+    """The call is refused with a message starting with ``prefix`` and writes nothing."""
+    return _All(unchanged(kms), pytest.raises(AccessDeniedError, match="^" + re.escape(prefix)))
+
+
+class _All:
+    def __init__(self, *managers):
+        self.managers = managers
+
+    def __enter__(self):
+        for manager in self.managers:
+            manager.__enter__()
+
+    def __exit__(self, *exc):
+        suppressed = self.managers[1].__exit__(*exc)
+        self.managers[0].__exit__(None, None, None)
+        return suppressed
+
+
+def _nitro(world, measurement, nonce_hex):
+    pcrs = {i: bytes([i + 1]) * 48 for i in range(16)}
+    pcrs[0] = bytes.fromhex(measurement)
+    return world.document(pcrs=pcrs, nonce=bytes.fromhex(nonce_hex) if nonce_hex else None)
+
+
+def test_pinned_aws_root_is_trusted_for_a_key_that_trusts_only_alfred_keys(kms, aws_signed):
+    from ansible_collections.alfred.tee_kms.plugins.module_utils._kms import rules
+
+    ciphertext = kms.encrypt(KEY, b"token", CTX)
+    nonce = rules.purpose_nonce(rules.decrypt_purpose(KEY))
+    attestation = {"format": "nitro", "document": _nitro(aws_signed, M1, nonce), "nonce": nonce}
+    with raises_unchanged(kms, AccessDeniedError, DENIED + "attestation refused (trust: the key's trust does not accept nitro "
+                                                           "evidence (it accepts alfred))"):
+        kms.decrypt(KEY, ciphertext, CTX, attestation)
+    # The caller cannot pick the verifier either: the format is read from the document.
+    with raises_unchanged(kms, AccessDeniedError, DENIED + "attestation refused (unknown_format: the document is nitro evidence, "
+                                                           "not alfred)"):
+        kms.decrypt(KEY, ciphertext, CTX, dict(attestation, format="alfred"))
+
+
+def test_pinned_aws_root_applies_when_the_key_trusts_nitro(kms, aws_signed):
+    from ansible_collections.alfred.tee_kms.plugins.module_utils._kms import rules
+
+    kms.set_attestation_trust(KEY, {"formats": ["nitro"]})
+    ciphertext = kms.encrypt(KEY, b"token", CTX)
+    nonce = rules.purpose_nonce(rules.decrypt_purpose(KEY))
+    assert kms.decrypt(KEY, ciphertext, CTX, {"document": _nitro(aws_signed, M1, nonce)}) == b"token"
+    with raises_unchanged(kms, AccessDeniedError, DENIED + "attestation refused (nonce_mismatch: the nitro evidence's nonce is not "
+                                                           f"bound to 'kms-decrypt:{KEY}' (hex of the purpose, a NUL byte and at "
+                                                           "least 16 random bytes))"):
+        kms.decrypt(KEY, ciphertext, CTX, {"document": _nitro(aws_signed, M1, "ab" * 32)})
+    other = rules.purpose_nonce(rules.decrypt_purpose("tokens/other"))
+    with refused_unchanged(kms, DENIED + "attestation refused (nonce_mismatch"):
+        kms.decrypt(KEY, ciphertext, CTX, {"document": _nitro(aws_signed, M1, other)})
+    with refused_unchanged(kms, DENIED + "attestation refused (nonce_mismatch"):
+        kms.decrypt(KEY, ciphertext, CTX, {"document": _nitro(aws_signed, M1, None)})
+
+
+def test_evidence_from_the_public_challenge_endpoint_decrypts(kms, signer):
+    ciphertext = kms.encrypt(KEY, b"token", CTX)
+    for purpose in ("attestation-verify", "attestation-document", "rotation-preflight", "kms-decrypt:tokens/other"):
+        with raises_unchanged(kms, AccessDeniedError, DENIED + f"attestation refused (claims: the evidence was issued for "
+                                                               f"operation_purpose '{purpose}', not 'kms-decrypt:{KEY}')"):
+            kms.decrypt(KEY, ciphertext, CTX, signer.attestation(M1, operation_purpose=purpose))
+
+
+def test_evidence_is_replayed_within_max_age(kms, signer):
+    ciphertext = kms.encrypt(KEY, b"token", CTX)
+    attestation = signer.attestation(M1)
+    assert kms.decrypt(KEY, ciphertext, CTX, attestation) == b"token"
+    replay = DENIED + "attestation refused (replay: this evidence or its nonce was already used to decrypt"
+    with refused_unchanged(kms, replay):
+        kms.decrypt(KEY, ciphertext, CTX, attestation)
+    # Kept beside the store, not in the process: another run (another provider) refuses it too.
+    with refused_unchanged(kms, replay):
+        LocalKmsProvider(kms.store.path).decrypt(KEY, ciphertext, CTX, attestation)
+    assert os.stat(kms.store.path + ".replay").st_mode & 0o777 == 0o600
+    # The same nonce in a freshly signed document is the same challenge answered twice.
+    nonce = json.loads(attestation["document"])["challenge_nonce"]
+    with refused_unchanged(kms, replay):
+        kms.decrypt(KEY, ciphertext, CTX, signer.attestation(M1, challenge_nonce=nonce))
+    # The caller's own request cannot widen what the gate accepts: it only adds a check.
+    with refused_unchanged(kms, replay):
+        kms.decrypt(KEY, ciphertext, CTX, dict(attestation, request=json.loads(attestation["document"])))
+    # A refused decrypt does not use up the evidence.
+    fresh = signer.attestation(M1)
+    with pytest.raises(AccessDeniedError, match="does not authenticate"):
+        kms.decrypt(KEY, ciphertext, {"other": "context"}, fresh)
+    assert kms.decrypt(KEY, ciphertext, CTX, fresh) == b"token"
+
+
+def test_replay_cache_is_bounded_and_forgets_only_expired_evidence(monkeypatch):
+    from ansible_collections.alfred.tee_kms.plugins.module_utils._kms import rules
+
+    monkeypatch.setattr(rules, "REPLAY_CAPACITY", 4)
+    seen = rules.remember_evidence(None, ["a", "b"], 1000, 300, "x")
+    seen = rules.remember_evidence(seen, ["c", "d"], 1100, 300, "x")
+    with pytest.raises(AccessDeniedError, match="replay cache holds at most 4"):
+        rules.remember_evidence(seen, ["e"], 1200, 300, "x")  # all four are still fresh: fail closed
+    seen = rules.remember_evidence(seen, ["e", "a"], 1301, 300, "x")  # a and b expired at 1300
+    assert sorted(seen) == ["a", "c", "d", "e"]
+    with pytest.raises(AccessDeniedError, match="replay"):
+        rules.remember_evidence(seen, ["c"], 1301, 300, "x")
+
+
+def test_deeply_nested_evidence_is_refused_by_the_decrypt_gate(kms):
+    ciphertext = kms.encrypt(KEY, b"token", CTX)
+    for document in ('{"a": ' + "[" * 100000 + "]" * 100000 + "}", "{" + '"a":{' * 50000 + "}" * 50001):
+        with refused_unchanged(kms, DENIED + "attestation refused (malformed: alfred evidence nests deeper"):
+            kms.decrypt(KEY, ciphertext, CTX, {"document": document})
+
+
+def test_jwt_evidence_is_bound_to_the_purpose_by_its_nonce(kms):
+    import time as _time
+
+    from attest_testlib import JwtWorld
+
+    from ansible_collections.alfred.tee_kms.plugins.module_utils._kms import rules
+
+    world = JwtWorld()
+    kms.set_attestation_trust(KEY, {"jwks": world.jwks, "issuer": "https://attest.example"})
+    ciphertext = kms.encrypt(KEY, b"token", CTX)
+    now = int(_time.time())
+
+    def token(nonce):
+        return {"document": world.token("ES256", claims=world.claims(now, eat_nonce=nonce, measurement=M1), now=now)}
+
+    bound = token(rules.purpose_nonce(rules.decrypt_purpose(KEY)))
+    assert kms.decrypt(KEY, ciphertext, CTX, bound) == b"token"
+    with refused_unchanged(kms, DENIED + "attestation refused (replay"):
+        kms.decrypt(KEY, ciphertext, CTX, bound)
+    with refused_unchanged(kms, DENIED + "attestation refused (nonce_mismatch: the jwt evidence's nonce"):
+        kms.decrypt(KEY, ciphertext, CTX, token("n0nce"))
+    # Several nonces in one token would let one token be presented once per nonce.
+    several = [rules.purpose_nonce(rules.decrypt_purpose(KEY)), rules.purpose_nonce(rules.decrypt_purpose(KEY))]
+    with refused_unchanged(kms, DENIED + "attestation refused (nonce_mismatch: the jwt evidence's nonce"):
+        kms.decrypt(KEY, ciphertext, CTX, dict(token(several), nonce=several[0]))
