@@ -16,6 +16,7 @@ from aws_support import M1, M2, REPO, aws_env, new_alias
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import ProviderError
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.aws import RecipientCiphertext
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.rules import decrypt_purpose
 from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.probes import canary_proof, evidence_from, run_probe, token_context
 
 sys.path.insert(0, str(REPO / "tools" / "enclave_sim"))
@@ -90,9 +91,9 @@ def test_bad_answers_stop_with_a_clear_error_and_change_nothing(through_strict, 
 
 def test_provider_decrypt_sends_nitro_as_recipient_and_refuses_a_lenient_kms(through_strict, provider, nitro_key, fleet):
     ciphertext = through_strict.encrypt(nitro_key, b"token", token_context(nitro_key, 1))
-    evidence = evidence_from(fleet.urls["ok"], "nitro", 10, "test")
+    evidence = evidence_from(fleet.urls["ok"], "nitro", 10, decrypt_purpose(nitro_key))
     answer = through_strict.decrypt(nitro_key, ciphertext, token_context(nitro_key, 1), evidence)
     assert isinstance(answer, RecipientCiphertext) and answer != b"token"
     # moto alone ignores Recipient and returns Plaintext: a KMS that does that enforces nothing.
     with pytest.raises(ProviderError, match="answered a Recipient request with Plaintext"):
-        provider.decrypt(nitro_key, ciphertext, token_context(nitro_key, 1), evidence_from(fleet.urls["ok"], "nitro", 10, "test"))
+        provider.decrypt(nitro_key, ciphertext, token_context(nitro_key, 1), evidence_from(fleet.urls["ok"], "nitro", 10, decrypt_purpose(nitro_key)))
