@@ -36,6 +36,7 @@ import importlib
 import io
 import json
 import os
+import pkgutil
 import runpy
 import sys
 import traceback
@@ -65,6 +66,27 @@ _MODULE_GLOBALS = (
     (basic, ("_ANSIBLE_ARGS", "_ANSIBLE_PROFILE", "_PARSED_MODULE_ARGS")),
     (module_warnings, ("_global_warnings", "_global_deprecations")),
 )
+
+
+def _preload_modules() -> None:
+    """Import every module of this collection, and with them their module_utils, in this process.
+
+    The strategy loads each task's action class in the main ansible-playbook process, so this runs
+    there once per run; every worker Ansible forks for a task then finds the imports done (boto3
+    and cryptography alone take about 1 s to import, once per task otherwise). A module that
+    cannot be imported here is left to its task, which reports why.
+    """
+    package = __name__.rsplit(".", 2)[0] + ".modules"
+    try:
+        modules = importlib.import_module(package)
+    except ImportError:
+        return
+    for info in pkgutil.iter_modules(modules.__path__):
+        with contextlib.suppress(Exception):
+            importlib.import_module(f"{package}.{info.name}")
+
+
+_preload_modules()
 
 
 class ActionModule(NormalAction):
