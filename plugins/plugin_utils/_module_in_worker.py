@@ -48,7 +48,11 @@ from ansible.module_utils.common import warnings as module_warnings
 from ansible.module_utils.common.text.converters import to_bytes
 from ansible.plugins.action.normal import ActionModule as NormalAction
 from ansible.utils.display import Display
-from ansible.vars.clean import remove_internal_keys
+
+try:  # ansible-core < 2.21 (2.21 parses module output into a result object that cleans itself)
+    from ansible.vars.clean import remove_internal_keys
+except ImportError:
+    remove_internal_keys = None
 
 try:  # ansible-core >= 2.19: arguments and results are encoded with a serialization profile
     from ansible.module_utils.common.json import Direction, get_module_encoder
@@ -110,8 +114,11 @@ class ActionModule(NormalAction):
         self._update_module_args(module_name, module_args, task_vars, **kwargs)
         self._used_interpreter = "#!" + sys.executable
         res = _run(python_module.__name__, module_args)
-        data = self._parse_returned_data(res, PROFILE) if get_module_encoder else self._parse_returned_data(res)
-        return _clean(data)
+        parsed = self._parse_returned_data(res, PROFILE) if get_module_encoder else self._parse_returned_data(res)
+        if hasattr(parsed, "remove_internal_keys"):  # ansible-core >= 2.21: what _execute_module does with it
+            parsed.remove_internal_keys()
+            return parsed.as_result_dict(for_round_trip=True)
+        return _clean(parsed)
 
     def _why_not_in_worker(self, task_vars: dict, wrap_async: bool):
         """None when the task may run in the worker, else why not (shown with -vvv)."""
@@ -161,7 +168,7 @@ def _run(module_fqn: str, module_args: dict) -> dict:
     """Run the module as the AnsiballZ wrapper does; return its rc, stdout and stderr."""
     params = {"ANSIBLE_MODULE_ARGS": module_args}
     stdout, stderr = io.StringIO(), io.StringIO()
-    saved = [(owner, name, getattr(owner, name)) for owner, names in _MODULE_GLOBALS for name in names]
+    saved = [(owner, name, getattr(owner, name)) for owner, names in _MODULE_GLOBALS for name in names if hasattr(owner, name)]
     for owner, name, value in saved:  # a fresh module-side state, as in a new process
         setattr(owner, name, type(value)() if isinstance(value, (list, dict)) else None)
     modlib_path = os.path.dirname(os.path.dirname(ansible.__file__))
@@ -187,11 +194,12 @@ def _run(module_fqn: str, module_args: dict) -> dict:
     finally:
         for owner, name, value in saved:
             setattr(owner, name, value)
-    return {"rc": rc, "stdout": stdout.getvalue(), "stderr": stderr.getvalue()}
+    out, err = stdout.getvalue(), stderr.getvalue()
+    return {"rc": rc, "stdout": out, "stdout_lines": out.splitlines(), "stderr": err, "stderr_lines": err.splitlines()}
 
 
 def _clean(data: dict) -> dict:
-    """What ``ActionBase._execute_module`` does to a parsed module result before returning it."""
+    """What ``ActionBase._execute_module`` of ansible-core < 2.21 does to a parsed module result before returning it."""
     data.pop("_ansible_suppress_tmpdir_delete", None)
     if "results" in data and (not isinstance(data["results"], Sequence) or isinstance(data["results"], str)):
         data["ansible_module_results"] = data.pop("results")
