@@ -40,6 +40,7 @@ import pkgutil
 import runpy
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 
 import ansible
@@ -174,7 +175,9 @@ def _run(module_fqn: str, module_args: dict) -> dict:
     modlib_path = os.path.dirname(os.path.dirname(ansible.__file__))
     rc = 0
     try:
-        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr), warnings.catch_warnings():
+            # runpy warns that the module was imported before (by _preload_modules): intended here.
+            warnings.filterwarnings("ignore", message=".*found in sys.modules after import of package", category=RuntimeWarning)
             try:
                 if ansiballz_loader is not None:
                     json_params = json.dumps(params, cls=get_module_encoder(PROFILE, Direction.CONTROLLER_TO_MODULE)).encode()
