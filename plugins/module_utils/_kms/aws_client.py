@@ -39,6 +39,7 @@ def _import_boto3() -> None:
     from botocore.exceptions import BotoCoreError as core_error, ClientError as client_error, ProfileNotFound as no_profile
     boto3, Config, BotoCoreError, ClientError, ProfileNotFound = boto3_module, config_class, core_error, client_error, no_profile
 
+
 MAX_ATTEMPTS = 10
 USER_AGENT = "alfred.tee_kms"
 
