@@ -46,21 +46,17 @@ def test_argument_spec_failure_is_a_failed_result(tmp_path):
     assert res["rc"] == 1 and _result(res)["failed"] is True and "colour" in _result(res)["msg"]
 
 
-def test_an_exception_escaping_the_module_is_a_failure_not_a_success(tmp_path, monkeypatch):
-    (tmp_path / "exploding_module.py").write_text("raise RuntimeError('the module exploded')\n")
+@pytest.mark.parametrize("source, message", [
+    ("raise RuntimeError('the module exploded')\n", "the module exploded"),  # an exception escaping the module
+    ("x = 1\n", "did not handle its own exit"),  # a module that returns without a result
+])
+def test_a_module_that_does_not_exit_cleanly_is_a_failure_not_a_success(tmp_path, monkeypatch, source, message):
+    (tmp_path / "broken_module.py").write_text(source)
     monkeypatch.syspath_prepend(str(tmp_path))
-    res = worker._run("exploding_module", _args())
+    res = worker._run("broken_module", _args())
     assert res["rc"] == 1
-    assert "the module exploded" in res["stdout"] + res["stderr"]
+    assert message in res["stdout"] + res["stderr"]
     assert '"changed": false' not in res["stdout"]  # nothing that parses as a success
-
-
-def test_a_module_that_does_not_exit_fails(tmp_path, monkeypatch):
-    (tmp_path / "silent_module.py").write_text("x = 1\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    res = worker._run("silent_module", _args())
-    assert res["rc"] == 1
-    assert "did not handle its own exit" in res["stdout"] + res["stderr"]
 
 
 def test_the_controller_python_is_the_same_executable_in_the_same_bin_directory(tmp_path):
