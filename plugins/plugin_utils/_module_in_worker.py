@@ -58,6 +58,7 @@ except ImportError:
 try:  # ansible-core >= 2.19: arguments and results are encoded with a serialization profile
     from ansible.module_utils.common.json import Direction, get_module_encoder
     from ansible.module_utils._internal._ansiballz import _loader as ansiballz_loader
+    AnsibleJSONEncoder = None
 except ImportError:  # ansible-core 2.17 and 2.18
     from ansible.parsing.ajson import AnsibleJSONEncoder
     get_module_encoder = ansiballz_loader = None
