@@ -5,7 +5,7 @@
 """plugin_utils/_module_in_worker: the in-worker run of a module and the decision to use it.
 
 The playbook-level behaviour (same results as a module process, the fallback) is in
-tests/integration/test_module_in_worker.py.
+tests/integration/test_in_worker_playbooks.py.
 """
 
 from __future__ import annotations
