@@ -146,8 +146,9 @@ class ActionModule(NormalAction):
 def _is_controller_python(path: str) -> bool:
     """The same executable in the same bin directory (python and python3 of one venv; not its base Python)."""
     path = os.path.abspath(os.path.expanduser(path))
-    try:
-        return os.path.dirname(path) == os.path.dirname(os.path.abspath(sys.executable)) and os.path.samefile(path, sys.executable)
+    try:  # the directories resolved (a linked checkout), not the executable (a venv's python links to its base)
+        same_dir = os.path.realpath(os.path.dirname(path)) == os.path.realpath(os.path.dirname(os.path.abspath(sys.executable)))
+        return same_dir and os.path.samefile(path, sys.executable)
     except OSError:
         return False
 
