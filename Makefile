@@ -81,8 +81,10 @@ molecule: setup
 oldest newest: setup
 	tests/legs/run.sh $@
 
+# BENCH_SEQUENTIAL: how many rotations bench_workflow runs one after the other (issue 15's table: 50).
+BENCH_SEQUENTIAL ?= 50
 bench: setup
-	$(BIN)/python benchmarks/run_all.py
+	BENCH_SEQUENTIAL=$(BENCH_SEQUENTIAL) $(BIN)/python benchmarks/run_all.py
 
 clean:
 	rm -rf $(VENV) .venv-oldest .venv-newest .collections .cache artifacts tests/output benchmarks/results

@@ -10,8 +10,13 @@ on) against the local provider and one enclave simulator process:
 
 - ``all`` and a later ``action=rollback`` with 3 enclaves;
 - ``all`` with 3, 30 and 300 enclaves in the inventory (growth with the fleet);
-- K keys rotated one playbook run per key, K = 1 and 10 measured; K = 50 is extrapolated from
-  the per-run times (``--keys 1,10,50`` measures it for real: about 50 x the per-run time);
+- the Ansible floor of the same play shape, measured in the same run: start-up plus one
+  ``ansible.builtin.debug`` task per task result the 3-enclave ``all`` run recorded; the table
+  gives each rotation as a ratio to it, since absolute times move with the machine's load;
+- N rotations of different keys one after the other (``--sequential``, 50 by default), sharing
+  one store and one evidence directory: the first and the last runs show whether the cost grows
+  with the history kept (wall time moves with load; CPU time of the run is the steadier sign);
+- the peak RSS of the controller (the largest process of an ``ansible-playbook`` run);
 - baselines: ansible-playbook start-up and per-task overhead (playbooks of 1 and 41
   ``ansible.builtin.debug`` tasks) and the cost of one module task (playbooks of 1 and 11
   ``alfred.tee_kms.kms_key_info`` tasks); the local store's own cost with 1 and 50 keys in it.
@@ -21,7 +26,7 @@ The per-task timings of each rotation come from its evidence bundle (``task_resu
 what the modules spend beyond a bare module start (the provider's work: attestation, crypto, store).
 
 Run from the repository root: ``.venv/bin/python benchmarks/bench_workflow.py``
-(``--enclaves 3 --keys 1`` for a quick look). Writes benchmarks/results/workflow.json.
+(``--enclaves 3 --sequential 5 --repeat 1`` for a quick look). Writes benchmarks/results/workflow.json.
 """
 
 from __future__ import annotations
@@ -49,6 +54,23 @@ from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.local import L
 BIN = Path(sys.executable).parent
 PLAYBOOK = REPO / "playbooks" / "rotate.yml"
 M_CURRENT, M_NEW, M_PROBE = "a1" * 48, "b2" * 48, "c3" * 48
+
+
+def run_measured(cmd: list, env: dict, cwd: str) -> tuple:
+    """Run a command; return (returncode, stdout, stderr, wall s, CPU s, peak RSS MiB) of it and its children.
+
+    CPU and peak RSS come from wait4: the process and every descendant it waited for (the workers
+    Ansible forks per task), so the RSS is the largest single process of the run (the controller).
+    """
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=err, text=True)
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return proc.returncode, out.read(), err.read(), wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 def measurement_of(index: int) -> str:
@@ -93,17 +115,18 @@ class Bench:
             provider.create_key(key_id, [M_CURRENT], "sha384", self.trust)
         return path
 
-    def rotate(self, directory: Path, inventory: Path, store: Path, key_id: str, action: str = "all") -> dict:
-        evidence = directory / f"evidence-{key_id.replace('/', '_')}-{action}"
+    def rotate(self, directory: Path, inventory: Path, store: Path, key_id: str, action: str = "all", evidence: Path | None = None) -> dict:
+        """One rotation; ``evidence`` shared by several runs keeps every bundle beside the others."""
+        own = evidence is None
+        evidence = evidence or directory / f"evidence-{key_id.replace('/', '_')}-{action}"
+        before = set(glob.glob(str(evidence / "*")))
         cmd = [str(BIN / "ansible-playbook"), "-i", str(inventory), str(PLAYBOOK), "-e", "env=staging",
                "-e", json.dumps({"attestation_trust": self.trust}), "-e", f"evidence_dir={evidence}", "-e", f"action={action}"]
-        started = time.perf_counter()
-        proc = subprocess.run(cmd, env=self.env(store, key_id, versions=action != "rollback"), cwd=str(directory),
-                              capture_output=True, text=True)
-        wall = time.perf_counter() - started
-        if proc.returncode != 0:
-            raise SystemExit(f"rotation of {key_id} ({action}) failed (rc {proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}")
-        return dict(wall_s=wall, **breakdown(evidence))
+        rc, stdout, stderr, wall, cpu, rss = run_measured(cmd, self.env(store, key_id, versions=action != "rollback"), str(directory))
+        if rc != 0:
+            raise SystemExit(f"rotation of {key_id} ({action}) failed (rc {rc}):\n{stdout[-4000:]}\n{stderr[-2000:]}")
+        new = sorted(set(glob.glob(str(evidence / "*"))) - before)
+        return dict(wall_s=wall, cpu_s=cpu, peak_rss_mib=rss, **(breakdown(Path(new[0])) if len(new) == 1 or own else {}))
 
     def playbook(self, directory: Path, tasks: list, store: Path | None = None, key_id: str = "bench/k0") -> float:
         body = "\n".join(f"    - {task}" for task in tasks)
@@ -113,18 +136,16 @@ class Bench:
         inventory.write_text(f"all:\n  hosts:\n    localhost:\n      ansible_connection: local\n"
                              f"      ansible_python_interpreter: {sys.executable}\n")
         env = self.env(store or directory / "none.json", key_id, versions=False)
-        started = time.perf_counter()
-        proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(inventory), str(path)], env=env,
-                              cwd=str(directory), capture_output=True, text=True)
-        wall = time.perf_counter() - started
-        if proc.returncode != 0:
-            raise SystemExit(f"baseline playbook failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")
+        rc, stdout, stderr, wall, _cpu, _rss = run_measured([str(BIN / "ansible-playbook"), "-i", str(inventory), str(path)], env,
+                                                            str(directory))
+        if rc != 0:
+            raise SystemExit(f"baseline playbook failed:\n{stdout[-3000:]}\n{stderr[-2000:]}")
         return wall
 
 
-def breakdown(evidence_dir: Path) -> dict:
-    """Per-task times of one run from its evidence bundle."""
-    bundles = glob.glob(str(evidence_dir / "*" / "events.jsonl"))
+def breakdown(evidence: Path) -> dict:
+    """Per-task times of one run from its evidence bundle (``evidence``: the bundle or a folder holding only it)."""
+    bundles = [evidence / "events.jsonl"] if (evidence / "events.jsonl").exists() else glob.glob(str(evidence / "*" / "events.jsonl"))
     if len(bundles) != 1:
         return {}
     events = [json.loads(line) for line in Path(bundles[0]).read_text().splitlines()]
@@ -166,18 +187,15 @@ def store_micro(workdir: Path, trust: dict) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
-    parser.add_argument("--enclaves", default="3,30,300", help="fleet sizes for the growth runs")
-    parser.add_argument("--keys", default="1,10", help="key counts measured for real (one run per key)")
-    parser.add_argument("--extrapolate-keys", default="50", help="key counts reported from the measured per-run time")
-    parser.add_argument("--repeat", type=int, default=2, help="runs per fleet size (the median is reported)")
+    parser.add_argument("--enclaves", default="3,30,300", help="fleet sizes for the growth runs (the first is the reference)")
+    parser.add_argument("--sequential", type=int, default=int(os.environ.get("BENCH_SEQUENTIAL", "50")), help="rotations of different keys run one after the other (default: $BENCH_SEQUENTIAL or 50)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per fleet size and of the floor (the median is reported)")
     parser.add_argument("--output", default=str(REPO / "benchmarks" / "results" / "workflow.json"))
     args = parser.parse_args()
     sizes = [int(x) for x in args.enclaves.split(",") if x]
-    key_counts = [int(x) for x in args.keys.split(",") if x]
-    extrapolated = [int(x) for x in args.extrapolate_keys.split(",") if x and int(x) not in key_counts]
     load_before = os.getloadavg()
     bench_started = time.perf_counter()
-    report: dict = {}
+    report: dict = {"sequential_runs": args.sequential, "repeat": args.repeat}
 
     with tempfile.TemporaryDirectory(prefix="bench-workflow-") as tmp:
         workdir = Path(tmp)
@@ -221,26 +239,32 @@ def main() -> int:
                       + (f", rollback {row['rollback']['wall_s']:.1f}s" if "rollback" in row else "")
                       + f" (median of {args.repeat})", flush=True)
 
-            # -- growth with the number of keys (one playbook run per key, sequentially) ----------
-            d = bench.fresh_dir("keys")
-            inventory = bench.inventory(d, 3)
-            most = max(key_counts)
-            store = bench.store(d, [f"tokens/k{i}" for i in range(most)])
-            runs = []
-            for i in range(most):
-                runs.append(bench.rotate(d, inventory, store, f"tokens/k{i}")["wall_s"])
-                print(f"  key {i + 1}/{most}: {runs[-1]:.1f}s", flush=True)
-            report["keys"] = [{"keys": k, "measured": True, "total_s": sum(runs[:k]), "per_key_s": sum(runs[:k]) / k} for k in key_counts]
-            mean = statistics.mean(runs)
-            spread = statistics.stdev(runs) if len(runs) > 1 else 0.0
-            for k in extrapolated:
-                report["keys"].append({"keys": k, "measured": False, "total_s": mean * k, "per_key_s": mean,
-                                       "range_s": [max(0.0, (mean - spread) * k), (mean + spread) * k]})
-            report["per_key_runs_s"] = runs
+            # -- the Ansible floor of the same play shape, now ------------------------------------
+            reference = report["enclaves"][0]["all"]
+            floor_tasks = reference["tasks_run"] + reference["skipped_tasks"]
+            d = bench.fresh_dir("floor")
+            floors = [bench.playbook(d, ["ansible.builtin.debug: {msg: x}"] * floor_tasks) for _ in range(args.repeat)]
+            report["floor"] = {"tasks": floor_tasks, "wall_s": statistics.median(floors), "walls_s": floors}
+            print(f"floor: {floor_tasks} debug tasks {report['floor']['wall_s']:.1f}s", flush=True)
 
+            # -- sequential rotations sharing one store and one evidence directory ------------------
+            d = bench.fresh_dir("sequential")
+            inventory = bench.inventory(d, 3)
+            store = bench.store(d, [f"tokens/k{i}" for i in range(args.sequential)])
+            evidence = d / "evidence"
+            runs = []
+            for i in range(args.sequential):
+                run = bench.rotate(d, inventory, store, f"tokens/k{i}", evidence=evidence)
+                runs.append({k: run[k] for k in ("wall_s", "cpu_s", "peak_rss_mib")})
+                print(f"  sequential {i + 1}/{args.sequential}: {run['wall_s']:.1f}s wall, {run['cpu_s']:.1f}s CPU", flush=True)
+            report["sequential"] = runs
+
+    rotations = [r for row in report["enclaves"] for a in ("all", "rollback") if a in row for r in [row[a]]] + report["sequential"]
+    report["peak_rss_mib"] = max(r["peak_rss_mib"] for r in rotations)
     report["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform(),
                          "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
                          "bench_wall_s": time.perf_counter() - bench_started}
+    report["goals"] = goals(report)
     print_tables(report)
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -249,7 +273,43 @@ def main() -> int:
     return 0
 
 
+def goals(report: dict) -> list:
+    """The rows of issue 15's table: what was measured against each goal."""
+    floor = report["floor"]["wall_s"]
+    rows = []
+    first = report["enclaves"][0]
+    rows.append({"run": f"`all`, local provider, {first['enclaves']} enclaves", "measured": f"{first['all']['wall_s']:.1f} s"
+                 f" = {first['all']['wall_s'] / floor:.2f} x the floor ({floor:.1f} s, {report['floor']['tasks']} debug tasks)",
+                 "goal": "<= 2.2 x the floor", "met": first["all"]["wall_s"] <= 2.2 * floor})
+    if "rollback" in first:
+        rollback = first["rollback"]["wall_s"]
+        rows.append({"run": f"`rollback`, {first['enclaves']} enclaves", "measured": f"{rollback:.1f} s", "goal": "<= 1.5 s",
+                     "met": rollback <= 1.5})
+    if len(report["enclaves"]) > 1:
+        last = report["enclaves"][-1]
+        ratio = last["all"]["wall_s"] / first["all"]["wall_s"]
+        rows.append({"run": f"`all`, {last['enclaves']} enclaves / {first['enclaves']} enclaves", "measured": f"{ratio:.2f} x",
+                     "goal": "<= 1.2 x", "met": ratio <= 1.2})
+    seq = report["sequential"]
+    if len(seq) >= 2:
+        k = max(1, min(5, len(seq) // 5))  # medians of the first and last k runs: one run moves with load
+        hw, hc = (statistics.median(r[m] for r in seq[:k]) for m in ("wall_s", "cpu_s"))
+        tw, tc = (statistics.median(r[m] for r in seq[-k:]) for m in ("wall_s", "cpu_s"))
+        rows.append({"run": f"{len(seq)} sequential rotations (different keys, one store and evidence dir), run 1 -> run {len(seq)}",
+                     "measured": f"{seq[0]['wall_s']:.1f} s -> {seq[-1]['wall_s']:.1f} s wall; median of first/last {k}: "
+                                 f"{hw:.1f} -> {tw:.1f} s wall ({(tw / hw - 1) * 100:+.0f} %), {hc:.2f} -> {tc:.2f} s CPU ({(tc / hc - 1) * 100:+.0f} %)",
+                     "goal": "flat within 10 %", "met": tw <= 1.1 * hw})
+    rows.append({"run": "peak RSS of the controller", "measured": f"{report['peak_rss_mib']:.0f} MiB", "goal": "(reported)", "met": None})
+    return rows
+
+
 def print_tables(report: dict) -> None:
+    print("\n## Issue 15 goals (times measured on this machine, in this run)\n")
+    print("| run | measured | goal | met |")
+    print("|---|---|---|---|")
+    for row in report["goals"]:
+        met = "-" if row["met"] is None else ("yes" if row["met"] else "no")
+        print(f"| {row['run']} | {row['measured']} | {row['goal']} | {met} |")
     base = report["baseline"]
     print("\n## Rotation wall time (local provider, one simulator process)\n")
     print("| run | enclaves | wall | tasks run (module/other) | skipped | module tasks | other+skipped tasks |"
@@ -269,23 +329,14 @@ def print_tables(report: dict) -> None:
     for row in report["enclaves"]:
         slowest = ", ".join(f"{task.split(' : ')[-1]} {ms / 1000:.1f} s" for ms, task in row["all"]["slowest"])
         print(f"- all, {row['enclaves']} enclaves: {slowest}")
-    print("\n## Keys rotated, one playbook run per key\n")
-    print("| keys | total | per key | |")
-    print("|---:|---:|---:|---|")
-    for row in report["keys"]:
-        note = "measured" if row["measured"] else \
-            f"extrapolated from the measured runs (range {row['range_s'][0]:.0f}-{row['range_s'][1]:.0f} s)"
-        print(f"| {row['keys']} | {row['total_s']:.0f} s | {row['per_key_s']:.1f} s | {note} |")
     store = base["store_ms_per_read_lock_unlock"]
     print("\n## Baselines\n")
     print("| what | time |")
     print("|---|---:|")
     print(f"| ansible-playbook start-up (1 debug task minus one task) | {base['startup_s']:.2f} s |")
     print(f"| per ansible.builtin.debug task | {base['per_debug_task_s'] * 1000:.0f} ms |")
-    print(f"| per alfred.tee_kms.kms_key_info task (a bare module start + one store read) | {base['per_kms_key_info_task_s'] * 1000:.0f} ms |")
+    print(f"| per alfred.tee_kms.kms_key_info task (in the worker: a forked worker, the module and one store read) | {base['per_kms_key_info_task_s'] * 1000:.0f} ms |")
     print(f"| local store: read + lock + unlock, 1 key / 50 keys in the file | {store[1]:.1f} ms / {store[50]:.1f} ms |")
-    print("\nA rotation does about 30 store reads and writes, so a store holding 50 keys adds well under a second per run:"
-          " the per-key time does not grow with the number of keys, which is why K=50 is extrapolated linearly.")
     m = report["machine"]
     print(f"\n{m['cpus']} CPUs, load average before/after {m['loadavg_before'][0]:.1f}/{m['loadavg_after'][0]:.1f}; "
           f"benchmark took {m['bench_wall_s']:.0f} s")

@@ -26,12 +26,19 @@ from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors impo
     TeeKmsError,
 )
 
-try:
-    import boto3
-    from botocore.config import Config
-    from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
-except ImportError:  # reported by require_boto3() when the provider is used
-    BotoCoreError = ClientError = ProfileNotFound = ()  # nothing can be caught from a missing library
+# boto3 and botocore take about a second to import and every module loads this file (through
+# the provider registry): they are imported when the first AWS session is built, not before.
+boto3 = Config = None
+BotoCoreError = ClientError = ProfileNotFound = ()  # nothing can be caught before (or without) the library
+
+
+def _import_boto3() -> None:
+    global boto3, Config, BotoCoreError, ClientError, ProfileNotFound  # pylint: disable=global-statement
+    import boto3 as boto3_module
+    from botocore.config import Config as config_class
+    from botocore.exceptions import BotoCoreError as core_error, ClientError as client_error, ProfileNotFound as no_profile
+    boto3, Config, BotoCoreError, ClientError, ProfileNotFound = boto3_module, config_class, core_error, client_error, no_profile
+
 
 MAX_ATTEMPTS = 10
 USER_AGENT = "alfred.tee_kms"
@@ -60,6 +67,7 @@ class AwsSession:
 
     def __init__(self, params: dict):
         require_boto3()
+        _import_boto3()
         check_params(params)
         self.region = params.get("region")
         # Values that must never appear in a message, even if an error echoes them.
