@@ -89,10 +89,13 @@ class BaoServer:
             return False
 
     def api(self, method: str, path: str, payload=None, token=None):
-        """A raw API call as the admin (root token); returns the JSON answer or {}."""
+        """A raw API call as the admin (root token; ``token=""``: anonymous); returns the JSON answer or {}."""
         data = json.dumps(payload).encode() if payload is not None else None
-        request = urllib.request.Request(f"{self.url}/v1/{path}", data=data, method=method,
-                                         headers={"X-Vault-Token": token or self.root_token, "Content-Type": "application/json"})
+        headers = {"Content-Type": "application/json"}
+        token = self.root_token if token is None else token
+        if token:
+            headers["X-Vault-Token"] = token
+        request = urllib.request.Request(f"{self.url}/v1/{path}", data=data, method=method, headers=headers)
         with urllib.request.urlopen(request, timeout=30) as answer:
             body = answer.read()
         return json.loads(body) if body else {}

@@ -68,10 +68,15 @@ class VaultSession:
         """The operator's client, logged in once (token as given, or an AppRole login)."""
         if self._client is None:
             if (self.options.get("auth_method") or "token") == "approle":
-                client = self.new_client()
-                answer = self.call(lambda: client.auth.approle.login(
-                    role_id=self.options["role_id"], secret_id=self.options["secret_id"],
-                    mount_point=self.options.get("approle_mount_point") or "approle"), "log in to", self.where())
+                client = self.new_client(token="")
+                try:
+                    answer = self.call(lambda: client.auth.approle.login(
+                        role_id=self.options["role_id"], secret_id=self.options["secret_id"],
+                        mount_point=self.options.get("approle_mount_point") or "approle"), "log in to", self.where())
+                except (AccessDeniedError, InputError, ProviderError) as exc:
+                    if "could not be reached" in exc.cause or "sealed" in exc.cause:
+                        raise
+                    raise AccessDeniedError("log in to", self.where(), f"the server refused the AppRole login ({exc.cause})") from None
                 client.token = answer["auth"]["client_token"]
             else:
                 client = self.new_client(self.options["token"])
