@@ -167,7 +167,7 @@ def vault_env(server, extra=None) -> dict:
     env.update({"VAULT_ADDR": server.url, "VAULT_TOKEN": server.root_token, "PYTHONPATH": str(COLLECTIONS),
                 "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")})
     env.update(extra or {})
-    return env
+    return {k: v for k, v in env.items() if v is not None}  # None: leave the variable unset
 
 
 def options(server, **extra) -> dict:
