@@ -60,7 +60,6 @@ class BaoServer:
         self.root_token = "root-" + secrets.token_hex(12)
         self.log = self.workdir / "bao.log"
         self.proc = None
-        self.unseal_key = None
 
     def start(self) -> "BaoServer":
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -77,8 +76,6 @@ class BaoServer:
                 self.stop()
                 pytest.fail(f"bao server -dev did not start: {self.log.read_text(errors='replace')[-2000:]}", pytrace=False)
             time.sleep(0.2)
-        match = re.search(r"Unseal Key: (\S+)", self.log.read_text(errors="replace"))
-        self.unseal_key = match.group(1) if match else None
         return self
 
     def healthy(self) -> bool:
@@ -111,7 +108,10 @@ class BaoServer:
         self.api("POST", "sys/seal")
 
     def unseal(self):
-        self.api("POST", "sys/unseal", {"key": self.unseal_key})
+        # The dev banner with the unseal key may be printed after the listener answers: read it now.
+        match = re.search(r"Unseal Key: (\S+)", self.log.read_text(errors="replace"))
+        assert match, f"no unseal key in {self.log}"
+        self.api("POST", "sys/unseal", {"key": match.group(1)})
 
     def pause(self):
         """The server process stops answering (SIGSTOP), keeping its in-memory state."""
@@ -235,3 +235,93 @@ def server_state(server, key_id) -> dict:
             "min_encryption_version": transit.get("min_encryption_version", 0), "latest": transit["latest_version"],
             "allowed": sorted(role["bound_claims"]["measurement"]), "primary": records["meta"]["primary_version"],
             "lock": (records["lock"] or {}).get("owner") or None, "snapshot": records["snapshot"] or None}
+
+
+# --------------------------------------------------------------------------- fault proxy
+
+class FaultProxy:
+    """Loopback HTTP proxy in front of the server. ``GET /_fault/<mode>?times=N`` (sent by a
+    test or by a rotation hook) switches it: ``down`` closes every connection unanswered, like
+    a stopped server; ``503`` answers the next N requests 503 as a sealed or overloaded
+    server does, without forwarding them; ``up`` clears every fault."""
+
+    def __init__(self, upstream: str):
+        import http.client
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import parse_qs, urlsplit
+
+        self.upstream = upstream.replace("http://", "")
+        self.down = False
+        self.fail_503 = 0
+        self.hits_503 = 0
+        self.lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _forward(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.path.startswith("/_fault/"):
+                    parts = urlsplit(self.path)
+                    proxy.set(parts.path.rsplit("/", 1)[1], int(parse_qs(parts.query).get("times", ["1"])[0]))
+                    return self._reply(200, b"{}")
+                with proxy.lock:
+                    fault = "down" if proxy.down else ("503" if proxy.fail_503 else None)
+                    if fault == "503":
+                        proxy.fail_503 -= 1
+                        proxy.hits_503 += 1
+                if fault == "down":
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return None
+                if fault == "503":
+                    return self._reply(503, b'{"errors":["Vault is sealed"]}')
+                conn = http.client.HTTPConnection(proxy.upstream, timeout=30)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+                conn.request(self.command, self.path, body=body or None, headers=headers)
+                answer = conn.getresponse()
+                return self._reply(answer.status, answer.read(), answer.getheader("Content-Type"))
+
+            def _reply(self, status, data, content_type="application/json"):
+                self.send_response(status)
+                self.send_header("Content-Type", content_type or "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_LIST = do_PATCH = _forward
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def set(self, mode: str, times: int = 1):
+        with self.lock:
+            if mode == "down":
+                self.down = True
+            elif mode == "503":
+                self.fail_503 = times
+            else:
+                self.down, self.fail_503 = False, 0
+
+    def hook(self, mode: str, times: int = 1) -> str:
+        """A rotation hook command that switches this proxy (run mid-stage by the role)."""
+        return f"{sys.executable} -c \"import urllib.request; urllib.request.urlopen('{self.url}/_fault/{mode}?times={times}').read()\""
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def proxy(bao):
+    fault_proxy = FaultProxy(bao.url)
+    yield fault_proxy
+    fault_proxy.close()
