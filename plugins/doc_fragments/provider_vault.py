@@ -25,7 +25,7 @@ options:
     type: str
   auth_method:
     description:
-      - How the collection logs in to Vault.
+      - How the collection logs in to Vault. If not set, E(ANSIBLE_HASHI_VAULT_AUTH_METHOD) is used (as community.hashi_vault does).
     type: str
     choices: [token, approle]
     default: token
