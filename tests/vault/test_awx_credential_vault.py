@@ -7,11 +7,9 @@ module the environment it needs to reach the real server, with a token or with A
 
 from __future__ import annotations
 
-import urllib.error
-
 import yaml
 from jinja2.sandbox import ImmutableSandboxedEnvironment
-from vault_support import M_CURRENT, REPO, new_key_id, run_module, trust_of
+from vault_support import M_CURRENT, REPO, approle_with_documented_policy, new_key_id, run_module, trust_of
 
 CREDENTIAL_TYPE = REPO / "playbooks" / "vars" / "awx_vault_credential_type.yml"
 
@@ -50,15 +48,7 @@ def test_token_credential_reaches_the_server(bao, fleet, provider, tmp_path):
 
 
 def test_approle_credential_reaches_the_server(bao, fleet, provider, tmp_path):
-    policy = (REPO / "docs" / "providers" / "vault-policy.hcl").read_text()
-    bao.api("POST", "sys/policies/acl/tee-kms-rotation", {"policy": policy})
-    try:
-        bao.api("POST", "sys/auth/approle", {"type": "approle"})
-    except urllib.error.HTTPError as exc:  # already enabled by an earlier test of this session
-        assert exc.code == 400
-    bao.api("POST", "auth/approle/role/awx", {"token_policies": ["tee-kms-rotation"]})
-    role_id = bao.api("GET", "auth/approle/role/awx/role-id")["data"]["role_id"]
-    secret_id = bao.api("POST", "auth/approle/role/awx/secret-id")["data"]["secret_id"]
+    role_id, secret_id = approle_with_documented_policy(bao, "awx")
     key_id = new_key_id()
     provider.create_key(key_id, [M_CURRENT], "sha384", trust_of(fleet))
     env = render({"url": bao.url, "auth_method": "approle", "role_id": role_id, "secret_id": secret_id})

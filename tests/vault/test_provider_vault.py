@@ -13,7 +13,7 @@ import sys
 import urllib.error
 
 import pytest
-from vault_support import M_CURRENT, M_NEW, M_PROBE, TARGET, build, new_key_id, server_state, trust_of
+from vault_support import M_CURRENT, M_NEW, M_PROBE, TARGET, approle_with_documented_policy, build, new_key_id, server_state, trust_of
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import (
     AccessDeniedError,
@@ -261,15 +261,7 @@ def test_missing_hvac_is_reported(bao, monkeypatch):
 
 def test_approle_login_with_the_documented_policy(bao, fleet):
     """The policy docs/providers/vault.md gives the collection is enough for a whole rotation."""
-    policy = open(__file__.replace("tests/vault/test_provider_vault.py", "docs/providers/vault-policy.hcl")).read()
-    bao.api("POST", "sys/policies/acl/tee-kms-rotation", {"policy": policy})
-    try:
-        bao.api("POST", "sys/auth/approle", {"type": "approle"})
-    except urllib.error.HTTPError as exc:  # already enabled by an earlier test of this session
-        assert exc.code == 400
-    bao.api("POST", "auth/approle/role/rotation", {"token_policies": ["tee-kms-rotation"]})
-    role_id = bao.api("GET", "auth/approle/role/rotation/role-id")["data"]["role_id"]
-    secret_id = bao.api("POST", "auth/approle/role/rotation/secret-id")["data"]["secret_id"]
+    role_id, secret_id = approle_with_documented_policy(bao, "rotation")
     provider = build(bao, token=None, auth_method="approle", role_id=role_id, secret_id=secret_id)
     name = new_key_id()
     provider.create_key(name, [M_CURRENT], "sha384", trust_of(fleet))

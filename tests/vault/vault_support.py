@@ -199,6 +199,16 @@ def key_id(provider, fleet):
     return name
 
 
+def approle_with_documented_policy(server, role: str) -> tuple:
+    """An AppRole whose tokens carry exactly docs/providers/vault-policy.hcl: (role_id, secret_id)."""
+    server.api("POST", "sys/policies/acl/tee-kms-rotation", {"policy": (REPO / "docs" / "providers" / "vault-policy.hcl").read_text()})
+    if "approle/" not in server.api("GET", "sys/auth")["data"]:
+        server.api("POST", "sys/auth/approle", {"type": "approle"})
+    server.api("POST", f"auth/approle/role/{role}", {"token_policies": ["tee-kms-rotation"]})
+    role_id = server.api("GET", f"auth/approle/role/{role}/role-id")["data"]["role_id"]
+    return role_id, server.api("POST", f"auth/approle/role/{role}/secret-id")["data"]["secret_id"]
+
+
 def run_module(name: str, args: dict, server, check=False, diff=False, env=None, tmp_dir=None):
     """Run plugins/modules/<name>.py as its own process, as Ansible does on the target; the
     connection comes from VAULT_ADDR/VAULT_TOKEN (the options' environment fallbacks)."""
