@@ -13,7 +13,7 @@ from __future__ import annotations
 import shlex
 
 import pytest
-from test_workflow_vault import Canaries, inventory, rotate, summary  # noqa: F401  (inventory is a fixture)
+from test_workflow_vault import Canaries, rotate, summary
 from vault_support import M_CURRENT, REPO, TARGET, bao_binary, new_key_id, server_state, trust_of
 
 pytestmark = pytest.mark.slow

@@ -45,8 +45,8 @@ def test_staged_version_is_not_used_until_promoted_and_rollback_keeps_every_vers
     assert provider.describe_key(key_id)["primary_version"] == 1
     assert provider.encrypt(key_id, b"still one", CONTEXT).startswith("vault:v1:")
     # What a client that ignores the record would get: Transit's latest (the documented hazard).
-    raw = bao.api("POST", f"transit/encrypt/{key_id}", {"plaintext": base64.b64encode(b"x").decode(),
-                                                           "context": provider._context(CONTEXT)})
+    raw = bao.api("POST", f"transit/encrypt/{key_id}",
+                  {"plaintext": base64.b64encode(b"x").decode(), "context": provider._context(CONTEXT)})
     assert raw["data"]["ciphertext"].startswith("vault:v2:")
 
     provider.set_allowed_measurements(key_id, TARGET)

@@ -14,21 +14,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from vault_support import M_CURRENT, M_NEW, M_PROBE, REPO, TARGET, new_key_id, server_state, trust_of, vault_env
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.probes import evidence_from
-
-
-@pytest.fixture(scope="module")
-def inventory(fleet, tmp_path_factory):
-    path = tmp_path_factory.mktemp("inv") / "hosts.json"
-    path.write_text(json.dumps({"all": {
-        "hosts": {"localhost": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}},
-        "children": {"enclaves": {"hosts": {"enclave-1": {"enclave_url": fleet.urls["enclave-1"]},
-                                            "enclave-2": {"enclave_url": fleet.urls["enclave-2"]}}},
-                     "probe_enclaves": {"hosts": {"probe-1": {"enclave_url": fleet.urls["probe-1"]}}}}}}))
-    return str(path)
 
 
 def rotate(bao, inventory, fleet, tmp_path, key_id, *extra, env=None):

@@ -162,6 +162,18 @@ def bao(tmp_path_factory, fleet):
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def inventory(fleet, tmp_path_factory):
+    """The rotation's inventory: two allowed enclaves and a probe enclave outside the allow-list."""
+    path = tmp_path_factory.mktemp("inv") / "hosts.json"
+    path.write_text(json.dumps({"all": {
+        "hosts": {"localhost": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}},
+        "children": {"enclaves": {"hosts": {"enclave-1": {"enclave_url": fleet.urls["enclave-1"]},
+                                            "enclave-2": {"enclave_url": fleet.urls["enclave-2"]}}},
+                     "probe_enclaves": {"hosts": {"probe-1": {"enclave_url": fleet.urls["probe-1"]}}}}}}))
+    return str(path)
+
+
 def vault_env(server, extra=None) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_", "ANSIBLE_", "ALFRED_"))}
     env.update({"VAULT_ADDR": server.url, "VAULT_TOKEN": server.root_token, "PYTHONPATH": str(COLLECTIONS),
