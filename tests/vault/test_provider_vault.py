@@ -236,6 +236,17 @@ def test_create_refusals_write_nothing(provider, fleet, bao):
     assert server_state(bao, name)["allowed"] == [M_CURRENT]
 
 
+def test_environment_is_recorded_once(provider, key_id, fleet):
+    assert provider.describe_key(key_id)["env"] is None
+    provider.record_env(key_id, "staging")
+    provider.record_env(key_id, "staging")
+    with pytest.raises(ConflictError, match="it already belongs to env 'staging'"):
+        provider.record_env(key_id, "production")
+    bound = new_key_id()
+    provider.create_key(bound, [M_CURRENT], "sha384", trust_of(fleet), env="production")
+    assert provider.describe_key(bound)["env"] == "production"
+
+
 def test_a_transit_key_without_a_primary_record_is_not_managed(provider, bao):
     name = new_key_id()
     bao.api("POST", f"transit/keys/{name}", {"type": "aes256-gcm96"})

@@ -194,6 +194,7 @@ class VaultKmsProvider(KmsProvider):
         state = {
             "key_id": key_id,
             "description": meta.get("description") or "",
+            "env": meta.get("env"),
             "created_at": versions[0]["created_at"] if versions else None,
             "measurement_format": meta.get("measurement_format") or "sha384",
             "primary_version": int(meta["primary_version"]),
@@ -239,7 +240,7 @@ class VaultKmsProvider(KmsProvider):
         text = f'path "{self.transit}/decrypt/{key_id}" {{\n  capabilities = ["update"]\n}}\n'
         self._request("post", f"sys/policies/acl/{self._names(key_id)['policy']}", action, obj, {"policy": text})
 
-    def create_key(self, key_id, allowed_measurements, measurement_format="sha384", attestation_trust=None, description=None):
+    def create_key(self, key_id, allowed_measurements, measurement_format="sha384", attestation_trust=None, description=None, env=None):
         action = "create"
         check_name(key_id, action)
         obj = f"key '{key_id}'"
@@ -250,7 +251,7 @@ class VaultKmsProvider(KmsProvider):
         if self._transit_key(key_id, action, obj) is not None:
             raise ConflictError(action, obj, f"a Transit key of that name already exists on mount {self.transit}")
         meta = {"primary_version": 1, "measurement_format": measurement_format, "attestation_trust": trust,
-                "description": description or "", "created_at": _now()}
+                "description": description or "", "created_at": _now(), "env": env}
         version, dummy = self._kv_get(key_id, "meta", action, obj)
         # A create that died before making the Transit key left its record: finish that one.
         self._kv_put(key_id, "meta", meta, version, action, obj)
@@ -259,6 +260,15 @@ class VaultKmsProvider(KmsProvider):
         # The Transit key last: until it exists the key reads as absent and a re-run repeats all.
         self._request("post", f"{self.transit}/keys/{key_id}", action, obj, {"type": "aes256-gcm96", "derived": True})
         return self.describe_key(key_id)
+
+    def record_env(self, key_id, env):
+        """Bind a key created without an environment to ``env``; a recorded one never changes."""
+        action = "record the environment of"
+        state, internal = self._load(key_id, action)
+        if state["env"] not in (None, env):
+            raise ConflictError(action, f"key '{key_id}'", f"it already belongs to env '{state['env']}'")
+        if state["env"] is None:
+            self._kv_put(key_id, "meta", dict(internal["meta"], env=env), internal["meta_version"], action, f"key '{key_id}'")
 
     def set_attestation_trust(self, key_id, attestation_trust):
         action = "update attestation trust of"
