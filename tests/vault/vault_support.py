@@ -164,12 +164,13 @@ def bao(tmp_path_factory, fleet):
 
 @pytest.fixture(scope="session")
 def inventory(fleet, tmp_path_factory):
-    """The rotation's inventory: two allowed enclaves and a probe enclave outside the allow-list."""
+    """The rotation's inventory: the live enclave (current image) and a probe enclave outside the
+    allow-list. No live enclave runs the new image, so a rollback (which never locks out a live
+    enclave) lands exactly on the snapshot's allow-list."""
     path = tmp_path_factory.mktemp("inv") / "hosts.json"
     path.write_text(json.dumps({"all": {
         "hosts": {"localhost": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}},
-        "children": {"enclaves": {"hosts": {"enclave-1": {"enclave_url": fleet.urls["enclave-1"]},
-                                            "enclave-2": {"enclave_url": fleet.urls["enclave-2"]}}},
+        "children": {"enclaves": {"hosts": {"enclave-1": {"enclave_url": fleet.urls["enclave-1"]}}},
                      "probe_enclaves": {"hosts": {"probe-1": {"enclave_url": fleet.urls["probe-1"]}}}}}}))
     return str(path)
 
