@@ -13,7 +13,6 @@ import json
 import os
 import re
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -113,18 +112,10 @@ class BaoServer:
         assert match, f"no unseal key in {self.log}"
         self.api("POST", "sys/unseal", {"key": match.group(1)})
 
-    def pause(self):
-        """The server process stops answering (SIGSTOP), keeping its in-memory state."""
-        self.proc.send_signal(signal.SIGSTOP)
-
-    def resume(self):
-        self.proc.send_signal(signal.SIGCONT)
-
     def stop(self):
         if self.proc is None:
             return
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGCONT)
             self.proc.terminate()
             try:
                 self.proc.wait(10)
