@@ -17,8 +17,9 @@ options:
       - Which KMS holds the key.
       - V(local) is the embedded software KMS kept in one file (O(store_path)).
       - V(aws) is AWS KMS; O(key_id) is then an alias (C(alias/...)) and every version is its own KMS key.
+      - V(vault) is HashiCorp Vault or OpenBao Transit; O(key_id) is then the Transit key name and versions are Transit key versions.
     type: str
-    choices: [local, aws]
+    choices: [local, aws, vault]
     default: local
   key_id:
     description:

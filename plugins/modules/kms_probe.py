@@ -36,6 +36,7 @@ extends_documentation_fragment:
   - alfred.tee_kms.provider
   - alfred.tee_kms.provider_local
   - alfred.tee_kms.provider_aws
+  - alfred.tee_kms.provider_vault
   - alfred.tee_kms.attributes.info
 options:
   probe:

@@ -22,6 +22,7 @@ extends_documentation_fragment:
   - alfred.tee_kms.provider
   - alfred.tee_kms.provider_local
   - alfred.tee_kms.provider_aws
+  - alfred.tee_kms.provider_vault
   - alfred.tee_kms.measurements
   - alfred.tee_kms.attributes
 options:

@@ -33,7 +33,7 @@ Environment:
   ALFRED_ROTATION_PREFLIGHT_CMD, ALFRED_ROTATION_STAGE_CMD, ALFRED_ROTATION_VALIDATE_CMD,
   ALFRED_ROTATION_ROLLBACK_CMD (hook commands, run by the playbook; their text is a secret)
   ALFRED_ROTATION_API_HEALTHCHECK_URL, ALFRED_ROTATION_ENCLAVE_HEALTHCHECK_URL
-  ALFRED_ENV (when set, must equal --env), ALFRED_KMS_PROVIDER (local|aws|command, default local),
+  ALFRED_ENV (when set, must equal --env), ALFRED_KMS_PROVIDER (local|aws|vault|command, default local),
   ALFRED_TEE_KMS_STORE (store file of the local provider)
 
 Exit status: 0 success, 1 invalid input, otherwise ansible-playbook's status (2 = a task failed,
@@ -143,8 +143,8 @@ if [[ -n ${ALFRED_ENV:-} && ${ALFRED_ENV} != "$env_name" ]]; then
 fi
 provider=${ALFRED_KMS_PROVIDER:-local}
 case $provider in
-  local | aws | command) ;;
-  *) die "invalid ALFRED_KMS_PROVIDER '$provider' (expected local, aws or command)" ;;
+  local | aws | vault | command) ;;
+  *) die "invalid ALFRED_KMS_PROVIDER '$provider' (expected local, aws, vault or command)" ;;
 esac
 
 # The repository (collection) root is two levels above this script (symlinks resolved),

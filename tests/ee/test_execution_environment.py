@@ -30,7 +30,7 @@ from packaging.requirements import Requirement
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 SCRIPT = REPO / "tools" / "ee" / "build_context.sh"
-DEPENDENCIES = {"cryptography", "cbor2", "requests", "boto3"}
+DEPENDENCIES = {"cryptography", "cbor2", "requests", "boto3", "hvac"}
 
 
 def pins(path: Path) -> dict[str, str]:

@@ -78,9 +78,9 @@ def test_alfred_env_must_match_env():
 
 
 def test_unknown_provider_is_refused():
-    result = run_script("all", "--env", "staging", env=clean_env(ALFRED_KMS_PROVIDER="vault"))
+    result = run_script("all", "--env", "staging", env=clean_env(ALFRED_KMS_PROVIDER="gcp"))
     assert result.returncode == 1
-    assert "invalid ALFRED_KMS_PROVIDER 'vault'" in result.stderr
+    assert "invalid ALFRED_KMS_PROVIDER 'gcp' (expected local, aws, vault or command)" in result.stderr
 
 
 @pytest.mark.parametrize("flag", ["-h", "--help"])

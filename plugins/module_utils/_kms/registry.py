@@ -20,11 +20,13 @@ from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors impo
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.aws import AwsKmsProvider
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.base import KmsProvider
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.local import LocalKmsProvider
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.vault import VaultKmsProvider
 
 # One line per provider; the first one is the default.
 PROVIDER_CLASSES = (
     LocalKmsProvider,
     AwsKmsProvider,
+    VaultKmsProvider,
 )
 
 # Mirrors plugins/doc_fragments/provider.py (the per-provider options: provider_<name>.py).

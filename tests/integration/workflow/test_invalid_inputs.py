@@ -29,8 +29,8 @@ CASES = {
     "bad_env": ({}, [], "prod", INPUTS, "Could not validate input env: 'prod' is not one of staging, production"),
     "bad_action": ({}, ["-e", "action=rotate"], "staging", INPUTS,
                    "Could not validate input action: 'rotate' is not one of preflight, stage, validate, rollback, all"),
-    "bad_provider": ({}, ["-e", "kms_provider=vault"], "staging", INPUTS,
-                     "Could not validate input kms_provider: 'vault' is not one of local, aws, command"),
+    "bad_provider": ({}, ["-e", "kms_provider=gcp"], "staging", INPUTS,
+                     "Could not validate input kms_provider: 'gcp' is not one of local, aws, vault, command"),
     "production_without_confirmation": (
         {"ALFRED_ENV": "production"}, [], "production", INPUTS,
         "Could not run a production rotation: confirm_production=true (--confirm-production) is required"),

@@ -1,0 +1,458 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, Alfred security engineering
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The ``vault`` provider: HashiCorp Vault or OpenBao Transit (the same API).
+
+Private module_utils: the API may change without notice between releases.
+
+Mapping (see docs/providers/vault.md):
+
+- ``key_id`` is the Transit key name; versions are Transit key versions. Transit keys are
+  created ``derived`` so that the caller's encryption context is bound to every ciphertext.
+- Transit encrypts with its latest version unless ``key_version`` is given, so the primary
+  version is an explicit record, ``<kv_mount_point>/tee-kms/<key>/meta`` in KV v2, that
+  encrypting clients read and pass as ``key_version``. A staged version exists in Transit
+  but is never used by this collection until that record names it. Versions are never
+  trimmed or archived: ``min_decryption_version`` and ``min_encryption_version`` are never
+  written, so every version keeps decrypting across rotations and rollbacks.
+- The allow-list is enforced by the server: a JWT auth role ``tee-kms-<key>`` (on
+  ``jwt_mount_point``) whose ``bound_claims`` on the measurement claim are the allowed
+  measurements and whose only policy, ``tee-kms-<key>-decrypt``, allows decrypt on this key.
+  An enclave logs in with its attestation token and decrypts with the one-use token it
+  gets; an enclave outside the allow-list is refused by the server at login. The provider
+  never decrypts with the operator's token.
+- Rotation lock and rollback snapshot are KV v2 records next to the primary record, written
+  with check-and-set, so two runs can never both take the lock: the server refuses the
+  second write.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import json
+import re
+
+from ansible.module_utils.basic import env_fallback
+
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.common import decode_document
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.trust import DEFAULTS as trust_defaults
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.trust import normalize_trust
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common import deps
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import (
+    AccessDeniedError,
+    ConflictError,
+    InputError,
+    LockHeldError,
+    NotFoundError,
+    ProviderError,
+    TeeKmsError,
+)
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms import rules
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.base import KmsProvider
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.vault_client import AUTH_METHODS, VaultSession, check_options
+
+MAX_PLAINTEXT = 4096
+RECORDS = "tee-kms"
+# Transit key names are one path segment of word characters, dots and dashes.
+_NAME = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,126}[A-Za-z0-9_])?$")
+_CIPHERTEXT = re.compile(r"^vault:v([1-9][0-9]{0,8}):[A-Za-z0-9+/=]+$")
+# The attested caller's token decrypts once and lives one minute.
+LOGIN_TOKEN_TTL = "60s"
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _iso(value) -> str | None:
+    """Transit's version times (Unix seconds, or RFC 3339 for asymmetric keys) as the contract's UTC seconds."""
+    if not value:
+        return None
+    if isinstance(value, int):
+        return datetime.datetime.fromtimestamp(value, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    text = re.sub(r"\.[0-9]+", "", str(value)).replace("Z", "+00:00")
+    try:
+        parsed = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        return str(value)
+    return parsed.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def check_name(key_id, action: str) -> str:
+    rules.check_key_id(key_id, action)
+    if not _NAME.match(key_id):
+        raise InputError(action, f"key '{key_id}'", "with provider vault, key_id is a Transit key name: 1-128 letters, digits, "
+                         "_, . and -, starting and ending with a letter, digit or _")
+    return key_id
+
+
+def bound_claim(trust: dict) -> str:
+    """The JWT auth role's bound_claims key: Vault reads a dotted claim path as a JSON pointer."""
+    claim = (trust or {}).get("measurement_claim") or trust_defaults["measurement_claim"]
+    return "/" + claim.replace(".", "/") if "." in claim else claim
+
+
+class VaultKmsProvider(KmsProvider):
+    name = "vault"
+    label = "the vault KMS provider"
+    # Connection options are named as community.hashi_vault names them, so that existing
+    # module_defaults and credentials carry over; validate_certs is taken by the aws provider
+    # (the registry gives every option one owner), hence vault_validate_certs.
+    argument_spec = dict(
+        url=dict(type="str", fallback=(env_fallback, ["VAULT_ADDR", "BAO_ADDR"])),
+        token=dict(type="str", no_log=True, fallback=(env_fallback, ["VAULT_TOKEN", "BAO_TOKEN"])),
+        namespace=dict(type="str", fallback=(env_fallback, ["VAULT_NAMESPACE", "BAO_NAMESPACE"])),
+        auth_method=dict(type="str", default="token", choices=list(AUTH_METHODS),
+                         fallback=(env_fallback, ["ANSIBLE_HASHI_VAULT_AUTH_METHOD"])),
+        role_id=dict(type="str", no_log=False, fallback=(env_fallback, ["VAULT_ROLE_ID", "BAO_ROLE_ID"])),
+        secret_id=dict(type="str", no_log=True, fallback=(env_fallback, ["VAULT_SECRET_ID", "BAO_SECRET_ID"])),
+        approle_mount_point=dict(type="str", default="approle"),
+        ca_cert=dict(type="path", aliases=["cacert"], fallback=(env_fallback, ["VAULT_CACERT", "BAO_CACERT"])),
+        vault_validate_certs=dict(type="bool", default=True),
+        mount_point=dict(type="str", default="transit"),
+        kv_mount_point=dict(type="str", default="secret"),
+        jwt_mount_point=dict(type="str", default="jwt"),
+    )
+    requirements = (deps.HVAC,)
+
+    @classmethod
+    def validate_options(cls, options):
+        check_options(options)
+
+    @classmethod
+    def from_options(cls, options):
+        return cls(VaultSession(options))
+
+    def __init__(self, session: VaultSession):
+        self.vault = session
+        self.transit = (session.options.get("mount_point") or "transit").strip("/")
+        self.kv = (session.options.get("kv_mount_point") or "secret").strip("/")
+        self.jwt = (session.options.get("jwt_mount_point") or "jwt").strip("/")
+
+    # --- low level -------------------------------------------------------------------
+    def _request(self, method, path, action, obj, payload=None, client=None, retry=True):
+        client = client or self.vault.client()
+        call = getattr(client.adapter, method)
+        answer = self.vault.call(lambda: call(f"/v1/{path}", json=payload) if payload is not None else call(f"/v1/{path}"),
+                                 action, obj, retry=retry)
+        return answer if isinstance(answer, dict) else {}
+
+    def _read(self, path, action, obj):
+        """The ``data`` of a read, or None when the server has nothing there."""
+        try:
+            return self._request("get", path, action, obj).get("data")
+        except NotFoundError:
+            return None
+
+    @staticmethod
+    def _names(key_id) -> dict:
+        return {"policy": f"tee-kms-{key_id}-decrypt", "role": f"tee-kms-{key_id}"}
+
+    def _record_path(self, key_id, name) -> str:
+        return f"{self.kv}/data/{RECORDS}/{key_id}/{name}"
+
+    def _kv_get(self, key_id, name, action, obj):
+        """(version, data) of a KV v2 record; (0, None) when it was never written."""
+        found = self._read(self._record_path(key_id, name), action, obj)
+        if not found:
+            return 0, None
+        return int(found["metadata"]["version"]), found.get("data") or {}
+
+    def _kv_put(self, key_id, name, data, cas, action, obj):
+        """Write a record only if it is still at version ``cas`` (0: only if it does not exist)."""
+        self._request("post", self._record_path(key_id, name), action, obj, {"options": {"cas": cas}, "data": data}, retry=False)
+
+    def _transit_key(self, key_id, action, obj):
+        return self._read(f"{self.transit}/keys/{key_id}", action, obj)
+
+    # --- reads -----------------------------------------------------------------------
+    def _load(self, key_id, action):
+        check_name(key_id, action)
+        obj = f"key '{key_id}'"
+        transit = self._transit_key(key_id, action, obj)
+        if transit is None:
+            raise NotFoundError(action, obj, f"no Transit key of that name exists on mount {self.transit} of {self.vault.where()}")
+        meta_version, meta = self._kv_get(key_id, "meta", action, obj)
+        if not meta or not meta.get("primary_version"):
+            raise ProviderError(action, obj, f"it has no primary-version record at {self.kv}/{RECORDS}/{key_id}/meta; Transit keys not "
+                                "created by alfred.tee_kms cannot be managed (their primary would be whatever Transit encrypts with)")
+        floor = int(transit.get("min_decryption_version") or 1)
+        versions = [{"version": int(n), "state": "enabled" if int(n) >= floor else "disabled", "created_at": _iso(created)}
+                    for n, created in (transit.get("keys") or {}).items()]
+        versions.sort(key=lambda v: v["version"])
+        role = self._read(f"auth/{self.jwt}/role/{self._names(key_id)['role']}", action, obj) or {}
+        claim = bound_claim(meta.get("attestation_trust"))
+        allowed = (role.get("bound_claims") or {}).get(claim) or []
+        lock_version, lock = self._kv_get(key_id, "lock", action, obj)
+        snapshot_version, snapshot = self._kv_get(key_id, "snapshot", action, obj)
+        state = {
+            "key_id": key_id,
+            "description": meta.get("description") or "",
+            "env": meta.get("env"),
+            "created_at": versions[0]["created_at"] if versions else None,
+            "measurement_format": meta.get("measurement_format") or "sha384",
+            "primary_version": int(meta["primary_version"]),
+            "versions": versions,
+            "allowed_measurements": sorted(allowed) if isinstance(allowed, list) else [allowed],
+            "attestation_trust": meta.get("attestation_trust") or {},
+            "lock": lock if lock and lock.get("owner") else None,
+            "snapshot": snapshot or None,
+            "pending_deletion_at": None,
+        }
+        internal = {"meta_version": meta_version, "meta": meta, "lock_version": lock_version,
+                    "snapshot_version": snapshot_version, "transit": transit, "role": role}
+        return state, internal
+
+    def describe_key(self, key_id):
+        return self._load(key_id, "read")[0]
+
+    # --- key lifecycle ---------------------------------------------------------------
+    def _audience(self, trust, action, obj) -> str:
+        audience = (trust or {}).get("audience")
+        if not audience:
+            raise InputError(action, obj, "with provider vault, attestation_trust.audience is required: the JWT auth role binds the "
+                             "token audience, and a role without one would refuse every attestation token that carries one")
+        return audience
+
+    def _write_role(self, key_id, measurements, trust, action, obj):
+        names = self._names(key_id)
+        self._request("post", f"auth/{self.jwt}/role/{names['role']}", action, obj, {
+            "role_type": "jwt",
+            "user_claim": "sub",
+            "bound_audiences": [self._audience(trust, action, obj)],
+            "bound_claims_type": "string",
+            "bound_claims": {bound_claim(trust): sorted(measurements)},
+            "token_policies": [names["policy"]],
+            "token_no_default_policy": True,
+            "token_ttl": LOGIN_TOKEN_TTL,
+            "token_max_ttl": LOGIN_TOKEN_TTL,
+            "token_num_uses": 1,
+        })
+
+    def _write_policy(self, key_id, action, obj):
+        # Decrypt on this key only: no encrypt, no key reads, nothing under the records.
+        text = f'path "{self.transit}/decrypt/{key_id}" {{\n  capabilities = ["update"]\n}}\n'
+        self._request("post", f"sys/policies/acl/{self._names(key_id)['policy']}", action, obj, {"policy": text})
+
+    def create_key(self, key_id, allowed_measurements, measurement_format="sha384", attestation_trust=None, description=None, env=None):
+        action = "create"
+        check_name(key_id, action)
+        obj = f"key '{key_id}'"
+        if not allowed_measurements:
+            raise InputError(action, obj, "allowed_measurements must not be empty: an empty allow-list locks every enclave out")
+        trust = normalize_trust(attestation_trust)
+        self._audience(trust, action, obj)
+        if self._transit_key(key_id, action, obj) is not None:
+            raise ConflictError(action, obj, f"a Transit key of that name already exists on mount {self.transit}")
+        meta = {"primary_version": 1, "measurement_format": measurement_format, "attestation_trust": trust,
+                "description": description or "", "created_at": _now(), "env": env}
+        version, dummy = self._kv_get(key_id, "meta", action, obj)
+        # A create that died before making the Transit key left its record: finish that one.
+        self._kv_put(key_id, "meta", meta, version, action, obj)
+        self._write_policy(key_id, action, obj)
+        self._write_role(key_id, allowed_measurements, trust, action, obj)
+        # The Transit key last: until it exists the key reads as absent and a re-run repeats all.
+        self._request("post", f"{self.transit}/keys/{key_id}", action, obj, {"type": "aes256-gcm96", "derived": True})
+        return self.describe_key(key_id)
+
+    def record_env(self, key_id, env):
+        """Bind a key created without an environment to ``env``; a recorded one never changes."""
+        action = "record the environment of"
+        state, internal = self._load(key_id, action)
+        if state["env"] not in (None, env):
+            raise ConflictError(action, f"key '{key_id}'", f"it already belongs to env '{state['env']}'")
+        if state["env"] is None:
+            self._kv_put(key_id, "meta", dict(internal["meta"], env=env), internal["meta_version"], action, f"key '{key_id}'")
+
+    def set_attestation_trust(self, key_id, attestation_trust):
+        action = "update attestation trust of"
+        obj = f"key '{key_id}'"
+        trust = normalize_trust(attestation_trust)
+        state, internal = self._load(key_id, action)
+        self._write_role(key_id, state["allowed_measurements"], trust, action, obj)
+        self._kv_put(key_id, "meta", dict(internal["meta"], attestation_trust=trust), internal["meta_version"], action, obj)
+
+    def schedule_key_deletion(self, key_id, pending_days):
+        raise InputError("schedule deletion of", f"key '{key_id}'", "provider vault cannot schedule a deletion: Transit deletes a key "
+                         "at once and for good; re-encrypt the data, then delete the key in Vault with deletion_allowed")
+
+    # --- versions --------------------------------------------------------------------
+    def create_version(self, key_id, version):
+        action = "create a version of"
+        obj = f"key '{key_id}'"
+        state, internal = self._load(key_id, action)
+        rules.check_next_version(state, version)
+        # Not retried: a rotate that reached the server before a 503 would make two versions.
+        self._request("post", f"{self.transit}/keys/{key_id}/rotate", action, obj, {}, retry=False)
+        latest = int((self._transit_key(key_id, action, obj) or {}).get("latest_version") or 0)
+        if latest != version:
+            raise ConflictError(action, f"version {version} of key '{key_id}'",
+                                f"Transit now has {latest} versions: another writer rotated the key at the same time")
+
+    def set_primary(self, key_id, version):
+        action = "promote a version of"
+        state, internal = self._load(key_id, action)
+        rules.check_promote(state, version)
+        if state["primary_version"] != version:
+            self._kv_put(key_id, "meta", dict(internal["meta"], primary_version=version), internal["meta_version"], action, f"key '{key_id}'")
+
+    def set_version_state(self, key_id, version, target, pending_days=None):
+        obj = f"version {version} of key '{key_id}'"
+        if target not in rules.VERSION_STATES:
+            raise InputError("change", obj, f"unknown state '{target}'")
+        state, dummy = self._load(key_id, "change the state of a version of")
+        entry = rules.find_version(state, version, "change")
+        if entry["state"] == target:
+            return
+        raise InputError("change the state of", obj, f"provider vault cannot make a version {target}: Transit can only trim versions "
+                         "below min_decryption_version, which would leave every ciphertext under them undecryptable")
+
+    # --- attestation policy ----------------------------------------------------------
+    def set_allowed_measurements(self, key_id, measurements):
+        action = "update the allow-list of"
+        obj = f"key '{key_id}'"
+        if not measurements:
+            raise InputError(action, obj, "an empty allow-list would lock every enclave out")
+        state, dummy = self._load(key_id, action)
+        self._write_role(key_id, measurements, state["attestation_trust"], action, obj)
+
+    def restore(self, key_id, primary_version, allowed_measurements):
+        action = "restore"
+        obj = f"key '{key_id}'"
+        if not allowed_measurements:
+            raise InputError(action, obj, "the snapshot's allow-list is empty")
+        state, internal = self._load(key_id, action)
+        rules.check_promote(state, primary_version)
+        # The allow-list first (revokes a rejected image before traffic moves back), the primary
+        # record last: an interrupted restore reads as "not restored" and a re-run repeats it.
+        if sorted(allowed_measurements) != state["allowed_measurements"]:
+            self._write_role(key_id, allowed_measurements, state["attestation_trust"], action, obj)
+        if state["primary_version"] != primary_version:
+            self._kv_put(key_id, "meta", dict(internal["meta"], primary_version=primary_version), internal["meta_version"], action, obj)
+
+    def evaluate_policy(self, key_id, measurement) -> bool:
+        """Would the server's JWT role admit a token with this measurement claim?"""
+        state, internal = self._load(key_id, "evaluate the policy of")
+        role = internal["role"]
+        return (measurement in state["allowed_measurements"]
+                and role.get("token_policies") == [self._names(key_id)["policy"]])
+
+    # --- data path -------------------------------------------------------------------
+    @staticmethod
+    def _context(context) -> str:
+        """Transit derives a per-context key: the context is bound to the ciphertext."""
+        return _b64(json.dumps({str(k): str(v) for k, v in (context or {}).items()}, sort_keys=True, separators=(",", ":")).encode("utf-8"))
+
+    def encrypt(self, key_id, plaintext, context, version=None):
+        if not isinstance(plaintext, bytes) or not 0 < len(plaintext) <= MAX_PLAINTEXT:
+            raise InputError("encrypt", f"data under key '{key_id}'", f"plaintext must be 1-{MAX_PLAINTEXT} bytes")
+        state, dummy = self._load(key_id, "encrypt")
+        version = state["primary_version"] if version is None else version
+        entry = rules.find_version(state, version, "encrypt")
+        obj = f"data under version {version} of key '{key_id}'"
+        if entry["state"] != "enabled":
+            raise ConflictError("encrypt", obj, f"version {version} is {entry['state']}")
+        answer = self._request("post", f"{self.transit}/encrypt/{key_id}", "encrypt", obj,
+                               {"plaintext": _b64(plaintext), "context": self._context(context), "key_version": version})
+        return answer["data"]["ciphertext"]
+
+    @staticmethod
+    def parse_ciphertext(ciphertext) -> int:
+        match = _CIPHERTEXT.match(ciphertext) if isinstance(ciphertext, str) else None
+        if not match:
+            raise InputError("decrypt", "ciphertext", "it is not a Transit ciphertext (vault:v<n>:...)")
+        return int(match.group(1))
+
+    def _login(self, key_id, attestation, obj) -> str:
+        """Log in with the enclave's attestation token; the server checks signature, audience,
+        expiry and the measurement against the allow-list. Returns the one-use token."""
+        fmt = attestation.get("format") or "jwt"
+        if fmt != "jwt":
+            raise AccessDeniedError("decrypt", obj, f"provider vault accepts jwt attestation tokens only (got {fmt} evidence): the "
+                                    "server's JWT auth method is what checks them")
+        token = decode_document(attestation["document"]).decode("ascii", "replace").strip()
+        anonymous = self.vault.new_client(token="")
+        try:
+            answer = self._request("post", f"auth/{self.jwt}/login", "decrypt", obj,
+                                   {"role": self._names(key_id)["role"], "jwt": token}, client=anonymous)
+        except TeeKmsError as exc:
+            if isinstance(exc, ProviderError) and ("could not be reached" in exc.cause or "sealed" in exc.cause):
+                raise
+            raise AccessDeniedError("decrypt", obj, f"the server refused the attestation login ({exc.cause})") from None
+        return answer["auth"]["client_token"]
+
+    def decrypt(self, key_id, ciphertext, context, attestation=None):
+        version = self.parse_ciphertext(ciphertext)
+        check_name(key_id, "decrypt")
+        obj = f"a ciphertext under version {version} of key '{key_id}'"
+        # Never the operator's token: an unattested caller asks with no token at all and the
+        # server refuses it; an attested one with the token its evidence earned.
+        token = self._login(key_id, attestation, obj) if attestation and attestation.get("document") else ""
+        caller = self.vault.new_client(token=token)
+        try:
+            answer = self._request("post", f"{self.transit}/decrypt/{key_id}", "decrypt", obj,
+                                   {"ciphertext": ciphertext, "context": self._context(context)}, client=caller, retry=False)
+        except NotFoundError as exc:
+            raise AccessDeniedError("decrypt", obj, exc.cause) from None
+        except ProviderError as exc:
+            if "authentication failed" in exc.cause or "invalid ciphertext" in exc.cause:
+                raise AccessDeniedError("decrypt", obj, "the ciphertext does not authenticate under this encryption context") from None
+            raise
+        return base64.b64decode(answer["data"]["plaintext"])
+
+    # --- rotation coordination -------------------------------------------------------
+    def get_snapshot(self, key_id):
+        return self.describe_key(key_id).get("snapshot")
+
+    def save_snapshot(self, key_id, snapshot):
+        action = "record a snapshot of"
+        state, internal = self._load(key_id, action)
+        self._kv_put(key_id, "snapshot", dict(snapshot) if snapshot else {}, internal["snapshot_version"], action, f"key '{key_id}'")
+
+    def get_lock(self, key_id):
+        return self.describe_key(key_id).get("lock")
+
+    def acquire_lock(self, key_id, owner, ttl_seconds, break_stale=False, takeover_from=None):
+        action = "acquire the rotation lock on"
+        obj = f"key '{key_id}'"
+        rules.check_lock_request(owner, ttl_seconds, obj)
+        state, internal = self._load(key_id, action)
+        now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+        lock = state["lock"]
+        if lock and lock["owner"] != owner:
+            if not (takeover_from and lock["owner"] == takeover_from):
+                error = rules.lock_conflict(key_id, lock, owner, break_stale, now)
+                if error:
+                    raise error
+            lock = None
+        record = {"owner": owner, "acquired_at": lock["acquired_at"] if lock else now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                  "expires_at": (now + datetime.timedelta(seconds=ttl_seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")}
+        try:
+            # Check-and-set on the version read above: the server refuses this write if any
+            # other run wrote the lock since, so at most one run gets it.
+            self._kv_put(key_id, "lock", record, internal["lock_version"], action, obj)
+        except ConflictError:
+            raise LockHeldError(action, obj, "another run acquired it at the same moment; if no other rotation is running, "
+                                "retry with break_stale_lock=true") from None
+        return dict(record)
+
+    def release_lock(self, key_id, owner):
+        action = "release the rotation lock on"
+        obj = f"key '{key_id}'"
+        state, internal = self._load(key_id, action)
+        lock = state["lock"]
+        if not lock:
+            return False
+        if lock["owner"] != owner:
+            raise LockHeldError(action, obj, f"it is held by another owner ('{lock['owner']}')")
+        try:
+            self._kv_put(key_id, "lock", {"owner": ""}, internal["lock_version"], action, obj)
+        except ConflictError:
+            raise LockHeldError(action, obj, "it changed while it was being released; read it again") from None
+        return True

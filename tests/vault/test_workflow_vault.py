@@ -1,0 +1,99 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, Alfred security engineering
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""playbooks/rotate.yml with kms_provider=vault against a real OpenBao server and simulated
+enclaves serving jwt attestation tokens: the check-mode rehearsal, the rotation, an emergency
+rollback in a later run that knows only the key name, and the automatic rollback of a failing
+validate. After each run every canary written so far still decrypts through the enclave login."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from vault_support import M_CURRENT, M_NEW, M_PROBE, REPO, TARGET, new_key_id, server_state, trust_of, vault_env
+
+from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.probes import evidence_from
+
+
+def rotate(bao, inventory, fleet, tmp_path, key_id, *extra, env=None):
+    runbook = {"KMS_KEY_ID": key_id, "KMS_KEY_VERSION": "1", "NEXT_KMS_KEY_VERSION": "2",
+               "KMS_ALLOWED_MEASUREMENTS": ",".join(TARGET)}
+    runbook.update(env or {})
+    trust = json.dumps({"attestation_format": "jwt", "attestation_trust": trust_of(fleet)})
+    cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", inventory, str(REPO / "playbooks" / "rotate.yml"),
+           "-e", "env=staging", "-e", "kms_provider=vault", "-e", trust, "-e", f"evidence_dir={tmp_path / 'evidence'}",
+           "-e", "health_delay=0", *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, env=vault_env(bao, runbook), timeout=600, cwd=str(REPO), check=False)
+
+
+def summary(tmp_path):
+    [bundle] = sorted((tmp_path / "evidence").iterdir(), key=lambda p: p.stat().st_mtime)[-1:]
+    return json.loads((bundle / "summary.json").read_text())
+
+
+class Canaries:
+    """Ciphertexts written under each version as the rotation goes; all must keep decrypting."""
+
+    def __init__(self, provider, key_id, fleet):
+        self.provider, self.key_id, self.fleet, self.sealed = provider, key_id, fleet, []
+
+    def add(self, version):
+        context = {"canary": str(len(self.sealed))}
+        plaintext = f"canary {len(self.sealed)} v{version}".encode()
+        self.sealed.append((self.provider.encrypt(self.key_id, plaintext, context, version=version), context, plaintext))
+
+    def all_decrypt(self):
+        for ciphertext, context, plaintext in self.sealed:
+            evidence = evidence_from(self.fleet.urls["enclave-1"], "jwt", 5.0, "test")
+            assert self.provider.decrypt(self.key_id, ciphertext, context, evidence) == plaintext
+        return True
+
+
+def test_rehearsal_rotation_emergency_rollback_and_automatic_rollback(bao, inventory, fleet, tmp_path, provider):
+    key_id = new_key_id()
+    provider.create_key(key_id, [M_CURRENT], "sha384", trust_of(fleet))
+    canaries = Canaries(provider, key_id, fleet)
+    canaries.add(1)
+    initial = server_state(bao, key_id)
+
+    rehearsal = rotate(bao, inventory, fleet, tmp_path, key_id, "--check", "--diff")
+    assert rehearsal.returncode == 0, rehearsal.stdout[-3000:]
+    assert server_state(bao, key_id) == initial
+    assert '"primary_version": 2' in rehearsal.stdout  # --diff shows the promotion
+    assert summary(tmp_path)["check_mode"] is True
+
+    run = rotate(bao, inventory, fleet, tmp_path, key_id)
+    assert run.returncode == 0, run.stdout[-3000:]
+    rotated = server_state(bao, key_id)
+    assert {k: rotated[k] for k in ("versions", "primary", "allowed", "lock", "min_decryption_version")} == {
+        "versions": [1, 2], "primary": 2, "allowed": TARGET, "lock": None, "min_decryption_version": 1}
+    assert rotated["snapshot"]["status"] == "completed"
+    assert summary(tmp_path)["outcome"] == "success"
+    assert provider.evaluate_policy(key_id, M_NEW) and not provider.evaluate_policy(key_id, M_PROBE)
+    canaries.add(2)
+    assert canaries.all_decrypt()
+
+    # A later, separate run knows only the key: the snapshot kept in KV restores version 1.
+    rollback = rotate(bao, inventory, fleet, tmp_path, key_id, "-e", "action=rollback",
+                      env={"KMS_KEY_VERSION": "", "NEXT_KMS_KEY_VERSION": "", "KMS_ALLOWED_MEASUREMENTS": ""})
+    assert rollback.returncode == 0, rollback.stdout[-3000:]
+    at_snapshot = server_state(bao, key_id)
+    assert {k: at_snapshot[k] for k in ("versions", "primary", "allowed", "lock", "min_decryption_version")} == {
+        "versions": [1, 2], "primary": 1, "allowed": [M_CURRENT], "lock": None, "min_decryption_version": 1}
+    assert at_snapshot["snapshot"]["status"] == "rolled_back"
+    assert canaries.all_decrypt()
+
+    # Rotating again, a failing validate hook rolls back automatically and fails the run.
+    failed = rotate(bao, inventory, fleet, tmp_path, key_id, env={"ALFRED_ROTATION_VALIDATE_CMD": "exit 4"})
+    assert failed.returncode != 0
+    assert "Could not run the validate hook: it exited with code 4" in failed.stdout
+    after = server_state(bao, key_id)
+    assert {k: after[k] for k in ("versions", "primary", "allowed", "lock")} == {
+        "versions": [1, 2], "primary": 1, "allowed": [M_CURRENT], "lock": None}
+    assert summary(tmp_path)["outcome"] == "rolled_back"
+    assert canaries.all_decrypt()
+    assert bao.root_token not in run.stdout + failed.stdout + rollback.stdout
