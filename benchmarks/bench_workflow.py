@@ -8,7 +8,7 @@
 Real ``ansible-playbook playbooks/rotate.yml`` runs (repository ansible.cfg, evidence callback
 on) against the local provider and one enclave simulator process:
 
-- ``all`` and a later ``action=rollback`` with 3 enclaves;
+- ``all`` and a later ``rotation_action=rollback`` with 3 enclaves;
 - ``all`` with 3, 30 and 300 enclaves in the inventory (growth with the fleet);
 - K keys rotated one playbook run per key, K = 1 and 10 measured; K = 50 is extrapolated from
   the per-run times (``--keys 1,10,50`` measures it for real: about 50 x the per-run time);
@@ -96,7 +96,7 @@ class Bench:
     def rotate(self, directory: Path, inventory: Path, store: Path, key_id: str, action: str = "all") -> dict:
         evidence = directory / f"evidence-{key_id.replace('/', '_')}-{action}"
         cmd = [str(BIN / "ansible-playbook"), "-i", str(inventory), str(PLAYBOOK), "-e", "env=staging",
-               "-e", json.dumps({"attestation_trust": self.trust}), "-e", f"evidence_dir={evidence}", "-e", f"action={action}"]
+               "-e", json.dumps({"attestation_trust": self.trust}), "-e", f"evidence_dir={evidence}", "-e", f"rotation_action={action}"]
         started = time.perf_counter()
         proc = subprocess.run(cmd, env=self.env(store, key_id, versions=action != "rollback"), cwd=str(directory),
                               capture_output=True, text=True)

@@ -164,7 +164,7 @@ else
 fi
 
 cmd=("$ansible_playbook" "$repo_root/playbooks/rotate.yml"
-  -e "action=$action" -e "env=$env_name" -e "kms_provider=$provider")
+  -e "rotation_action=$action" -e "env=$env_name" -e "kms_provider=$provider")
 $confirm_production && cmd+=(-e confirm_production=true)
 $show_commands && cmd+=(-e show_commands=true)
 [[ -n $evidence_dir ]] && cmd+=(-e "{\"evidence_dir\": $(json_string "$evidence_dir")}")

@@ -50,7 +50,7 @@ def validate_inputs(p: dict) -> dict:
     if env not in ENVIRONMENTS:
         raise InputError("validate", "input env", f"'{env}' is not one of {', '.join(ENVIRONMENTS)}")
     if action not in ACTIONS:
-        raise InputError("validate", "input action", f"'{action}' is not one of {', '.join(ACTIONS)}")
+        raise InputError("validate", "input rotation_action", f"'{action}' is not one of {', '.join(ACTIONS)}")
     if provider not in PROVIDERS:
         raise InputError("validate", "input kms_provider", f"'{provider}' is not one of {', '.join(PROVIDERS)}")
     if env == "production" and not p["confirm_production"]:
@@ -74,7 +74,7 @@ def validate_inputs(p: dict) -> dict:
                              f"it equals the current version {plan['current_version']}; a rotation needs a new version")
         if native and plan["next_version"] < plan["current_version"]:
             raise InputError("validate", "input next_kms_key_version",
-                             f"{plan['next_version']} is older than the current version {plan['current_version']}; use action=rollback to go back")
+                             f"{plan['next_version']} is older than the current version {plan['current_version']}; use rotation_action=rollback to go back")
         plan["target_measurements"] = normalize_list(p["allowed_measurements"], p["measurement_format"], allow_dev=False,
                                                      action="validate input kms_allowed_measurements with")
         if not plan["target_measurements"]:

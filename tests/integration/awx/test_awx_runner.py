@@ -298,7 +298,7 @@ def job_extravars(fleet, evidence_root: Path, **overrides) -> dict:
         # survey
         "env": "staging", "confirm_production": "false", "show_commands": "false",
         # job template extra_vars
-        "action": "all", "kms_provider": "local", "evidence_dir": str(evidence_root),
+        "rotation_action": "all", "kms_provider": "local", "evidence_dir": str(evidence_root),
         "attestation_trust": {"public_keys": [fleet.trust["alfred_public_keys"][0]]},
         "health_retries": 0, "health_delay": 0,
     }

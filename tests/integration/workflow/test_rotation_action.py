@@ -1,0 +1,67 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, Alfred security engineering
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""rotation_action picks the step without the warning ansible-core prints for a variable named
+`action` (a task keyword); the old `-e action=...` command lines keep working; two different
+values are refused before anything changes."""
+
+from __future__ import annotations
+
+import json
+
+from workflow_support import AT_SNAPSHOT, ROTATED
+
+RESERVED = "Found variable using reserved name 'action'"
+
+
+def bundles(runner) -> list:
+    return sorted(p.name for p in runner.evidence_dir.iterdir() if p.is_dir())
+
+
+def summary(runner, name) -> dict:
+    return json.loads((runner.evidence_dir / name / "summary.json").read_text(encoding="utf-8"))
+
+
+def test_rotation_action_runs_the_step_without_the_reserved_name_warning(key, runner):
+    rotated = runner.run(["-e", "rotation_action=all"])
+    assert rotated.rc == 0, rotated.output
+    assert key.state() == ROTATED
+    rollback = runner.run(["-e", "rotation_action=rollback"], versions=False)
+    assert rollback.rc == 0, rollback.output
+    assert key.state() == AT_SNAPSHOT
+    for result in (rotated, rollback):
+        assert RESERVED not in result.stdout + result.stderr
+        assert "[WARNING]" not in result.stdout + result.stderr, result.output
+    names = bundles(runner)
+    assert [n.split("-")[1] for n in names] == ["all", "rollback"], names
+    assert summary(runner, names[1])["action"] == "rollback"
+
+
+def test_the_deprecated_action_still_works(key, runner):
+    key_before = key.store_bytes()
+    preflight = runner.run(["-e", "action=preflight"])
+    assert preflight.rc == 0, preflight.output
+    assert not preflight.ran("Stage")  # preflight only: the key keeps its primary and allow-list
+    assert key.state()["primary"] == 1 and key.state()["allowed"] == AT_SNAPSHOT["allowed"]
+    # ansible-core itself warns about the old name: the warning is the deprecation notice.
+    assert RESERVED in preflight.stdout + preflight.stderr
+    names = bundles(runner)
+    assert len(names) == 1 and names[0].startswith("staging-preflight-"), names
+    assert summary(runner, names[0])["action"] == "preflight"
+    assert key.store_bytes() != key_before  # preflight records the snapshot with the key
+
+
+def test_two_different_actions_are_refused_before_anything_changes(key, runner):
+    before = key.store_bytes()
+    result = runner.run(["-e", "rotation_action=preflight", "-e", "action=rollback"])
+    assert result.rc == 2, result.output
+    assert result.messages() == [
+        "Could not validate input rotation_action: it is 'preflight' but the deprecated variable action is 'rollback'; "
+        "give only rotation_action."]
+    assert key.store_bytes() == before
+
+
+def test_the_same_value_under_both_names_is_accepted(key, runner):
+    result = runner.run(["-e", "rotation_action=preflight", "-e", "action=preflight", "--check"])
+    assert result.rc == 0, result.output
