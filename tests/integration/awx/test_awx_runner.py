@@ -346,6 +346,7 @@ def test_rotate_job_like_awx_then_failing_validate_rolls_back(awx_job, key_store
     assert job.runner.status == "successful" and job.runner.rc == 0, job.stdout[-6000:]
     assert job.runner.config.env.get("ANSIBLE_STDOUT_CALLBACK") == "awx_display"
     assert "ANSIBLE_CONFIG" not in job.runner.config.env  # the project's own ansible.cfg, from the cwd
+    assert "reserved name" not in job.stdout  # rotation_action, not the task keyword action
     assert key_state(key_store) == {"primary": 2, "versions": {1: "enabled", 2: "enabled"},
                                     "allowed": sorted([M_CURRENT, M_NEW]), "lock": None, "snapshot_status": "completed"}
     assert marker.read_text().split("\n")[:3] == [f"preflight all {KEY_ID}", f"stage all {KEY_ID}", f"validate all {KEY_ID}"]
