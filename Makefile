@@ -11,7 +11,7 @@ COLLECTION_LINK := .collections/ansible_collections/alfred/tee_kms
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(BIN):$(PATH)
 
-.PHONY: all setup demo test pytest leg-venvs unit lint docs sanity molecule oldest newest bench clean
+.PHONY: all setup demo build test pytest leg-venvs unit lint docs sanity molecule oldest newest bench clean
 
 all: test
 
@@ -28,6 +28,11 @@ setup: $(VENV)/.installed $(COLLECTION_LINK)
 
 demo: setup
 	$(BIN)/python tools/demo/run_demo.py $(if $(ARGS),--ansible-args "$(ARGS)")
+
+# The collection tarball as released (build_ignore applied, changelog generated) in dist/;
+# install it with: ansible-galaxy collection install dist/alfred-tee_kms-<version>.tar.gz
+build: setup
+	tools/build_collection.sh dist $(VENV)
 
 # First a guard: the suites are collected twice and must give the same test ids (xdist workers
 # refuse to run otherwise). Then one pytest run for every Python-driven suite (one summary
@@ -85,4 +90,4 @@ bench: setup
 	$(BIN)/python benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) .venv-oldest .venv-newest .collections .cache artifacts tests/output benchmarks/results
+	rm -rf $(VENV) .venv-oldest .venv-newest .collections .cache artifacts dist tests/output benchmarks/results
