@@ -41,7 +41,7 @@ build: setup
 # fails (-k; each works on its own copy, venv or ports). pytest uses two workers, each test file on one worker (module-scoped simulators
 # and KMS servers): most of its time is spent waiting on ansible-playbook and server
 # subprocesses. Each phase prints its wall time; -O keeps each job's output together.
-PYTEST_SUITES := tests/meta tests/unit tests/integration tests/aws tests/awx tests/ee
+PYTEST_SUITES := tests/meta tests/unit tests/integration tests/aws tests/awx tests/ee tests/docs
 PHASE = start=$$(date +%s); $(1); rc=$$?; echo "make test: $(2) took $$(( $$(date +%s) - start )) s (exit $$rc)"; exit $$rc
 CHECKS := lint sanity docs oldest newest $(if $(wildcard molecule/default/molecule.yml),molecule)
 
