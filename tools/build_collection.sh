@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Build the collection tarball as it is released, from the files of this checkout (tracked and
-# new, not ignored: caches in the working tree never reach it), with its changelog generated:
+# Build the collection tarball as it is released, from the files git tracks in this checkout
+# (staged ones included; as they are in the working tree). Untracked files never reach it: an
+# operator's key store, inventory or trust file beside the playbooks must not ship. The
+# changelog is generated:
 # in a scratch copy laid out as ansible_collections/alfred/tee_kms, antsibull-changelog turns
 # the fragments into the release of galaxy.yml's version and renders CHANGELOG.rst, then
 # `ansible-galaxy collection build` (galaxy.yml build_ignore decides what ships). The
@@ -18,7 +20,7 @@ base=$(mktemp -d)
 trap 'rm -rf "$base"' EXIT
 src="$base/ansible_collections/alfred/tee_kms"
 mkdir -p "$src" "$base/home"
-(cd "$root" && git ls-files -co --exclude-standard -z \
+(cd "$root" && git ls-files -c -z \
   | while IFS= read -r -d '' file; do
       if [ -e "$file" ]; then cp --parents -t "$src" "$file"; fi
     done)
