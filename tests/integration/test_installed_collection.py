@@ -165,6 +165,14 @@ def test_rotate_runs_from_the_installed_copy_rehearsal_then_live(installed, flee
     key = LocalKmsProvider(str(store)).describe_key(KEY_ID)
     assert key["primary_version"] == 2 and sorted(key["allowed_measurements"]) == sorted([CURRENT, NEW])
 
+    # The runbook wrapper of the installed copy: no ansible.cfg beside it, the installed path first.
+    wrapper = collections / "ansible_collections" / "alfred" / "tee_kms" / "scripts" / "security" / "tee-kms-rotation.sh"
+    rerun = run([wrapper, "all", "--env", "staging", "--dry-run", "--evidence-dir", "evidence/wrapper", "--", "-i", inventory,
+                 "-e", "health_retries=0"], env, workdir)
+    assert rerun.returncode == 0, rerun.stdout[-4000:] + rerun.stderr[-4000:]
+    assert "reserved name" not in rerun.stdout + rerun.stderr and "already has version 2 as primary" in rerun.stdout
+    assert len([p for p in (workdir / "evidence" / "wrapper").iterdir() if p.is_dir()]) == 1
+
     for name, check_mode, primary_after in (("rehearsal", True, 1), ("live", False, 2)):
         bundles = [p for p in (workdir / "evidence" / name).iterdir() if p.is_dir()]
         assert len(bundles) == 1, bundles
