@@ -39,7 +39,6 @@ def test_reports_versions_lock_and_snapshot_without_material(run_module, store_p
     assert_no_material()
 
 
-
 def test_reports_the_trust_kept_with_the_key(run_module, store_path):
     """The rotation role verifies live attestation against it when no trust is given (trust given once)."""
     kms = LocalKmsProvider(store_path)
