@@ -4,13 +4,15 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """rotation_action picks the step without the warning ansible-core prints for a variable named
 `action` (a task keyword); the old `-e action=...` command lines keep working; two different
-values are refused before anything changes."""
+values are refused before anything changes; rotation_action=create makes the key."""
 
 from __future__ import annotations
 
 import json
 
-from workflow_support import AT_SNAPSHOT, ROTATED
+from workflow_support import AT_SNAPSHOT, KEY_ID, ROTATED, TARGET, Runner
+
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.local import LocalKmsProvider
 
 RESERVED = "Found variable using reserved name 'action'"
 
@@ -65,3 +67,25 @@ def test_two_different_actions_are_refused_before_anything_changes(key, runner):
 def test_the_same_value_under_both_names_is_accepted(key, runner):
     result = runner.run(["-e", "rotation_action=preflight", "-e", "action=preflight", "--check"])
     assert result.rc == 0, result.output
+
+
+def test_rotation_action_create_makes_the_key_rehearsed_first(tmp_path, inventory, trust, fleet):
+    """rotation_action=create (playbooks/create_key.yml): check mode writes nothing; the key keeps its trust."""
+    store = tmp_path / "kms" / "store.json"
+    store.parent.mkdir(mode=0o700)
+    runner = Runner(type("K", (), {"store_path": store})(), inventory, trust, tmp_path)
+    try:
+        rehearsal = runner.run(["-e", "rotation_action=create", "--check", "--diff"])
+        assert rehearsal.rc == 0, rehearsal.output
+        assert "would be created" in rehearsal.stdout and not store.exists()
+        created = runner.run(["-e", "rotation_action=create"])
+        assert created.rc == 0, created.output
+        assert RESERVED not in created.stdout + created.stderr
+        key = LocalKmsProvider(str(store)).describe_key(KEY_ID)
+        assert key["primary_version"] == 1 and sorted(key["allowed_measurements"]) == TARGET
+        assert key["attestation_trust"] == trust
+        again = runner.run(["-e", "rotation_action=create"])
+        assert again.rc == 0 and again.recap["changed"] == 0, again.output
+        assert "already exists" in again.stdout
+    finally:
+        runner.cleanup()
