@@ -41,6 +41,13 @@ options:
       - Measurements allowed to decrypt. Required, and not empty, when the key is created.
     type: list
     elements: str
+  env:
+    description:
+      - The environment the key is created for; a rotation for another environment is then refused
+        before it changes anything. Only applies when the key is created; an existing key that
+        belongs to another environment fails the task.
+    type: str
+    choices: [staging, production]
   description:
     description: Free-text description stored with the key (local provider).
     type: str
@@ -93,6 +100,7 @@ from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.rules import (
     public_state,
     utcnow_iso,
 )
+from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.inputs import check_key_env
 
 
 def handle(mod):
@@ -122,11 +130,13 @@ def handle(mod):
         if not allowed:
             raise InputError("create", f"key '{key_id}'", "allowed_measurements must list at least one measurement")
         after = {"key_id": key_id, "primary_version": 1, "versions": [{"version": 1, "state": "enabled", "created_at": utcnow_iso()}],
-                 "allowed_measurements": allowed, "measurement_format": fmt, "pending_deletion_at": None}
+                 "allowed_measurements": allowed, "measurement_format": fmt, "env": p["env"], "pending_deletion_at": None}
         if not mod.check_mode:
-            after = public_state(mod.provider.create_key(key_id, allowed, fmt, trust, p["description"]))
+            after = public_state(mod.provider.create_key(key_id, allowed, fmt, trust, p["description"], env=p["env"]))
         return _result(mod, "create_key", key_id, before, after)
 
+    if p["env"]:
+        check_key_env(before, p["env"], "update")
     if p["measurement_format"] and p["measurement_format"] != before["measurement_format"]:
         raise InputError("update", f"key '{key_id}'",
                          f"measurement_format {p['measurement_format']} differs from the key's {before['measurement_format']}")
@@ -164,6 +174,7 @@ def main():
         allow_dev_measurements=dict(type="bool", default=False),
         attestation_trust=dict(type="dict", options=key_trust.argument_spec()),
         description=dict(type="str"),
+        env=dict(type="str", choices=["staging", "production"]),
         **DESTRUCTION_ARGSPEC,
     )).run(handle)
 

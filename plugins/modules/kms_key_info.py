@@ -27,6 +27,12 @@ options:
       - When the key does not exist, return RV(exists=false) instead of failing.
     type: bool
     default: false
+  env:
+    description:
+      - The environment of the run about to change the key. Fails when the key belongs to another
+        environment (a key without one passes; a rotation records it).
+    type: str
+    choices: [staging, production]
 seealso:
   - module: alfred.tee_kms.kms_key
   - module: alfred.tee_kms.kms_key_version
@@ -80,6 +86,10 @@ key:
       description: How the key's measurements are validated.
       type: str
       sample: sha384
+    env:
+      description: The environment the key belongs to (V(staging) or V(production)); null for a key that records none yet.
+      type: str
+      sample: staging
     lock:
       description: The rotation lock, if held.
       type: dict
@@ -104,6 +114,7 @@ audit:
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
 from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import audit
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.rules import public_state
+from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.inputs import check_key_env
 
 
 def handle(mod):
@@ -112,11 +123,14 @@ def handle(mod):
         return {"changed": False, "exists": False, "key": {}}
     key = public_state(state) | {"lock": state.get("lock"), "snapshot": state.get("snapshot"),
                                  "attestation_trust": state.get("attestation_trust") or {}}
+    if mod.params["env"]:
+        check_key_env(key, mod.params["env"])
     return {"changed": False, "exists": True, "key": key, "audit": audit.key_state(key)}
 
 
 def main():
-    TeeKmsModule(dict(missing_ok=dict(type="bool", default=False))).run(handle)
+    TeeKmsModule(dict(missing_ok=dict(type="bool", default=False),
+                      env=dict(type="str", choices=["staging", "production"]))).run(handle)
 
 
 if __name__ == "__main__":

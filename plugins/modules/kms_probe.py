@@ -20,6 +20,14 @@ description:
     it asks the key's policy about a random measurement.
   - V(unattested_denied) checks that a caller without evidence is refused.
   - V(decrypt) decrypts a given O(ciphertext) (for example a canary from an earlier step).
+  - With O(provider=aws) and O(attestation_format=nitro) the controller never sees a plaintext
+    (KMS answers C(CiphertextForRecipient), which only the enclave can open). The probes then
+    ask KMS itself and pass on its answer (C(CiphertextForRecipient) for an allowed enclave,
+    C(AccessDeniedException) for a disallowed or missing document); V(canary) and
+    V(allowed_decrypt) also ask the enclave's canary endpoint for a proof that it decrypted the
+    canary, bound to a fresh nonce. C(result) says what was shown - C(decrypt_proven),
+    C(kms_accepted_only) (the enclave has no canary endpoint), C(kms_denied) or C(kms_allowed).
+    V(decrypt) is refused there.
   - Canary plaintexts never leave the module; only digests and ciphertexts are returned.
   - In check mode nothing is encrypted or decrypted; the probe is reported as not run.
 author:
@@ -78,6 +86,13 @@ probe:
   returned: always
   sample: {"name": "canary", "passed": true, "version": 3, "detail": "decrypted through the attested path",
            "canary_sha256": "5f1c...", "ciphertext": "tkms1.eyJr...", "context": {"token_key_id": "tokens/refresh", "token_version": "3"}}
+  contains:
+    result:
+      description:
+        - With O(provider=aws) and O(attestation_format=nitro) only, what the probe showed (see the description).
+      type: str
+      returned: when the AWS Recipient flow was used
+      sample: decrypt_proven
 """
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import TeeKmsError

@@ -14,6 +14,9 @@ description:
   - Runs an operator hook (E(ALFRED_ROTATION_PREFLIGHT_CMD), C(..._STAGE_CMD), C(..._VALIDATE_CMD),
     C(..._ROLLBACK_CMD)) through C(/bin/sh) in its own process group, with a timeout that stops the
     whole group.
+  - When the run is interrupted while the hook runs (SIGINT, SIGTERM or SIGHUP reaching this module,
+    as Ctrl-C or a cancel of C(ansible-playbook) does), the whole process group of the hook is stopped
+    too and the task fails with outcome C(interrupted) and the C(signal).
   - The command text is secret (it may hold credentials); given as O(command) it is returned only as
     a SHA-256 digest. Given as O(visible_command) instead (the playbook does this only with
     C(show_commands=true)), the text is returned too. Output is kept as its last lines with known
@@ -65,6 +68,18 @@ hook:
   returned: always
   sample: {"name": "stage", "outcome": "ok", "rc": 0, "duration_ms": 812, "command_sha256": "sha256:9f86...",
            "stdout_lines": ["rotated tokens/refresh to version 3"], "stderr_lines": []}
+  contains:
+    outcome:
+      description: V(ok), V(failed), V(timeout), V(interrupted), V(would_run) (check mode) or V(skipped).
+      type: str
+    signal:
+      description: The signal that interrupted the run (for example V(SIGINT)).
+      type: str
+      returned: when interrupted
+    group_stopped:
+      description: Whether the hook's process group was stopped after the interruption.
+      type: bool
+      returned: when interrupted
 """
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import TeeKmsError
@@ -93,7 +108,9 @@ def handle(mod):
     hook.update(run_hook(command, p["timeout"], p["environment"], p["chdir"]))
     record = audit.hook(hook)
     if hook["outcome"] != "ok":
-        cause = f"it timed out after {p['timeout']}s and was stopped" if hook["outcome"] == "timeout" else f"it exited with code {hook['rc']}"
+        causes = {"timeout": f"it timed out after {p['timeout']}s and was stopped",
+                  "interrupted": f"the run was interrupted ({hook.get('signal')}) and the hook's process group was stopped"}
+        cause = causes.get(hook["outcome"], f"it exited with code {hook['rc']}")
         error = HookFailed("run", f"the {p['name']} hook", cause)
         mod.fail(error, hook=hook, audit=record)
     return {"changed": True, "hook": hook, "audit": record}

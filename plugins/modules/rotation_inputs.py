@@ -68,7 +68,23 @@ options:
     type: bool
     default: false
   lock_owner:
-    description: Rotation lock owner; default identifies this controller process (C(user@host/pid:N/start:T)).
+    description:
+      - Rotation lock owner; default identifies this controller process, host, boot and PID namespace
+        (C(user@host/pid:N/start:T/boot:B/pidns:I)).
+    type: str
+  break_lock_owner:
+    description:
+      - The owner of a lock to break (M(alfred.tee_kms.rotation_lock) O(alfred.tee_kms.rotation_lock#module:break_lock_owner)).
+        Only checked here; refused unless O(action=rollback) with a native provider.
+    type: str
+  force_rollback:
+    description:
+      - Only checked here (M(alfred.tee_kms.rotation_snapshot) applies it as O(alfred.tee_kms.rotation_snapshot#module:force)).
+        Refused unless O(action=rollback) with a O(force_rollback_reason).
+    type: bool
+    default: false
+  force_rollback_reason:
+    description: Why the rollback is forced; recorded in the evidence.
     type: str
 seealso:
   - module: alfred.tee_kms.rotation_lock
@@ -101,7 +117,7 @@ rotation:
   returned: success
   sample: {"env": "staging", "action": "all", "provider": "local", "native": true, "key_id": "tokens/refresh", "current_version": 1,
            "next_version": 2, "target_measurements": ["e72a..."], "hooks_configured": {"stage": false},
-           "lock_owner": "sre@ops-1/pid:4242/start:991", "check_mode": false, "show_commands": false}
+           "lock_owner": "sre@ops-1/pid:4242/start:991/boot:6a0e.../pidns:4026531836", "check_mode": false, "show_commands": false}
 audit:
   description: The run context recorded by the evidence callback.
   type: dict
@@ -138,6 +154,9 @@ def main():
         hooks=dict(type="dict", no_log=True),
         show_commands=dict(type="bool", default=False),
         lock_owner=dict(type="str"),
+        break_lock_owner=dict(type="str"),
+        force_rollback=dict(type="bool", default=False),
+        force_rollback_reason=dict(type="str"),
         attestation_trust=dict(type="dict", options=key_trust.argument_spec()),
     ), with_provider=False).run(handle)
 

@@ -13,8 +13,11 @@ version_added: 0.1.0
 description:
   - The lock is kept with the key (owner and expiry), so it works across controllers and AWX containers.
   - O(state=acquired) takes or renews the lock. Another owner's live lock fails the task with its
-    owner and expiry. A lock whose holder ran on this host and whose process is gone is taken
-    over. An expired lock of another host is broken only with O(break_stale_lock=true).
+    owner and expiry. A lock is taken over without confirmation only when its holder is provably
+    dead, that is when it ran on this very host, in this boot and in this PID namespace (the owner
+    records all three) and its process is gone. Any other lock (another host, an AWX container that
+    was killed, a container with its own PID namespace on the host network) is broken only by an
+    operator, with O(break_lock_owner) at any time or with O(break_stale_lock=true) once expired.
   - O(state=checked) only reports whether the lock could be taken (used by preflight).
   - O(state=released) releases the lock if this owner holds it.
 author:
@@ -42,6 +45,14 @@ options:
     description: Break another owner's lock once it has expired. Confirm first that its run is gone.
     type: bool
     default: false
+  break_lock_owner:
+    description:
+      - Break the lock held by exactly this owner (as the lock's error message names it), expired or
+        not. Confirm first that its run is gone; the playbook allows it for O(state=acquired) with
+        C(action=rollback) only.
+      - When another owner holds the lock, nothing is broken and the task fails. The result and the
+        audit record name the previous owner.
+    type: str
 seealso:
   - module: alfred.tee_kms.rotation_inputs
 """
@@ -64,8 +75,13 @@ taken_over:
   description: The owner whose lock was taken over because its process is gone, if any.
   type: str
   returned: when a lock was taken over
+broken_lock_owner:
+  description: The owner whose lock was broken on the operator's request (O(break_lock_owner)).
+  type: str
+  returned: when a lock was broken
 """
 
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import LockHeldError
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
 from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import audit
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.rules import lock_conflict
@@ -77,8 +93,11 @@ def handle(mod):
     key_id, owner = p["key_id"], p["owner"]
     lock = mod.provider.get_lock(key_id)
 
+    broken = None
+
     def record(after):
-        return audit.change(f"lock_{p['state']}", key_id, lock, after, mod.check_mode)
+        # Breaking a lock is recorded as such, with the previous owner's lock as "before".
+        return audit.change("lock_broken" if broken else f"lock_{p['state']}", key_id, lock, after, mod.check_mode)
 
     if p["state"] == "released":
         if not lock or lock["owner"] != owner:
@@ -87,10 +106,8 @@ def handle(mod):
             mod.provider.release_lock(key_id, owner)
         return {"changed": True, "lock": {}, "audit": record(None)}
 
-    takeover = None
-    if lock and lock["owner"] != owner and holder_is_gone(lock["owner"]):
-        takeover = lock["owner"]
-    else:
+    takeover, broken = _takeover(mod, key_id, lock)
+    if not takeover:
         error = lock_conflict(key_id, lock, owner, p["break_stale_lock"])
         if error:
             raise error
@@ -100,10 +117,29 @@ def handle(mod):
         return {"changed": True, "lock": {"owner": owner}, "audit": record({"owner": owner})}
     new = mod.provider.acquire_lock(key_id, owner, p["ttl"], break_stale=p["break_stale_lock"], takeover_from=takeover)
     result = {"changed": True, "lock": new, "audit": record(new)}
-    if takeover:
+    if broken:
+        result["broken_lock_owner"] = broken
+        mod.warn(f"Broke the rotation lock of '{broken}' on the operator's request (break_lock_owner)")
+    elif takeover:
         result["taken_over"] = takeover
         mod.warn(f"Took over the rotation lock of '{takeover}': its process on this host is gone")
     return result
+
+
+def _takeover(mod, key_id, lock):
+    """(owner to take the lock from, the same owner when an operator broke it by name)."""
+    p = mod.params
+    named = p["break_lock_owner"]
+    if not lock or lock["owner"] == p["owner"]:
+        if named:
+            mod.warn(f"No rotation lock of '{named}' to break on key '{key_id}': " + ("it is not locked" if not lock else "this run holds it"))
+        return None, None
+    if named:
+        if lock["owner"] != named:
+            raise LockHeldError("break the rotation lock on", f"key '{key_id}'",
+                                f"it is held by '{lock['owner']}', not by '{named}' (break_lock_owner); nothing was broken")
+        return named, named
+    return (lock["owner"], None) if holder_is_gone(lock["owner"]) else (None, None)
 
 
 def main():
@@ -112,6 +148,7 @@ def main():
         owner=dict(type="str", required=True),
         ttl=dict(type="int", default=3600),
         break_stale_lock=dict(type="bool", default=False),
+        break_lock_owner=dict(type="str"),
     )).run(handle)
 
 

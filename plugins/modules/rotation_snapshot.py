@@ -20,6 +20,13 @@ description:
   - O(state=marked) sets the snapshot's O(status).
   - O(state=restored) puts the snapshot's primary version and allow-list back. It never disables
     or destroys a version, so data encrypted under the new version stays decryptable.
+  - It never locks out a live enclave. Every measurement in O(protect) (the measurements the live
+    enclaves report, attested just before) that the key allows now stays allowed beside the
+    snapshot's allow-list; the result and the audit record list them.
+  - It restores only a snapshot whose rotation is still C(in_progress) or whose key is still
+    exactly at that rotation's target (primary version and allow-list). A key changed since (an
+    image retired later, another change) is refused unless O(force=true), which needs
+    O(force_reason); both are recorded in the audit record.
 author:
   - Alfred security engineering (@alfred-security)
 extends_documentation_fragment:
@@ -49,6 +56,28 @@ options:
   extra:
     description: Extra non-secret facts to keep with the snapshot (for example the secret-scan baseline).
     type: dict
+  env:
+    description:
+      - For O(state=present), the environment of the rotation. A key that belongs to another environment is
+        refused; a key that records none (created before keys recorded it) gets this one, with a warning and an
+        audit record.
+    type: str
+    choices: [staging, production]
+  protect:
+    description:
+      - For O(state=restored), the measurements live enclaves run; each one the key allows now stays allowed.
+    type: list
+    elements: str
+    default: []
+  force:
+    description:
+      - For O(state=restored), restore a snapshot whose rotation is completed or rolled back although the key
+        changed since. O(protect) still applies.
+    type: bool
+    default: false
+  force_reason:
+    description: Why the rollback is forced (required with O(force=true)); recorded in the evidence.
+    type: str
   status:
     description: New status for O(state=marked).
     type: str
@@ -87,14 +116,20 @@ already_rotated:
   description: Whether the key is already at the rotation's target.
   type: bool
   returned: when O(state=present)
+kept_live_measurements:
+  description: For O(state=restored), the measurements of live enclaves kept beside the snapshot's allow-list.
+  type: list
+  elements: str
+  returned: when O(state=restored)
 """
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.measurements import normalize_list
-from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import InputError, NotFoundError
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import ConflictError, InputError, NotFoundError
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
 from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import audit
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.rules import public_state
-from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.snapshots import new_snapshot, snapshot_decision
+from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.inputs import check_key_env
+from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.snapshots import keep_live, new_snapshot, restorable, snapshot_decision
 
 
 def _require(p, names, state):
@@ -103,22 +138,38 @@ def _require(p, names, state):
         raise InputError(f"{state} the snapshot of", f"key '{p['key_id']}'", f"{', '.join(missing)} required")
 
 
+def record_env(mod, key):
+    """Bind a key that records no environment to this rotation's (keys created before keys recorded one)."""
+    p = mod.params
+    if not p["env"] or check_key_env(key, p["env"]):
+        return []
+    if not mod.check_mode:
+        mod.provider.record_env(p["key_id"], p["env"])
+    mod.warn(f"Key '{p['key_id']}' recorded no environment (created before keys recorded one); it now belongs to env "
+             f"'{p['env']}' and a rotation for another environment will be refused")
+    return [audit.change("record_env", p["key_id"], {"env": None}, {"env": p["env"]}, mod.check_mode)]
+
+
 def record(mod, state, key):
     p = mod.params
     _require(p, ("expected_primary", "next_version", "target_measurements", "owner"), "record")
     target = normalize_list(p["target_measurements"], key["measurement_format"], action="record the snapshot with")
     snapshot = state.get("snapshot")
     decision = snapshot_decision(key, snapshot, p["expected_primary"], p["next_version"], target)
+    audits = record_env(mod, key)
     result = {"decision": decision, "already_rotated": decision == "keep_rotated", "snapshot": snapshot or {}}
+    if audits:
+        result.update(changed=True, audit=audits)
     if decision != "record":
-        return dict(result, changed=False)
+        return dict(result, changed=bool(audits))
     new = new_snapshot(key, p["next_version"], target, p["owner"], p["extra"])
     if snapshot and {k: v for k, v in snapshot.items() if k not in ("taken_at", "recorded_by")} == \
             {k: v for k, v in new.items() if k not in ("taken_at", "recorded_by")}:
-        return dict(result, changed=False)
+        return dict(result, changed=bool(audits))
     if not mod.check_mode:
         mod.provider.save_snapshot(p["key_id"], new)
-    return dict(result, changed=True, snapshot=new, audit=audit.change("record_snapshot", p["key_id"], snapshot, new, mod.check_mode))
+    audits.append(audit.change("record_snapshot", p["key_id"], snapshot, new, mod.check_mode))
+    return dict(result, changed=True, snapshot=new, audit=audits)
 
 
 def mark(mod, state):
@@ -145,10 +196,24 @@ def restore(mod, state, key):
     if not snapshot:
         raise NotFoundError("roll back", f"key '{p['key_id']}'",
                             "no snapshot of a pre-rotation state is kept with the key, so there is nothing to restore")
-    wanted = {"primary_version": snapshot["primary_version"], "allowed_measurements": snapshot["allowed_measurements"]}
+    force_reason = (p["force_reason"] or "").strip() or None
+    if p["force"] and force_reason is None:
+        raise InputError("roll back", f"key '{p['key_id']}'", "force_rollback=true needs force_rollback_reason (recorded in the evidence)")
+    allowed, kept = keep_live(snapshot["allowed_measurements"], key["allowed_measurements"], p["protect"])
+    wanted = {"primary_version": snapshot["primary_version"], "allowed_measurements": allowed}
     current = {"primary_version": key["primary_version"], "allowed_measurements": key["allowed_measurements"]}
     changed = current["primary_version"] != wanted["primary_version"] or \
         sorted(current["allowed_measurements"]) != sorted(wanted["allowed_measurements"])
+    if changed and not restorable(key, snapshot) and not p["force"]:
+        raise ConflictError(
+            "roll back", f"key '{p['key_id']}'",
+            f"its snapshot belongs to the rotation to version {snapshot.get('next_version')}, which is {snapshot.get('status')}, and "
+            f"the key has changed since (primary {key['primary_version']}, allow-list {', '.join(m[:16] + '...' for m in key['allowed_measurements'])}); "
+            "restoring it would undo those later changes. Check the key; to restore it anyway set force_rollback=true "
+            "with force_rollback_reason")
+    if kept and changed:
+        mod.warn(f"Kept measurement(s) {', '.join(m[:16] + '...' for m in kept)} allowed beside the snapshot's allow-list: "
+                 "live enclaves run them and would be locked out")
     # A rotation interrupted before it changed primary or allow-list (killed right after creating the
     # version) leaves the key at its snapshot but the snapshot "in_progress": close it too.
     close = snapshot.get("status") != "rolled_back" and (changed or snapshot.get("status") == "in_progress")
@@ -156,10 +221,11 @@ def restore(mod, state, key):
         mod.provider.restore(p["key_id"], wanted["primary_version"], wanted["allowed_measurements"])
     if close and not mod.check_mode:
         mod.provider.save_snapshot(p["key_id"], dict(snapshot, status="rolled_back"))
-    result = {"changed": changed or close, "snapshot": snapshot,
+    result = {"changed": changed or close, "snapshot": snapshot, "kept_live_measurements": kept,
               "key": dict(key, **wanted) if changed else key,
               "audit": audit.rollback(changed, mod.check_mode, wanted["primary_version"], wanted["allowed_measurements"], current,
-                                      ("would_restore" if mod.check_mode else "restored") if changed else "already_at_snapshot")}
+                                      ("would_restore" if mod.check_mode else "restored") if changed else "already_at_snapshot",
+                                      kept_live=kept, force_reason=force_reason if p["force"] else None)}
     return mod.add_diff(result, current, wanted) if changed else result
 
 
@@ -181,6 +247,10 @@ def main():
         target_measurements=dict(type="list", elements="str"),
         owner=dict(type="str"),
         extra=dict(type="dict"),
+        env=dict(type="str", choices=["staging", "production"]),
+        protect=dict(type="list", elements="str", default=[]),
+        force=dict(type="bool", default=False),
+        force_reason=dict(type="str"),
         status=dict(type="str", choices=["recorded", "in_progress", "completed", "rolled_back"]),
     )).run(handle)
 

@@ -76,7 +76,47 @@ def moto_url(tmp_path_factory):
 
 # --------------------------------------------------------------------------- fault proxy
 
-class FaultProxy:
+class LoopbackFront:
+    """A threaded HTTP server on a free loopback port in front of moto; ``url`` for clients."""
+
+    def serve(self, handler) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class KmsFrontHandler(BaseHTTPRequestHandler):
+    """What every loopback front of moto shares: keep-alive, quiet, answers relayed as-is."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def read_body(self) -> bytes:
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def relay(self, status: int, headers, data: bytes):
+        self.send_response(status)
+        for name, value in headers:
+            if name.lower() not in ("content-length", "connection", "transfer-encoding", "server", "date"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def error_reply(self, status: int, code: str, message: str):
+        self.relay(status, [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-ErrorType", code)],
+                   json.dumps({"__type": code, "message": message}).encode())
+
+
+class FaultProxy(LoopbackFront):
     """Loopback HTTP proxy to moto. ``add(target, fault, times)`` injects faults for requests
     whose X-Amz-Target ends with ``target`` (``*`` for all): ``throttle`` (400
     ThrottlingException), ``error500``, ``drop`` (close without answering, request not
@@ -91,24 +131,18 @@ class FaultProxy:
         self.lock = threading.Lock()
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
+        class Handler(KmsFrontHandler):
             def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                target = self.headers.get("X-Amz-Target", "")
-                fault = proxy._fault(target)
+                body = self.read_body()
+                fault = proxy._fault(self.headers.get("X-Amz-Target", ""))
                 if fault in ("drop", "down"):
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
                 if fault == "throttle":
-                    return self._reply(400, {"__type": "ThrottlingException", "message": "Rate exceeded"})
+                    return self.error_reply(400, "ThrottlingException", "Rate exceeded")
                 if fault == "error500":
-                    return self._reply(500, {"__type": "KMSInternalException", "message": "injected internal error"})
+                    return self.error_reply(500, "KMSInternalException", "injected internal error")
                 conn = http.client.HTTPConnection(proxy.upstream, timeout=30)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
                 conn.request("POST", self.path, body=body, headers=headers)
@@ -118,30 +152,11 @@ class FaultProxy:
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
-                self.send_response(answer.status)
-                for name, value in answer.getheaders():
-                    if name.lower() not in ("content-length", "connection", "transfer-encoding", "server", "date"):
-                        self.send_header(name, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.relay(answer.status, answer.getheaders(), data)
 
             do_GET = do_POST
 
-            def _reply(self, status, payload):
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/x-amz-json-1.1")
-                self.send_header("x-amzn-ErrorType", payload["__type"])
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.serve(Handler)
 
     def _fault(self, target: str):
         with self.lock:
@@ -170,10 +185,6 @@ class FaultProxy:
             self.rules.clear()
             self.seen.clear()
             self.down = False
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
@@ -254,3 +265,13 @@ def version_key_ids(kms_client, alias_name) -> dict:
         if name.startswith(alias_name + "/v"):
             out[int(name.rsplit("/v", 1)[1])] = entry["TargetKeyId"]
     return out
+
+
+@pytest.fixture(scope="module")
+def strict_kms(moto_url):
+    """The strict KMS (strict_kms.py) in front of the session's moto; set_root() it before use."""
+    from strict_kms import StrictKms
+
+    server = StrictKms(moto_url)
+    yield server
+    server.close()

@@ -55,7 +55,8 @@ def test_kms_key_check_mode_creates_nothing_then_apply_then_idempotent(moto_url,
     assert tags["alfred:tee_kms:key_id"] == alias and tags["alfred:tee_kms:version"] == "1"
     doc = json.loads(policy_text(kms, kid))
     sids = [s.get("Sid") for s in doc["Statement"]]
-    assert sids == ["Enable IAM User Permissions", "AlfredTeeKmsAttestedDecrypt", "AlfredTeeKmsDenyUnattested"]
+    assert sids == ["Enable IAM User Permissions", "AlfredTeeKmsAttestedDecrypt", "AlfredTeeKmsDenyUnattested",
+                    "AlfredTeeKmsDenyUnattestedPaths"]
     allow = doc["Statement"][1]
     assert allow["Condition"] == {"StringEqualsIgnoreCase": {"kms:RecipientAttestation:PCR0": [M1]}}
     assert "kms:Decrypt" in allow["Action"]
@@ -107,7 +108,7 @@ def test_kms_key_info_shape_and_missing(moto_url, alias, tmp_path):
     got = info(alias, moto_url, tmp_path)
     assert got["changed"] is False and got["exists"] is True
     assert set(got["key"]) == {"key_id", "primary_version", "versions", "allowed_measurements", "measurement_format",
-                               "pending_deletion_at", "lock", "snapshot"}
+                               "env", "pending_deletion_at", "lock", "snapshot"}
     assert got["key"]["versions"][0].keys() == {"version", "state", "created_at"}
     assert got["key"]["lock"] is None and got["key"]["snapshot"] is None
     assert SECRET not in got["_raw"]

@@ -22,6 +22,7 @@ from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors impo
     InputError,
     LockHeldError,
     NotFoundError,
+    ProviderError,
 )
 
 
@@ -69,7 +70,10 @@ def test_canary_nitro_document_goes_as_recipient(provider, alias):
     provider.create_key(alias, [M1], attestation_trust={"root_certificate": world.root_pem.decode(), "nitro_pcrs": [0]})
     ct = provider.encrypt(alias, b"nitro-canary", context(alias, 1))
     good = world.document(pcrs={**pcrs, 0: pcr0})
-    assert provider.decrypt(alias, ct, context(alias, 1), attestation={"format": "nitro", "document": good}) == b"nitro-canary"
+    # The document passes the local check and goes to KMS as Recipient; moto alone answers
+    # Plaintext, which AWS never does (test_recipient_flow_aws.py runs the real answer).
+    with pytest.raises(ProviderError, match="answered a Recipient request with Plaintext"):
+        provider.decrypt(alias, ct, context(alias, 1), attestation={"format": "nitro", "document": good})
     bad = world.document(pcrs={**pcrs, 0: bytes.fromhex(M2)})
     with pytest.raises(AccessDeniedError, match="measurement_not_allowed"):
         provider.decrypt(alias, ct, context(alias, 1), attestation={"format": "nitro", "document": bad})
@@ -147,8 +151,10 @@ def test_lock_semantics_match_local(provider, provider_for, alias, moto_url):
 
 def test_lock_alias_race_is_refused(provider, alias, kms):
     provider.create_key(alias, [M1])
-    # Another run created the lock alias but has not recorded its owner yet.
-    kms.create_alias(AliasName=alias + "/tee-kms-lock", TargetKeyId=version_key_ids(kms, alias)[1])
+    # Another run created the lock alias but has not recorded its owner yet: it is given the
+    # time to do so before anyone may count the lock as abandoned.
+    kms.create_alias(AliasName=alias + "/tee-kms-lock/1", TargetKeyId=version_key_ids(kms, alias)[1])
+    provider.lock.recordless_wait = 1.0
     with pytest.raises(LockHeldError, match="stale lock"):
         provider.acquire_lock(alias, "alice", 60)
     assert provider.acquire_lock(alias, "alice", 60, break_stale=True)["owner"] == "alice"
@@ -222,3 +228,25 @@ def test_nitro_pcr_choice_moves_the_condition(provider, alias, kms):
     text = kms.get_key_policy(KeyId=kid, PolicyName="default")["Policy"]
     assert "PCR0" in text and "PCR8" not in text
     assert provider.policy_findings(alias) == []
+
+
+def test_key_env_is_a_tag_on_every_version(provider, alias, kms):
+    """The environment a key belongs to is the tag alfred:tee_kms:env: set at creation, carried to
+    new versions, recorded once on every version key of a key created without one."""
+    created = provider.create_key(alias, [M1], env="production")
+    assert created["env"] == "production"
+    provider.create_version(alias, 2)
+    provider.set_primary(alias, 2)
+    assert provider.describe_key(alias)["env"] == "production"
+    with pytest.raises(ConflictError, match=f"Could not record the environment of key '{alias}': it already belongs to env 'production'"):
+        provider.record_env(alias, "staging")
+
+    legacy = alias + "-legacy"
+    assert provider.create_key(legacy, [M1])["env"] is None
+    provider.create_version(legacy, 2)
+    provider.record_env(legacy, "staging")
+    for kid in version_key_ids(kms, legacy).values():
+        tags = {t["TagKey"]: t["TagValue"] for t in kms.list_resource_tags(KeyId=kid)["Tags"]}
+        assert tags["alfred:tee_kms:env"] == "staging"
+    provider.set_primary(legacy, 2)
+    assert provider.describe_key(legacy)["env"] == "staging"

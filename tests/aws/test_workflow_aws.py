@@ -2,9 +2,11 @@
 # Copyright (c) 2026, Alfred security engineering
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""playbooks/rotate.yml with kms_provider=aws against a real KMS API server (moto, loopback)
-and a simulated enclave fleet: the full rotation, a check-mode rehearsal, a forced-failure
-rollback and an emergency rollback in a later, separate run that only knows the key's alias."""
+"""playbooks/rotate.yml with kms_provider=aws through the strict KMS (strict_kms.py: Nitro
+Recipient documents verified and policy-evaluated as AWS does, moto underneath) and a
+simulated fleet of Nitro-format enclaves: the full rotation, a check-mode rehearsal, a
+forced-failure rollback and an emergency rollback in a later, separate run that only knows
+the key's alias; and a rotation whose probed enclave has no canary endpoint."""
 
 from __future__ import annotations
 
@@ -25,10 +27,11 @@ TARGET = sorted([M_CURRENT, M_NEW])
 
 
 @pytest.fixture(scope="module")
-def fleet(tmp_path_factory):
+def fleet(strict_kms, tmp_path_factory):
     enclaves = [{"name": "enclave-1", "measurement": M_CURRENT}, {"name": "enclave-2", "measurement": M_NEW},
                 {"name": "probe-1", "measurement": M_PROBE}]
-    with SimulatorFleet(tmp_path_factory.mktemp("sim"), enclaves=enclaves) as running:
+    with SimulatorFleet(tmp_path_factory.mktemp("sim"), enclaves=enclaves, kms_endpoint=strict_kms.url, env=aws_env()) as running:
+        strict_kms.set_root(running.trust["nitro_root_certificate"])
         yield running
 
 
@@ -46,19 +49,23 @@ def inventory(fleet, tmp_path_factory):
 @pytest.fixture
 def aws_key(provider, fleet):
     alias = new_alias()
-    provider.create_key(alias, [M_CURRENT], "sha384", {"public_keys": [fleet.trust["alfred_public_keys"][0]]})
+    provider.create_key(alias, [M_CURRENT], "sha384", nitro_trust(fleet))
     return alias
 
 
-def rotate(moto_url, inventory, fleet, tmp_path, alias, *extra, env=None, current=1, nxt=2):
+def nitro_trust(fleet) -> dict:
+    return {"root_certificate": fleet.trust["nitro_root_certificate"], "nitro_pcrs": [0]}
+
+
+def rotate(strict_kms, inventory, fleet, tmp_path, alias, *extra, env=None, current=1, nxt=2):
     runbook = {"KMS_KEY_ID": alias, "KMS_KEY_VERSION": str(current), "NEXT_KMS_KEY_VERSION": str(nxt),
-               "KMS_ALLOWED_MEASUREMENTS": ",".join(TARGET), "AWS_ENDPOINT_URL": moto_url,
+               "KMS_ALLOWED_MEASUREMENTS": ",".join(TARGET), "AWS_ENDPOINT_URL": strict_kms.url,
                "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}
     runbook.update(env or {})
-    trust = json.dumps({"attestation_trust": {"public_keys": [fleet.trust["alfred_public_keys"][0]]}})
+    trust = json.dumps({"attestation_trust": nitro_trust(fleet)})
     cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", inventory, str(REPO / "playbooks" / "rotate.yml"),
            "-e", "env=staging", "-e", "kms_provider=aws", "-e", trust, "-e", f"evidence_dir={tmp_path / 'evidence'}",
-           "-e", "health_delay=0", *extra]
+           "-e", "health_delay=0", "-e", "rotation_attestation_format=nitro", *extra]
     return subprocess.run(cmd, capture_output=True, text=True, env=aws_env(runbook), timeout=600, cwd=str(REPO), check=False)
 
 
@@ -74,34 +81,55 @@ def summary(tmp_path):
     return json.loads((bundle / "summary.json").read_text())
 
 
-def test_rehearsal_rotation_emergency_rollback_and_automatic_rollback(moto_url, inventory, fleet, tmp_path, provider, aws_key):
+def canary_results(tmp_path) -> list:
+    return [(p["name"], p.get("result"), p["passed"]) for p in summary(tmp_path)["probes"] if p["name"] in ("canary", "allowed_decrypt")]
+
+
+def test_rehearsal_rotation_emergency_rollback_and_automatic_rollback(strict_kms, inventory, fleet, tmp_path, provider, aws_key):
     """One key through the runbook's whole life on AWS, four runs (each run costs ~40 s here)."""
-    rehearsal = rotate(moto_url, inventory, fleet, tmp_path, aws_key, "--check", "--diff")
+    rehearsal = rotate(strict_kms, inventory, fleet, tmp_path, aws_key, "--check", "--diff")
     assert rehearsal.returncode == 0, rehearsal.stdout[-3000:]
     assert state(provider, aws_key) == {"primary": 1, "versions": {1: "enabled"}, "allowed": [M_CURRENT],
                                         "snapshot": None, "lock": None}
     assert '"primary_version": 2' in rehearsal.stdout  # --diff shows the promotion
     assert summary(tmp_path)["check_mode"] is True
 
-    run = rotate(moto_url, inventory, fleet, tmp_path, aws_key)
+    run = rotate(strict_kms, inventory, fleet, tmp_path, aws_key)
     assert run.returncode == 0, run.stdout[-3000:]
     assert state(provider, aws_key) == {"primary": 2, "versions": {1: "enabled", 2: "enabled"}, "allowed": TARGET,
                                         "snapshot": "completed", "lock": None}
     assert summary(tmp_path)["outcome"] == "success"
+    # KMS itself decided (Recipient verified, CiphertextForRecipient), and the enclave proved the decrypt.
+    assert canary_results(tmp_path) == [("canary", "decrypt_proven", True), ("allowed_decrypt", "decrypt_proven", True),
+                                        ("allowed_decrypt", "decrypt_proven", True)]
+    assert ("Decrypt", "recipient") in strict_kms.decisions and ("Decrypt", "AccessDeniedException") in strict_kms.decisions
     # The collection's own statements gate Decrypt on PCR0 on every enabled version.
     assert provider.evaluate_policy(aws_key, M_NEW) and not provider.evaluate_policy(aws_key, M_PROBE)
 
     # A later, separate run knows only the alias: the snapshot kept with the keys restores version 1.
-    rollback = rotate(moto_url, inventory, fleet, tmp_path, aws_key, "-e", "rotation_action=rollback",
+    rollback = rotate(strict_kms, inventory, fleet, tmp_path, aws_key, "-e", "rotation_action=rollback",
                       env={"KMS_KEY_VERSION": "", "NEXT_KMS_KEY_VERSION": "", "KMS_ALLOWED_MEASUREMENTS": ""})
     assert rollback.returncode == 0, rollback.stdout[-3000:]
-    at_snapshot = {"primary": 1, "versions": {1: "enabled", 2: "enabled"}, "allowed": [M_CURRENT],
+    # enclave-2 runs M_NEW, which the rotation allowed: the rollback keeps it (never locks out a live enclave).
+    at_snapshot = {"primary": 1, "versions": {1: "enabled", 2: "enabled"}, "allowed": TARGET,
                    "snapshot": "rolled_back", "lock": None}
     assert state(provider, aws_key) == at_snapshot
 
     # Rotating again, a failing validate hook rolls back automatically and fails the run.
-    failed = rotate(moto_url, inventory, fleet, tmp_path, aws_key, env={"ALFRED_ROTATION_VALIDATE_CMD": "exit 4"})
+    failed = rotate(strict_kms, inventory, fleet, tmp_path, aws_key, env={"ALFRED_ROTATION_VALIDATE_CMD": "exit 4"})
     assert failed.returncode != 0
     assert "Could not run the validate hook: it exited with code 4" in failed.stdout
     assert state(provider, aws_key) == at_snapshot
     assert summary(tmp_path)["outcome"] == "rolled_back"
+
+
+def test_an_enclave_without_the_canary_endpoint_gives_kms_accepted_only(strict_kms, inventory, fleet, tmp_path, provider, aws_key):
+    fleet.configure("enclave-1", canary=False)
+    try:
+        run = rotate(strict_kms, inventory, fleet, tmp_path, aws_key)
+    finally:
+        fleet.configure("enclave-1", canary=True)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert canary_results(tmp_path) == [("canary", "kms_accepted_only", True), ("allowed_decrypt", "kms_accepted_only", True),
+                                        ("allowed_decrypt", "kms_accepted_only", True)]
+    assert state(provider, aws_key)["primary"] == 2

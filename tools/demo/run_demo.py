@@ -10,9 +10,12 @@
    (playbooks/verify_evidence.yml);
 5. stop the simulator, whatever happened.
 
-The runbook's environment variables pass through (ALFRED_ROTATION_VALIDATE_CMD=false shows the
-automatic rollback); KMS_* set by the caller override the demo's own values. Exit status is the
-rotation's (non-zero when it failed or rolled back). See tools/demo/README.md.
+The demo only ever touches its own key in its own store: the runbook's and the providers'
+environment variables of the caller (ALFRED_*, KMS_*, AWS_*, VAULT_*, ANSIBLE_* ...: a shell still
+set up for a real rotation) are removed from every child process, which gets the demo's values
+explicitly. Variants go through --ansible-args (-e rotation_validate_cmd=false shows the automatic
+rollback). Exit status is the rotation's (non-zero when it failed or rolled back). See
+tools/demo/README.md.
 """
 
 from __future__ import annotations
@@ -38,6 +41,9 @@ BIN = Path(sys.executable).parent
 
 DEMO_KEY_ID = "tokens/demo-refresh"
 DEFAULT_PORT = 18480
+# Environment variables that choose a key, a store, a provider's account, hooks or Ansible's
+# configuration: never inherited by the demo's children.
+SCRUBBED_PREFIXES = ("ALFRED_", "KMS_", "NEXT_KMS_", "AWS_", "EC2_", "VAULT_", "BAO_", "ANSIBLE_")
 
 
 def image_measurement(image: str) -> str:
@@ -96,6 +102,15 @@ def running_simulator(state_dir: Path) -> int | None:
         return pid if b"enclave_sim" in Path(f"/proc/{pid}/cmdline").read_bytes() else None
     except (OSError, ValueError):
         return None
+
+
+def demo_environment(caller: dict) -> dict:
+    """The children's environment: the caller's without any variable that could point them at
+    another key, store, account or hook, plus the demo's own."""
+    env = {k: v for k, v in caller.items() if not k.startswith(SCRUBBED_PREFIXES)}
+    env.update(ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ALFRED_TEE_KMS_STORE=str(DEMO_DIR / "kms-store.json"),
+               KMS_KEY_ID=DEMO_KEY_ID)
+    return env
 
 
 def run(cmd: list[str], env: dict, capture: bool = False) -> subprocess.CompletedProcess:
@@ -163,10 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     DEMO_DIR.mkdir(parents=True, exist_ok=True)
     state_dir = DEMO_DIR / "sim"
     evidence_dir = Path(args.evidence_dir).resolve()
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
-    # Children run in the repository; a relative store path means the caller's directory.
-    env["ALFRED_TEE_KMS_STORE"] = str(Path(env.get("ALFRED_TEE_KMS_STORE") or DEMO_DIR / "kms-store.json").resolve())
-    key_id = env.setdefault("KMS_KEY_ID", DEMO_KEY_ID)
+    env = demo_environment(os.environ)
+    key_id = env["KMS_KEY_ID"]
 
     inventory = demo_inventory(args.port)
     if not port_is_free(args.port):
@@ -195,11 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         check_mode = any(a == "--check" or re.fullmatch(r"-[a-zA-Z]*C[a-zA-Z]*", a) for a in extra)
         key = reconcile_key(env, key_id, trust, check_mode)
         primary = int(key["primary_version"])
-        env.setdefault("KMS_KEY_VERSION", str(primary))
-        env.setdefault("NEXT_KMS_KEY_VERSION", str(primary + 1))
-        target = "from KMS_ALLOWED_MEASUREMENTS" if "KMS_ALLOWED_MEASUREMENTS" in env else "[current image, new image]"
-        env.setdefault("KMS_ALLOWED_MEASUREMENTS", f"{CURRENT},{NEW}")
-        say(f"rotating {key_id}: version {env['KMS_KEY_VERSION']} -> {env['NEXT_KMS_KEY_VERSION']}, allow-list {target}"
+        env.update(KMS_KEY_VERSION=str(primary), NEXT_KMS_KEY_VERSION=str(primary + 1), KMS_ALLOWED_MEASUREMENTS=f"{CURRENT},{NEW}")
+        say(f"rotating {key_id}: version {primary} -> {primary + 1}, allow-list [current image, new image]"
             + (f", ansible args: {args.ansible_args}" if args.ansible_args else ""))
 
         before = {p.parent for p in evidence_dir.glob("*/summary.json")}

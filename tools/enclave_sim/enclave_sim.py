@@ -22,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from kms_canary import shut_down  # noqa: E402 - the path above makes siblings importable
 from sim_server import (  # noqa: E402 - the path above makes siblings importable when run as a script
     DEFAULT_RUNTIME, DEFAULT_SLOW_SECONDS, MODES, ConfigError, Enclave, EnclaveConfig, Simulator,
 )
@@ -51,7 +52,7 @@ def load_fleet(path: str, *, runtime: str, slow_seconds: float) -> list[Enclave]
     if not isinstance(entries, list) or not entries:
         raise ConfigError(f'fleet file {path} must hold {{"enclaves": [{{"name": .., "measurement": ..}}, ..]}}')
     enclaves = []
-    allowed = {"name", "measurement", "mode", "slow_seconds", "runtime"}
+    allowed = {"name", "measurement", "mode", "slow_seconds", "runtime", "canary"}
     for index, entry in enumerate(entries):
         if not isinstance(entry, dict):
             raise ConfigError(f"fleet file {path}: enclaves[{index}] is not an object")
@@ -66,6 +67,7 @@ def load_fleet(path: str, *, runtime: str, slow_seconds: float) -> list[Enclave]
                 mode=entry.get("mode", "ok"),
                 slow_seconds=entry.get("slow_seconds", slow_seconds),
                 runtime=entry.get("runtime", runtime),
+                canary=entry.get("canary", True),
             )))
         except ConfigError as exc:
             raise ConfigError(f"fleet file {path}: enclaves[{index}]: {exc}") from None
@@ -97,6 +99,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help=f"delay of mode 'slow' (default {DEFAULT_SLOW_SECONDS:g}); fleet default too")
     parser.add_argument("--runtime", default=DEFAULT_RUNTIME, help=f"runtime name (default {DEFAULT_RUNTIME})")
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    parser.add_argument("--kms-endpoint", default=None,
+                        help="KMS endpoint URL the enclaves decrypt through (canary endpoint); credentials from AWS_* variables")
+    parser.add_argument("--kms-region", default=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+                        help="region of --kms-endpoint (default AWS_REGION, else us-east-1)")
     args = parser.parse_args(argv)
     if args.fleet and args.mode:
         parser.error("--mode applies to --measurement; give per-enclave modes in the fleet file")
@@ -132,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
                 measurement=args.measurement, mode=args.mode or "ok",
                 slow_seconds=args.slow_seconds, runtime=args.runtime))]
             default_name = DEFAULT_NAME
-        sim = Simulator(enclaves, default_name=default_name, verbose=args.verbose)
+        sim = Simulator(enclaves, default_name=default_name, verbose=args.verbose,
+                        kms_endpoint=args.kms_endpoint, kms_region=args.kms_region)
     except ConfigError as exc:
         print(f"enclave-sim: error: {exc}", file=sys.stderr)
         return 2
@@ -174,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         ready_path.unlink(missing_ok=True)
         server.shutdown()
         server.server_close()
+        shut_down()
     print("enclave-sim: stopped", file=sys.stderr, flush=True)
     return 0
 

@@ -107,7 +107,8 @@ class SimulatorFleet:
 
     def __init__(self, state_dir, enclaves: list[dict] | None = None, *, measurement: str | None = None,
                  mode: str | None = None, slow_seconds: float | None = None, runtime: str | None = None,
-                 port: int = 0, python: str = sys.executable, timeout: float = 60.0) -> None:
+                 port: int = 0, python: str = sys.executable, timeout: float = 60.0,
+                 kms_endpoint: str | None = None, env: dict | None = None) -> None:
         if (enclaves is None) == (measurement is None):
             raise ValueError("give exactly one of enclaves=[...] or measurement=...")
         self.state_dir = Path(state_dir)
@@ -119,6 +120,8 @@ class SimulatorFleet:
         self.port = port
         self.python = python
         self.timeout = timeout
+        self.kms_endpoint = kms_endpoint
+        self.env = env
         self.process: subprocess.Popen | None = None
         self.ready: dict = {}
         self.trust: dict = {}
@@ -132,9 +135,11 @@ class SimulatorFleet:
             fleet_path.write_text(json.dumps({"enclaves": self.enclaves}, indent=2) + "\n", encoding="utf-8")
         cmd = _command(self.python, self.state_dir, fleet_path=fleet_path, measurement=self.measurement,
                        mode=self.mode, slow_seconds=self.slow_seconds, runtime=self.runtime, port=self.port)
+        if self.kms_endpoint:
+            cmd += ["--kms-endpoint", self.kms_endpoint]
         # stderr goes to a file, not a pipe: a chatty simulator can never block on a full pipe.
         with open(self.state_dir / LOG_FILE, "wb") as log:
-            self.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+            self.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=self.env)
         try:
             self.ready = wait_for_ready(self.state_dir, self.process.pid, timeout=self.timeout,
                                         alive=lambda: self.process.poll() is None)
@@ -176,7 +181,7 @@ class SimulatorFleet:
         return {name: entry["url"] for name, entry in self.ready["enclaves"].items()}
 
     def configure(self, name: str, **cfg) -> dict:
-        """Change an enclave at run time (mode, measurement, slow_seconds, runtime)."""
+        """Change an enclave at run time (mode, measurement, slow_seconds, runtime, canary)."""
         if name not in self.urls:
             raise SimulatorError(f"could not configure enclave {name!r}: this fleet serves {sorted(self.urls)}")
         url = self.urls[name] + "/_sim/config"

@@ -95,8 +95,12 @@ class NitroDocumentIssuer:
             return key, cert
 
     def build(self, *, enclave_name: str, measurement: str, timestamp_ms: int,
-              nonce: bytes | None, debug: bool = False, rogue_signature: bool = False) -> bytes:
-        """Return the raw CBOR bytes of an untagged COSE_Sign1 attestation document."""
+              nonce: bytes | None, debug: bool = False, rogue_signature: bool = False,
+              public_key: bytes | None = None) -> bytes:
+        """Return the raw CBOR bytes of an untagged COSE_Sign1 attestation document.
+
+        ``public_key``: DER SubjectPublicKeyInfo of the RSA key KMS encrypts its answers to
+        (CiphertextForRecipient); AWS KMS refuses a Recipient document without one."""
         doc_time = dt.datetime.fromtimestamp(timestamp_ms / 1000, dt.timezone.utc)
         leaf_key, leaf_cert = self._leaf_for(enclave_name, doc_time)
         payload = cbor2.dumps({
@@ -110,7 +114,7 @@ class NitroDocumentIssuer:
                 self._trust.root_cert.public_bytes(serialization.Encoding.DER),
                 self._trust.intermediate_cert.public_bytes(serialization.Encoding.DER),
             ],
-            "public_key": None,
+            "public_key": public_key,
             "user_data": None,
             "nonce": nonce,
         })

@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from alfred_evidence import ChallengeError, build_evidence, parse_challenge
 from jwt_token import JwtIssuer
+from kms_canary import CANARY_PATH, CanaryError, kms_client, recipient_key, run_canary, warm_up
 from nitro_document import NitroDocumentIssuer, pcr0_for
 from sim_trust import TrustMaterial
 
@@ -34,7 +35,7 @@ ENCLAVE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 DOCUMENT_FORMATS = ("alfred", "nitro", "jwt")
 MAX_NONCE_BYTES = 1024  # the genuine AWS vectors carry a 1024-byte nonce
 MAX_BODY_BYTES = 64 * 1024
-CONFIG_KEYS = ("mode", "measurement", "slow_seconds", "runtime")
+CONFIG_KEYS = ("mode", "measurement", "slow_seconds", "runtime", "canary")
 
 
 class ConfigError(ValueError):
@@ -58,6 +59,8 @@ class EnclaveConfig:
     mode: str = "ok"
     slow_seconds: float = DEFAULT_SLOW_SECONDS
     runtime: str = DEFAULT_RUNTIME
+    # Serves the canary endpoint (an enclave runtime without it answers 404 there).
+    canary: bool = True
 
     def __post_init__(self) -> None:
         # Any value is allowed as long as it can be served: verifiers must be able to see
@@ -69,10 +72,12 @@ class EnclaveConfig:
         slow = self.slow_seconds
         if isinstance(slow, bool) or not isinstance(slow, (int, float)) or not 0 <= slow <= MAX_SLOW_SECONDS:
             raise ConfigError(f"slow_seconds must be a number between 0 and {MAX_SLOW_SECONDS:g}")
+        if not isinstance(self.canary, bool):
+            raise ConfigError("canary must be true or false")
 
     def public(self) -> dict:
         return {"measurement": self.measurement, "mode": self.mode,
-                "slow_seconds": self.slow_seconds, "runtime": self.runtime,
+                "slow_seconds": self.slow_seconds, "runtime": self.runtime, "canary": self.canary,
                 "pcr0": pcr0_for(self.measurement).hex()}
 
 
@@ -114,7 +119,8 @@ class Simulator:
     """All enclaves of one process plus the trust material and issuers they share."""
 
     def __init__(self, enclaves: list[Enclave], *, default_name: str | None = None,
-                 trust: TrustMaterial | None = None, verbose: bool = False) -> None:
+                 trust: TrustMaterial | None = None, verbose: bool = False,
+                 kms_endpoint: str | None = None, kms_region: str | None = None) -> None:
         self.enclaves = {}
         for enclave in enclaves:
             if enclave.name in self.enclaves:
@@ -127,6 +133,12 @@ class Simulator:
         self.nitro = NitroDocumentIssuer(self.trust)
         self.jwt: JwtIssuer | None = None  # needs base_url, known once the socket is bound
         self.verbose = verbose
+        # The KMS the enclaves decrypt through (the canary endpoint); credentials come from
+        # the standard AWS environment of this process, as the parent instance's role would.
+        self.kms_endpoint = kms_endpoint
+        self.kms_region = kms_region
+        warm_up()
+        self._kms = None
         self.server: ThreadingHTTPServer | None = None
         self.base_url = ""
 
@@ -176,11 +188,17 @@ class Simulator:
             key=self.trust.rogue_alfred_key if cfg.mode == "bad-signature" else self.trust.alfred_key,
         )
 
-    def nitro_document(self, enclave: Enclave, cfg: EnclaveConfig, nonce_hex: str | None) -> bytes:
+    def nitro_document(self, enclave: Enclave, cfg: EnclaveConfig, nonce_hex: str | None,
+                       public_key: bytes | None = None) -> bytes:
+        """A Nitro document; like the NSM, every document carries a fresh RSA public key (its
+        private half stays with whoever asked: here nobody, for the canary the canary flow)."""
         now_ms = int(time.time() * 1000)
         if cfg.mode == "wrong-nonce":
             nonce_hex = _wrong_hex(nonce_hex)
+        if public_key is None:
+            dummy, public_key = recipient_key()
         return self.nitro.build(
+            public_key=public_key,
             enclave_name=enclave.name,
             measurement=cfg.measurement,
             timestamp_ms=now_ms - STALE_SECONDS * 1000 if cfg.mode == "stale" else now_ms,
@@ -188,6 +206,17 @@ class Simulator:
             debug=cfg.mode == "debug",
             rogue_signature=cfg.mode == "bad-signature",
         )
+
+    def kms_canary(self, enclave: Enclave, cfg: EnclaveConfig, body) -> dict:
+        if not self.kms_endpoint:
+            raise CanaryError(503, "this simulator was started without --kms-endpoint")
+        if self._kms is None:
+            self._kms = kms_client(self.kms_endpoint, self.kms_region)
+        wrong = bytes.fromhex(_wrong_hex(None)) if cfg.mode == "wrong-nonce" else None
+        # The document's own nonce stays honest in wrong-nonce mode: only the proof is off.
+        honest = dataclasses.replace(cfg, mode="ok") if cfg.mode == "wrong-nonce" else cfg
+        return run_canary(self._kms, lambda public_der, nonce: self.nitro_document(enclave, honest, nonce.hex(), public_der),
+                          body, proof_nonce=wrong)
 
     def jwt_token(self, enclave: Enclave, cfg: EnclaveConfig, nonce_hex: str | None,
                   alg: str | None) -> str:
@@ -333,6 +362,7 @@ class SimRequestHandler(BaseHTTPRequestHandler):
             "/healthz": ("GET", self._healthz),
             "/v1/attestation/challenge": ("POST", self._challenge),
             "/v1/attestation/document": ("GET", self._document),
+            CANARY_PATH: ("POST", self._canary),
         }
         if sub not in routes:
             raise _HttpError(404, f"no route for {sub!r} on enclave {enclave.name!r}")
@@ -374,6 +404,18 @@ class SimRequestHandler(BaseHTTPRequestHandler):
         except ChallengeError as exc:
             raise _HttpError(400, f"malformed attestation challenge: {exc}") from None
         self._send_json(200, self.sim.alfred_evidence(cfg, challenge))
+
+    def _canary(self, enclave: Enclave, cfg: EnclaveConfig, query) -> None:
+        if not cfg.canary:
+            raise _HttpError(404, f"enclave {enclave.name!r} has no canary endpoint (canary disabled)")
+        try:
+            answer = self.sim.kms_canary(enclave, cfg, self._read_json())
+        except CanaryError as exc:
+            body = {"error": str(exc)}
+            if exc.code:
+                body["kms_error"] = exc.code
+            return self._send_json(exc.status, body)
+        self._send_json(200, answer)
 
     def _document(self, enclave: Enclave, cfg: EnclaveConfig, query) -> None:
         fmt = _single(query, "format") or "alfred"

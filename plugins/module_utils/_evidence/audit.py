@@ -36,9 +36,13 @@ def change(operation: str, key_id: str, before, after, check_mode: bool) -> dict
     return {"kind": "change", "operation": operation, "key_id": key_id, "before": before, "after": after, "check_mode": check_mode}
 
 
-def rollback(executed: bool, check_mode: bool, restored_primary, restored_allowed_measurements, before, outcome: str) -> dict:
+def rollback(executed: bool, check_mode: bool, restored_primary, restored_allowed_measurements, before, outcome: str,
+             kept_live=(), force_reason=None) -> dict:
+    """A restore of the snapshot: ``kept_live`` are the measurements of live enclaves kept beside the
+    snapshot's allow-list; ``force_reason`` is the operator's reason when the rollback was forced."""
     return {"kind": "rollback", "executed": executed, "check_mode": check_mode, "restored_primary": restored_primary,
-            "restored_allowed_measurements": restored_allowed_measurements, "before": before, "outcome": outcome}
+            "restored_allowed_measurements": restored_allowed_measurements, "before": before, "outcome": outcome,
+            "kept_live_measurements": list(kept_live), "forced": force_reason is not None, "force_reason": force_reason}
 
 
 def attestation(results: list, measurements: list) -> dict:
@@ -52,7 +56,7 @@ def hook(record: dict) -> dict:
 
 
 def probe(row: dict) -> dict:
-    return {"kind": "probe", **{k: row[k] for k in ("name", "passed", "detail") if k in row}}
+    return {"kind": "probe", **{k: row[k] for k in ("name", "passed", "result", "detail") if k in row}}
 
 
 def health(name: str, url: str, status, passed: bool) -> dict:

@@ -22,9 +22,9 @@ Mapping (see docs/providers/aws.md):
   re-run converges.
 - Rollback snapshot, rotation lock and attestation trust anchors live with the keys, as
   tags (JSON, zlib, base64, split into 256-character values; policy-neutral) on a version
-  key. The lock is the alias ``<alias>/tee-kms-lock`` (CreateAlias fails when it exists, so
-  acquiring is atomic) plus owner/expiry tags on the key it targets; the snapshot is found
-  through ``<alias>/tee-kms-snapshot``. A fresh controller (AWX container) finds both.
+  key. The lock is a numbered alias ``<alias>/tee-kms-lock/<n>`` plus a record (owner, expiry,
+  token) on the key it targets, see _aws_lock; the snapshot is found through
+  ``<alias>/tee-kms-snapshot``. A fresh controller (AWX container) finds both.
 
 Enforcement: AWS KMS verifies a Nitro attestation document passed as ``Recipient`` and
 evaluates ``kms:RecipientAttestation:*`` conditions itself. Test servers (moto) do neither,
@@ -46,6 +46,7 @@ import zlib
 
 from ansible.module_utils.basic import env_fallback
 
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.common import AttestationError, decode_document
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.trust import DEFAULTS as trust_defaults
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.trust import normalize_trust
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common import deps
@@ -53,12 +54,13 @@ from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors impo
     AccessDeniedError,
     ConflictError,
     InputError,
-    LockHeldError,
     NotFoundError,
     ProviderError,
     TeeKmsError,
 )
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms import aws_policy as policy
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.aws_lock import LOCK_PREFIX, AliasLock
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.aws_recipient import EnvelopeError, parse as parse_envelope
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms import rules
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.aws_client import AwsSession, check_params, error_code, wait_for
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.base import KmsProvider
@@ -67,7 +69,7 @@ TAG = "alfred:tee_kms:"
 TAG_KEY_ID = TAG + "key_id"
 TAG_VERSION = TAG + "version"
 TAG_FORMAT = TAG + "measurement_format"
-LOCK_SUFFIX = "/tee-kms-lock"
+TAG_ENV = TAG + "env"
 SNAPSHOT_SUFFIX = "/tee-kms-snapshot"
 CHUNK = 256          # KMS tag value limit
 MAX_CHUNKS = 12      # per record; a key holds at most 50 tags
@@ -76,8 +78,6 @@ MAX_PLAINTEXT = 4096
 STATE_MAP = {"Enabled": "enabled", "Disabled": "disabled", "PendingDeletion": "destroy_scheduled",
              "PendingReplicaDeletion": "destroy_scheduled"}
 _ALIAS = re.compile(r"^alias/[A-Za-z0-9/_-]{1,200}$")
-_UNKNOWN_LOCK = {"owner": "(unknown: the lock record is missing; a run may have died while acquiring it)",
-                 "acquired_at": "1970-01-01T00:00:00Z", "expires_at": "1970-01-01T00:00:00Z"}
 
 
 def _iso(value) -> str | None:
@@ -90,13 +90,10 @@ def _iso(value) -> str | None:
     return str(value)
 
 
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
-
-
 def check_alias(key_id, action: str) -> str:
     rules.check_key_id(key_id, action)
-    if not _ALIAS.match(key_id) or key_id.startswith("alias/aws/") or key_id.endswith((LOCK_SUFFIX, SNAPSHOT_SUFFIX)):
+    if not _ALIAS.match(key_id) or key_id.startswith("alias/aws/") or key_id.endswith(SNAPSHOT_SUFFIX) \
+            or LOCK_PREFIX.rstrip("/") in key_id:
         raise InputError(action, f"key '{key_id}'", "with provider aws, key_id must be a KMS alias: alias/ followed by up to 200 "
                          "letters, digits, /, _ and - (not alias/aws/..., which AWS reserves)")
     return key_id
@@ -142,6 +139,36 @@ def nitro_pcr(trust: dict) -> int:
     return pcrs[0]
 
 
+class RecipientCiphertext:
+    """What AWS KMS answers a Recipient request: the plaintext enveloped to the enclave's key.
+
+    Deliberately not bytes: it never compares equal to a plaintext, so no caller can mistake
+    "KMS accepted the document" for "the plaintext was recovered"."""
+
+    def __init__(self, envelope: bytes, key_arn):
+        self.envelope = envelope
+        self.key_arn = key_arn
+
+    def __repr__(self):
+        return f"RecipientCiphertext({len(self.envelope)} bytes for {self.key_arn})"
+
+
+def recipient_answer(answer: dict, obj: str, where: str) -> RecipientCiphertext:
+    """Check a Decrypt answer to a Recipient request the way an enclave will read it."""
+    if answer.get("Plaintext") is not None:
+        raise ProviderError("decrypt", obj, f"{where} answered a Recipient request with Plaintext; AWS KMS never does (it "
+                            "answers CiphertextForRecipient), so this endpoint does not enforce attestation")
+    envelope = answer.get("CiphertextForRecipient")
+    if not envelope:
+        raise ProviderError("decrypt", obj, f"{where} answered a Recipient request without CiphertextForRecipient")
+    try:
+        parse_envelope(envelope)
+    except EnvelopeError as exc:
+        raise ProviderError("decrypt", obj, f"{where} answered a CiphertextForRecipient that is not the CMS envelope "
+                            f"KMS sends ({exc})") from None
+    return RecipientCiphertext(envelope, answer.get("KeyId"))
+
+
 class AwsKmsProvider(KmsProvider):
     name = "aws"
     label = "the AWS KMS provider"
@@ -174,6 +201,7 @@ class AwsKmsProvider(KmsProvider):
 
     def __init__(self, session: AwsSession):
         self.aws = session
+        self.lock = AliasLock(self, read_record, record_tag_keys)
 
     # --- low level -------------------------------------------------------------------
     def _kms(self, operation, action, obj, **kwargs):
@@ -298,18 +326,17 @@ class AwsKmsProvider(KmsProvider):
             raise ProviderError(action, obj, f"the key policy of version {primary_version} cannot be read: {exc}") from None
         pmeta = internal["meta"][primary_version]
         pending = _iso(pmeta.get("DeletionDate")) if pmeta["KeyState"] == "PendingDeletion" else None
-        lock_kid = aliases.get(key_id + LOCK_SUFFIX)
         snapshot_kid = aliases.get(key_id + SNAPSHOT_SUFFIX)
         by_kid = {kid: internal["tags"][n] for n, kid in internal["keys"].items()}
-        lock = None
-        if lock_kid:
-            lock = read_record(by_kid.get(lock_kid) or self._tags(lock_kid, action, obj), "lock") or dict(_UNKNOWN_LOCK)
+        lock_found = self.lock.state(key_id, aliases, lambda kid: by_kid.get(kid) or self._tags(kid, action, obj), action, obj)
+        lock = lock_found["lock"]
         snapshot = read_record(by_kid.get(snapshot_kid) or self._tags(snapshot_kid, action, obj), "snapshot") if snapshot_kid else None
         state = {
             "key_id": key_id,
             "description": pmeta.get("Description") or "",
             "created_at": versions[0]["created_at"] if versions else None,
             "measurement_format": ptags.get(TAG_FORMAT, "sha384"),
+            "env": ptags.get(TAG_ENV),
             "primary_version": primary_version,
             "versions": [{k: v for k, v in entry.items() if k != "kms_state"} for entry in versions],
             "allowed_measurements": policy.allowed_measurements(doc),
@@ -319,7 +346,7 @@ class AwsKmsProvider(KmsProvider):
             "pending_deletion_at": pending,
         }
         internal.update(primary_kid=primary_kid, policy_text=text, policy=doc, aliases=aliases,
-                        lock_kid=lock_kid, snapshot_kid=snapshot_kid, arn=pmeta["Arn"])
+                        lock=lock_found, snapshot_kid=snapshot_kid, arn=pmeta["Arn"])
         if pending and not allow_pending:
             raise ConflictError(action, obj, f"it is scheduled for deletion on {pending}")
         return state, internal
@@ -337,7 +364,7 @@ class AwsKmsProvider(KmsProvider):
         self._wait_state(meta["KeyId"], "Enabled", action, obj)
         return meta["KeyId"]
 
-    def create_key(self, key_id, allowed_measurements, measurement_format="sha384", attestation_trust=None, description=None):
+    def create_key(self, key_id, allowed_measurements, measurement_format="sha384", attestation_trust=None, description=None, env=None):
         check_alias(key_id, "create")
         obj = f"key '{key_id}'"
         if not allowed_measurements:
@@ -353,6 +380,8 @@ class AwsKmsProvider(KmsProvider):
         account, partition = identity["Account"], identity["Arn"].split(":")[1]
         text = policy.build_policy(account, allowed_measurements, cond_key, partition)
         tags = {TAG_FORMAT: measurement_format}
+        if env:
+            tags[TAG_ENV] = env
         if trust:
             tags.update(record_tags("trust", trust))
         v1_alias = f"{key_id}/v1"
@@ -396,6 +425,15 @@ class AwsKmsProvider(KmsProvider):
             elif record_tag_keys(tags, "trust"):
                 self._untag(kid, record_tag_keys(tags, "trust"), action, label)
 
+    def record_env(self, key_id, env):
+        action = "record the environment of"
+        state, internal = self._load(key_id, action, allow_pending=False)
+        if state["env"] not in (None, env):
+            raise ConflictError(action, f"key '{key_id}'", f"it already belongs to env '{state['env']}'")
+        # Every version: a rollback makes an older version primary again, and the env is read there.
+        for number in self._write_order(state, internal, enabled_only=False):
+            self._tag(internal["keys"][number], {TAG_ENV: env}, action, f"version {number} of key '{key_id}'")
+
     def schedule_key_deletion(self, key_id, pending_days):
         obj = f"key '{key_id}'"
         rules.check_pending_days(pending_days, obj)
@@ -429,7 +467,7 @@ class AwsKmsProvider(KmsProvider):
             raise ProviderError(action, obj, f"the primary version's key policy cannot be reused: {exc}") from None
         ptags = internal["tags"][state["primary_version"]]
         tags = {TAG_FORMAT: state["measurement_format"]}
-        tags.update({k: v for k, v in ptags.items() if k in record_tag_keys(ptags, "trust")})
+        tags.update({k: v for k, v in ptags.items() if k in record_tag_keys(ptags, "trust") or k == TAG_ENV})
         kid = self._new_version_key(key_id, version, text, tags, None, action, f"version {version} of key '{key_id}'")
         if not self._create_alias(f"{key_id}/v{version}", kid, action, obj):
             self._orphan(kid)
@@ -607,21 +645,53 @@ class AwsKmsProvider(KmsProvider):
             raise InputError("decrypt", "ciphertext", f"it is not a {CIPHERTEXT_PREFIX} ciphertext of this KMS") from None
 
     def decrypt(self, key_id, ciphertext, context, attestation=None):
-        version, blob = self.parse_ciphertext(ciphertext)
+        """Refuse unattested or disallowed callers locally, then ask KMS (see decrypt_at_kms).
+
+        A ``nitro`` caller gets a RecipientCiphertext: KMS encrypts the plaintext to the
+        enclave, and only the enclave can open it."""
+        version, dummy = self.parse_ciphertext(ciphertext)
         obj = f"a ciphertext under version {version} of key '{key_id}'"
         state, internal = self._load(key_id, "decrypt", allow_pending=False)
-        entry = rules.find_version(state, version, "decrypt")
-        if entry["state"] != "enabled":
-            raise AccessDeniedError("decrypt", obj, f"version {version} is {entry['state']}")
-        kid = internal["keys"][version]
+        kid = self._decrypt_kid(state, internal, version, obj)
         text = internal["policy_text"] if kid == internal["primary_kid"] else self._policy_text(kid, "decrypt", obj)
         allowed = policy.allowed_measurements(policy.parse(text))
         raw, fmt = rules.require_attestation(state.get("attestation_trust"), attestation, allowed, obj)
+        return self._kms_decrypt(kid, ciphertext, context, raw if fmt == "nitro" else None, obj)
+
+    def decrypt_at_kms(self, key_id, ciphertext, context, attestation=None):
+        """KMS's own decision, no local pre-check: what the enforcement probes ask on AWS.
+
+        ``attestation``: a ``nitro`` document (sent as Recipient) or None (no Recipient).
+        Returns a RecipientCiphertext or the plaintext; raises AccessDeniedError when KMS
+        refuses."""
+        version, dummy = self.parse_ciphertext(ciphertext)
+        obj = f"a ciphertext under version {version} of key '{key_id}'"
+        state, internal = self._load(key_id, "decrypt", allow_pending=False)
+        kid = self._decrypt_kid(state, internal, version, obj)
+        raw = None
+        if attestation:
+            if attestation.get("format") != "nitro":
+                raise InputError("decrypt", obj, "only a nitro attestation document can be sent to AWS KMS as Recipient")
+            try:
+                raw = decode_document(attestation["document"])
+            except AttestationError as exc:
+                raise InputError("decrypt", obj, f"the attestation document cannot be read ({exc})") from None
+        return self._kms_decrypt(kid, ciphertext, context, raw, obj)
+
+    @staticmethod
+    def _decrypt_kid(state, internal, version, obj):
+        entry = rules.find_version(state, version, "decrypt")
+        if entry["state"] != "enabled":
+            raise AccessDeniedError("decrypt", obj, f"version {version} is {entry['state']}")
+        return internal["keys"][version]
+
+    def _kms_decrypt(self, kid, ciphertext, context, recipient_document, obj):
+        dummy, blob = self.parse_ciphertext(ciphertext)
         kwargs = {"CiphertextBlob": blob, "EncryptionContext": self._context(context), "KeyId": kid}
-        if fmt == "nitro":
-            # Real AWS KMS checks the document itself and returns the plaintext encrypted to the
-            # enclave's public key (CiphertextForRecipient). moto ignores Recipient.
-            kwargs["Recipient"] = {"KeyEncryptionAlgorithm": "RSAES_OAEP_SHA_256", "AttestationDocument": raw}
+        if recipient_document is not None:
+            # AWS KMS checks the document itself and answers CiphertextForRecipient: the
+            # plaintext enveloped to the RSA key inside the document.
+            kwargs["Recipient"] = {"KeyEncryptionAlgorithm": "RSAES_OAEP_SHA_256", "AttestationDocument": recipient_document}
         try:
             answer = self.aws.client("kms").decrypt(**kwargs)
         except Exception as exc:  # noqa: BLE001 - translated below, never re-raised raw
@@ -631,9 +701,9 @@ class AwsKmsProvider(KmsProvider):
             if hasattr(exc, "response"):
                 raise self.aws.translate(exc, "decrypt", obj) from None
             raise ProviderError("decrypt", obj, self.aws.scrub(f"{self.aws.where()} could not be reached ({exc})")) from None
-        if answer.get("Plaintext") is not None:
+        if recipient_document is None:
             return answer["Plaintext"]
-        return answer.get("CiphertextForRecipient", b"")
+        return recipient_answer(answer, obj, self.aws.where())
 
     # --- rotation coordination -------------------------------------------------------
     def get_snapshot(self, key_id):
@@ -668,49 +738,10 @@ class AwsKmsProvider(KmsProvider):
         return self.describe_key(key_id).get("lock")
 
     def acquire_lock(self, key_id, owner, ttl_seconds, break_stale=False, takeover_from=None):
-        action = "acquire the rotation lock on"
-        obj = f"key '{key_id}'"
-        rules.check_lock_request(owner, ttl_seconds, obj)
-        state, internal = self._load(key_id, action, allow_pending=False)
-        alias = key_id + LOCK_SUFFIX
-        now = _now()
-        lock = state.get("lock")
-        if lock and lock["owner"] != owner:
-            # takeover_from: the caller proved that holder's process is gone. Unlike the local
-            # store this check-then-delete is not atomic; CreateAlias below still is, so two
-            # runs taking over at once cannot both get the lock.
-            if not (takeover_from and lock["owner"] == takeover_from):
-                error = rules.lock_conflict(key_id, lock, owner, break_stale, now)
-                if error:
-                    raise error
-            self._delete_alias(alias, action, obj)
-            lock = None
-        record = {"owner": owner, "acquired_at": lock["acquired_at"] if lock else _iso(now),
-                  "expires_at": _iso(now + datetime.timedelta(seconds=ttl_seconds))}
-        if lock:  # refresh our own lock where it is
-            kid = internal["lock_kid"]
-        else:
-            kid = internal["primary_kid"]
-            # CreateAlias is the atomic step: it fails when another run created the lock first.
-            if not self._create_alias(alias, kid, action, obj):
-                raise LockHeldError(action, obj, "another run acquired it at the same moment; if no other rotation is running, "
-                                    "retry with break_stale_lock=true")
-        tags = next((internal["tags"][n] for n, k in internal["keys"].items() if k == kid), {})
-        self._put_record(kid, tags, "lock", record, action, obj)
-        return dict(record)
+        rules.check_lock_request(owner, ttl_seconds, f"key '{key_id}'")
+        dummy, internal = self._load(key_id, "acquire the rotation lock on", allow_pending=False)
+        return self.lock.acquire(key_id, internal["lock"], internal["primary_kid"], owner, ttl_seconds, break_stale, takeover_from)
 
     def release_lock(self, key_id, owner):
-        action = "release the rotation lock on"
-        obj = f"key '{key_id}'"
-        state, internal = self._load(key_id, action)
-        lock = state.get("lock")
-        if not lock:
-            return False
-        if lock["owner"] != owner:
-            raise LockHeldError(action, obj, f"it is held by another owner ('{lock['owner']}')")
-        kid = internal["lock_kid"]
-        # The alias is the lock: deleting it releases; the leftover record is then only noise.
-        self._delete_alias(key_id + LOCK_SUFFIX, action, obj)
-        tags = next((internal["tags"][n] for n, k in internal["keys"].items() if k == kid), None)
-        self._untag(kid, record_tag_keys(tags if tags is not None else self._tags(kid, action, obj), "lock"), action, obj)
-        return True
+        dummy, internal = self._load(key_id, "release the rotation lock on")
+        return self.lock.release(key_id, internal["lock"], owner)

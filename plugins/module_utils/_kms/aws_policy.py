@@ -8,7 +8,7 @@ Private module_utils: the API may change without notice between releases.
 
 Pure functions, no AWS calls, so every rule here is unit-tested without a server.
 
-The collection owns exactly two statements, recognised by their ``Sid``:
+The collection owns exactly three statements, recognised by their ``Sid``:
 
 - ``AlfredTeeKmsAttestedDecrypt`` (Allow): ``kms:Decrypt`` and the data-key operations for
   the account's principals, only when ``kms:RecipientAttestation:PCR<n>`` is one of the
@@ -18,6 +18,14 @@ The collection owns exactly two statements, recognised by their ``Sid``:
   administrators' statement (``kms:*`` for the account, as in the KMS default policy) would
   let any IAM principal with ``kms:Decrypt`` in its IAM policy decrypt without attestation;
   an explicit Deny wins over every Allow, including grants.
+- ``AlfredTeeKmsDenyUnattestedPaths`` (Deny, every principal, no condition): the operations
+  that reach or move the key's data without taking a ``Recipient`` — ``ReEncryptFrom`` and
+  ``ReEncryptTo`` (re-wrap a token to a key the caller controls, then decrypt it there),
+  ``CreateGrant`` (hand the key to another principal) and the ``...WithoutPlaintext``
+  data-key calls (mint data keys the enclave would trust, with no enclave involved). No
+  attestation condition can ever hold for them, so they are denied outright. Key
+  administrators are not exempt: they keep ``PutKeyPolicy``, so lifting this Deny is a policy
+  change that CloudTrail records, never a silent call.
 
 Every other statement is foreign and kept byte-for-byte: merging splices the text of the
 ``Statement`` array instead of re-serialising the document. The administrators' statement
@@ -39,11 +47,21 @@ import re
 
 SID_ALLOW = "AlfredTeeKmsAttestedDecrypt"
 SID_DENY = "AlfredTeeKmsDenyUnattested"
+SID_DENY_PATHS = "AlfredTeeKmsDenyUnattestedPaths"
 SID_ADMIN = "Enable IAM User Permissions"
-OWN_SIDS = (SID_ALLOW, SID_DENY)
+OWN_SIDS = (SID_ALLOW, SID_DENY, SID_DENY_PATHS)
 
 # Operations that hand out plaintext and accept a Recipient (attestation document).
 ATTESTED_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey", "kms:GenerateDataKeyPair")
+# Operations that accept no Recipient and still lead to the plaintext (or put data under the
+# key that the enclave would take as genuine): denied to every principal.
+UNATTESTED_PATH_ACTIONS = ("kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:CreateGrant",
+                           "kms:GenerateDataKeyWithoutPlaintext", "kms:GenerateDataKeyPairWithoutPlaintext")
+# Every key-scoped operation by which a caller can obtain or re-wrap this key's plaintext.
+PLAINTEXT_ACTIONS = ATTESTED_ACTIONS + UNATTESTED_PATH_ACTIONS
+# Operations that change who may do the above; only the key administrators may hold them
+# (CreateGrant is one too, and is denied outright).
+CONTROL_ACTIONS = ("kms:PutKeyPolicy",)
 CONDITION_PREFIX = "kms:RecipientAttestation:"
 IMAGE_SHA384 = CONDITION_PREFIX + "ImageSha384"
 
@@ -81,6 +99,8 @@ def own_statements(account_id: str, measurements, cond_key: str, partition: str 
         {"Sid": SID_DENY, "Effect": "Deny", "Principal": "*",
          "Action": list(ATTESTED_ACTIONS), "Resource": "*",
          "Condition": {"StringNotEqualsIgnoreCase": {cond_key: values}}},
+        {"Sid": SID_DENY_PATHS, "Effect": "Deny", "Principal": "*",
+         "Action": list(UNATTESTED_PATH_ACTIONS), "Resource": "*"},
     ]
 
 
@@ -432,10 +452,17 @@ def findings(doc: dict, allowed=None) -> list:
     if not any(s.get("Sid") == SID_DENY for s in own):
         out.append(f"the collection's deny statement ({SID_DENY}) is missing: principals allowed by IAM through the "
                    "administrators' statement can decrypt without attestation")
+    if not any(s.get("Sid") == SID_DENY_PATHS for s in own):
+        out.append(f"the collection's deny statement ({SID_DENY_PATHS}) is missing: operations that take no attestation "
+                   "(ReEncrypt, CreateGrant, ...WithoutPlaintext) are not denied")
     for index, statement in enumerate(statements):
         label = f"statement {index} ({statement.get('Sid') or 'no Sid'})"
-        if statement.get("Effect") != "Allow":
+        if statement.get("Effect") != "Allow" or is_admin_statement(statement):
             continue
+        control = [a for a in CONTROL_ACTIONS if _action_matches(statement, a)]
+        if control:
+            out.append(f"{label} allows {', '.join(control)} to {', '.join(_principals(statement)) or 'a NotPrincipal set'}: "
+                       "whoever holds it can open an unattested path; keep it to the key administrators")
         if not any(_action_matches(statement, a) for a in ATTESTED_ACTIONS):
             continue
         if "NotPrincipal" in statement:
@@ -445,16 +472,17 @@ def findings(doc: dict, allowed=None) -> list:
         if "*" in principals and not _has_attestation_condition(statement):
             out.append(f"{label} allows decrypt to every principal ('*') without an attestation condition")
             continue
-        if set(principals) <= admins and is_admin_statement(statement):
-            continue
         if not _has_attestation_condition(statement):
             out.append(f"{label} allows decrypt to {', '.join(principals)} without an attestation condition")
     if allowed is not None:
         for value in allowed:
             if set(value) == {"0"}:
                 out.append("the allow-list contains an all-zero (debug enclave) measurement")
-    for measurement in (None, "0" * 96):
-        if evaluate(doc, measurement):
-            out.append("a caller without attestation can decrypt" if measurement is None
-                       else "a debug enclave (all-zero measurement) can decrypt")
+    # The whole policy, every statement together: can a caller without attestation (or a
+    # debug enclave) reach plaintext by any operation?
+    if evaluate(doc, None):
+        out.append("a caller without attestation can decrypt")
+    out.extend(f"a caller without attestation can call {action}" for action in PLAINTEXT_ACTIONS[1:] if evaluate(doc, None, action))
+    if evaluate(doc, "0" * 96):
+        out.append("a debug enclave (all-zero measurement) can decrypt")
     return out

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import abc
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import NotFoundError
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import NotFoundError, ProviderError
 
 
 class KmsProvider(abc.ABC):
@@ -67,8 +67,16 @@ class KmsProvider(abc.ABC):
 
     # --- key lifecycle ---------------------------------------------------------------
     @abc.abstractmethod
-    def create_key(self, key_id, allowed_measurements, measurement_format="sha384", attestation_trust=None, description=None) -> dict:
+    def create_key(self, key_id, allowed_measurements, measurement_format="sha384", attestation_trust=None, description=None,
+                   env=None) -> dict:
+        """Create version 1. ``env`` (staging, production) binds the key to its environment: the
+        state's ``env``, which a rotation for another environment is refused on."""
         raise NotImplementedError
+
+    def record_env(self, key_id, env) -> None:
+        """Record the environment of a key created without one (at its first rotation). Only
+        when none is recorded: a recorded environment is never changed."""
+        raise ProviderError("record the environment of", f"key '{key_id}'", f"the {self.name} provider cannot record it")
 
     @abc.abstractmethod
     def set_attestation_trust(self, key_id, attestation_trust) -> None:

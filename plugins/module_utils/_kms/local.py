@@ -97,7 +97,7 @@ class LocalKmsProvider(KmsProvider):
         }
 
     # --- key lifecycle ---------------------------------------------------------------
-    def create_key(self, key_id, allowed_measurements, measurement_format="sha384", attestation_trust=None, description=None):
+    def create_key(self, key_id, allowed_measurements, measurement_format="sha384", attestation_trust=None, description=None, env=None):
         rules.check_key_id(key_id, "create")
         if not allowed_measurements:
             raise InputError("create", f"key '{key_id}'", "allowed_measurements must not be empty: an empty allow-list locks every enclave out")
@@ -111,6 +111,7 @@ class LocalKmsProvider(KmsProvider):
             keys[key_id] = {
                 "key_id": key_id,
                 "description": description or "",
+                "env": env,
                 "created_at": now,
                 "measurement_format": measurement_format,
                 "primary_version": 1,
@@ -124,6 +125,14 @@ class LocalKmsProvider(KmsProvider):
 
         self.store.mutate("create", change)
         return self.describe_key(key_id)
+
+    def record_env(self, key_id, env):
+        def change(state):
+            if state.get("env") not in (None, env):
+                raise ConflictError("record the environment of", f"key '{key_id}'", f"it already belongs to env '{state['env']}'")
+            state["env"] = env
+
+        self._mutate("record the environment of", key_id, change)
 
     def set_attestation_trust(self, key_id, attestation_trust):
         trust = normalize_trust(attestation_trust)

@@ -87,6 +87,7 @@ def public_state(state: dict) -> dict:
         "versions": [{"version": v["version"], "state": v["state"], "created_at": v["created_at"]} for v in state["versions"]],
         "allowed_measurements": list(state["allowed_measurements"]),
         "measurement_format": state.get("measurement_format", "sha384"),
+        "env": state.get("env"),
         "pending_deletion_at": state.get("pending_deletion_at"),
     }
 
@@ -109,7 +110,9 @@ def lock_conflict(key_id: str, lock, owner: str, break_stale: bool, now=None):
     expires = datetime.datetime.strptime(lock["expires_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
     if now < expires:
         return LockHeldError("acquire the rotation lock on", f"key '{key_id}'",
-                             f"another rotation holds it (owner '{lock['owner']}', since {lock['acquired_at']}, expires {lock['expires_at']})")
+                             f"another rotation holds it (owner '{lock['owner']}', since {lock['acquired_at']}, expires {lock['expires_at']}); "
+                             "if that run is gone (a killed container or controller), a rollback can break it with "
+                             f"break_lock_owner='{lock['owner']}'")
     if not break_stale:
         return LockHeldError("acquire the rotation lock on", f"key '{key_id}'",
                              f"a stale lock of owner '{lock['owner']}' expired at {lock['expires_at']}; confirm that run is gone, "

@@ -9,10 +9,16 @@ Private module_utils: the API may change without notice between releases.
 Hooks are shell command lines written by operators (the runbook's ALFRED_ROTATION_*_CMD), so
 they run through /bin/sh in their own process group: a timeout stops the whole group, not
 only the shell, and a hanging hook can never hold a rotation open past its limit.
+
+Their own session also means the signals of an interrupted run (Ctrl-C, AWX cancel, SIGTERM
+to ansible-playbook, which its worker passes on to this module process) never reach them:
+the module catches those signals while a hook runs and stops the hook's group itself, so no
+hook process keeps changing the system while the operator starts a rollback.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -29,40 +35,97 @@ def _tail(data: bytes, redactor: Redactor) -> list:
     return [redactor.redact_text(line) for line in text.splitlines()[-OUTPUT_LINES:]]
 
 
+# The signals that end a run: Ctrl-C, a cancel (SIGTERM) and a closed terminal.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class Interrupted(Exception):
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signal = signal.Signals(signum).name
+
+
+@contextlib.contextmanager
+def _signals(handler):
+    """Set ``handler`` for STOP_SIGNALS for the duration of the block."""
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _raise_interrupted(signum, frame):
+    raise Interrupted(signum)
+
+
 def run_hook(command: str, timeout: int, env: dict | None = None, chdir: str | None = None, secrets=()) -> dict:
-    """Run one hook; return rc, outcome (ok|failed|timeout), duration_ms and redacted output."""
+    """Run one hook; return rc, outcome (ok|failed|timeout|interrupted), duration_ms and redacted output.
+
+    With outcome ``interrupted`` the result names the ``signal`` that ended the run; the hook's
+    whole process group was stopped before returning.
+    """
     redactor = Redactor(known_values=[command, *secrets])
     redactor.add_known_from_mapping(os.environ)
     child_env = dict(os.environ)
     child_env.update({k: str(v) for k, v in (env or {}).items()})
     started = time.monotonic()
-    proc = subprocess.Popen(["/bin/sh", "-c", command], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, cwd=chdir, env=child_env, start_new_session=True)
-    try:
-        stdout, stderr = proc.communicate(timeout=timeout)
-        outcome = "ok" if proc.returncode == 0 else "failed"
-    except subprocess.TimeoutExpired:
-        _stop_group(proc)
-        stdout, stderr = proc.communicate()
-        outcome = "timeout"
-    return {
-        "rc": proc.returncode,
+    proc, stdout, stderr, interrupted = None, b"", b"", None
+    with _signals(_raise_interrupted):
+        try:
+            proc = subprocess.Popen(["/bin/sh", "-c", command], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, cwd=chdir, env=child_env, start_new_session=True)
+            stdout, stderr = proc.communicate(timeout=timeout)
+            outcome = "ok" if proc.returncode == 0 else "failed"
+        except (subprocess.TimeoutExpired, Interrupted) as exc:
+            # From here a second Ctrl-C must not cut the stop short and leave the group running.
+            for sig in STOP_SIGNALS:
+                signal.signal(sig, signal.SIG_IGN)
+            outcome = "timeout" if isinstance(exc, subprocess.TimeoutExpired) else "interrupted"
+            interrupted = getattr(exc, "signal", None)
+            if proc is not None:
+                _stop_group(proc)
+                stdout, stderr = _remaining_output(proc)
+    result = {
+        "rc": None if proc is None else proc.returncode,
         "outcome": outcome,
         "duration_ms": int((time.monotonic() - started) * 1000),
         "stdout_lines": _tail(stdout, redactor),
         "stderr_lines": _tail(stderr, redactor),
     }
+    if interrupted:
+        result.update(signal=interrupted, group_stopped=proc is not None)
+    return result
+
+
+def _remaining_output(proc) -> tuple:
+    """What the stopped hook wrote, or nothing when a signal cut communicate() in a state it
+    cannot resume from: the outcome matters here, not the last lines."""
+    try:
+        return proc.communicate(timeout=5)
+    except (subprocess.TimeoutExpired, ValueError, OSError):
+        return b"", b""
 
 
 def _stop_group(proc) -> None:
-    """TERM the hook's process group, then KILL it if it does not exit within 5 s."""
-    for sig, grace in ((signal.SIGTERM, 5), (signal.SIGKILL, 5)):
+    """TERM the hook's process group, then KILL what is left of it after 5 s.
+
+    The group, not only the shell: a child that traps TERM, or outlives a shell that exited,
+    is still a hook process.
+    """
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        proc.poll()  # reap the shell, or its zombie keeps the group alive
         try:
-            os.killpg(proc.pid, sig)
+            os.killpg(proc.pid, 0)
         except ProcessLookupError:
             return
-        try:
-            proc.wait(timeout=grace)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()

@@ -10,7 +10,7 @@ Private module_utils: the API may change without notice between releases.
 from __future__ import annotations
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.measurements import normalize_list
-from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import InputError
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import ConflictError, InputError
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms import registry
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.rules import check_key_id
 from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.locks import lock_owner
@@ -25,6 +25,23 @@ HOOKS = ("preflight", "stage", "validate", "rollback")
 # Hooks the runbook requires when the hooks do the rotation themselves (provider command).
 REQUIRED_HOOKS = {"preflight": (), "stage": ("stage", "rollback"), "validate": ("validate",),
                   "rollback": ("rollback",), "all": ("stage", "validate", "rollback")}
+
+
+def check_key_env(key: dict, env: str, action: str = "rotate") -> bool:
+    """A key belongs to the environment it was created (or first rotated) for: a run for another
+    environment is refused before it changes anything, whatever ALFRED_ENV says. A production key
+    is so only ever changed by an env=production run, which needs confirm_production.
+
+    Returns False for a key that records no environment yet (it is recorded at its next rotation).
+    """
+    recorded = key.get("env")
+    if recorded is None:
+        return False
+    if recorded != env:
+        needs = f"env={recorded}" + (" with confirm_production=true" if recorded == "production" else "")
+        raise ConflictError(action, f"key '{key['key_id']}'", f"it belongs to env '{recorded}', not to the run's env '{env}'; "
+                            f"it is only changed by a run with {needs}")
+    return True
 
 
 def _version(value, name: str, native: bool):
@@ -58,6 +75,14 @@ def validate_inputs(p: dict) -> dict:
     if p.get("alfred_env") and p["alfred_env"] != env:
         raise InputError("run", f"a rotation for env '{env}'", f"ALFRED_ENV is set to '{p['alfred_env']}' on this controller")
     native = provider != HOOK_PROVIDER
+    if p.get("break_lock_owner") and (action != "rollback" or not native):
+        # Breaking another run's lock is an emergency measure: only to roll a key back, never to
+        # start a change over a run that may still be alive.
+        raise InputError("validate", "input break_lock_owner",
+                         f"it is only accepted with rotation_action=rollback and a native provider, not rotation_action={action} with kms_provider={provider}")
+    if p.get("force_rollback") and (action != "rollback" or not (p.get("force_rollback_reason") or "").strip()):
+        raise InputError("validate", "input force_rollback",
+                         f"it needs rotation_action=rollback (not {action}) and a force_rollback_reason, which the evidence records")
     plan = {"env": env, "action": action, "provider": provider, "native": native, "check_mode": p["check_mode"],
             "show_commands": p["show_commands"], "key_id": p["key_id"] or None,
             "current_version": None, "next_version": None, "target_measurements": []}

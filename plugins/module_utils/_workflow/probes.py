@@ -9,18 +9,31 @@ Private module_utils: the API may change without notice between releases.
 A probe proves the KMS policy does what the allow-list says, with real calls: encrypt a
 random canary, fetch fresh evidence from a live enclave and ask the KMS to decrypt with it.
 Canary plaintexts are random and never returned; only their digests are.
+
+On AWS with Nitro enclaves (a provider with ``decrypt_at_kms`` and format ``nitro``) the
+controller cannot see a plaintext: KMS answers CiphertextForRecipient, which only the enclave
+opens. There the probes ask KMS itself (no local pre-check) and pass on KMS's answer:
+CiphertextForRecipient for an allowed document, AccessDenied for a disallowed or missing
+one; plaintext is never compared. The decrypt itself is proven by the enclave through its
+canary endpoint (docs/attestation.md): it decrypts the canary with its own document and
+returns SHA-256(nonce || plaintext) for a nonce the controller chose. An enclave without the
+endpoint gives ``result: kms_accepted_only``, which says that no decrypt was proven.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import os
+import secrets
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.client import fetch_evidence
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.client import fetch_evidence, http_request, new_session
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.common import AttestationError
-from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import AccessDeniedError, InputError
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import AccessDeniedError, InputError, ProviderError
 
 PROBES = ("canary", "allowed_decrypt", "disallowed_denied", "unattested_denied", "decrypt")
+CANARY_PATH = "/v1/kms/canary"
 
 
 def token_context(key_id: str, version) -> dict:
@@ -49,6 +62,81 @@ def _denied(provider, key_id, ciphertext, context, attestation) -> tuple:
     return False, "the KMS decrypted it"
 
 
+def _recipient_flow(provider, fmt) -> bool:
+    return fmt == "nitro" and hasattr(provider, "decrypt_at_kms")
+
+
+def _kms_answer(provider, key_id, ciphertext, context, attestation) -> tuple:
+    """("denied", cause), ("recipient", envelope answer) or ("plaintext", bytes): KMS's own word."""
+    try:
+        answer = provider.decrypt_at_kms(key_id, ciphertext, context, attestation)
+    except AccessDeniedError as exc:
+        return "denied", exc.cause
+    return ("plaintext", answer) if isinstance(answer, bytes) else ("recipient", answer)
+
+
+def canary_proof(url: str, ciphertext_blob: bytes, context: dict, canary: bytes, timeout: float) -> dict:
+    """Ask the enclave to decrypt the canary through KMS itself; check its nonce-bound proof."""
+    obj = f"the canary endpoint of enclave {url}"
+    nonce = secrets.token_bytes(32)
+    body = {"ciphertext_blob": base64.b64encode(ciphertext_blob).decode("ascii"), "encryption_context": context,
+            "nonce": nonce.hex()}
+    session = new_session(1)
+    try:
+        status, dummy, raw = http_request(session, "POST", url.rstrip("/") + CANARY_PATH, timeout, json=body)
+    except AttestationError as exc:
+        raise ProviderError("check the canary proof from", obj, f"it did not answer within {timeout:g}s or could not be "
+                            f"reached ({exc.detail})") from None
+    finally:
+        session.close()
+    if status == 404:
+        return {"passed": True, "result": "kms_accepted_only",
+                "detail": "KMS answered CiphertextForRecipient for the enclave's attestation document; the enclave has no "
+                          "canary endpoint, so no decrypt by the enclave is proven"}
+    try:
+        answer = json.loads(raw)
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
+        raise ProviderError("check the canary proof from", obj, f"it answered HTTP {status} with a body that is not a JSON object")
+    if status == 502 and answer.get("kms_error"):
+        return {"passed": False, "result": "kms_denied",
+                "detail": f"KMS refused the enclave's own decrypt of the canary ({answer['kms_error']})"}
+    if status != 200:
+        raise ProviderError("check the canary proof from", obj, f"it answered HTTP {status}: {str(answer.get('error'))[:200]}")
+    if answer.get("nonce") != nonce.hex():
+        raise ProviderError("check the canary proof from", obj, "the proof is for another nonce than this probe sent")
+    if answer.get("proof") != hashlib.sha256(nonce + canary).hexdigest():
+        raise ProviderError("check the canary proof from", obj, "the proof is not SHA-256(nonce || canary): the enclave "
+                            "bound it to another nonce or decrypted other bytes")
+    return {"passed": True, "result": "decrypt_proven",
+            "detail": "the enclave decrypted the canary through KMS with its own attestation document (proof bound to "
+                      "this probe's nonce)"}
+
+
+def _recipient_probe(provider, probe, key_id, row, enclave_url, fmt, timeout, canary):
+    """The probes on AWS with Nitro enclaves: KMS's answer decides, the enclave proves the decrypt."""
+    ciphertext, context = row["ciphertext"], row["context"]
+    purpose = f"kms-probe-{probe}"
+    if probe in ("canary", "allowed_decrypt"):
+        if not enclave_url:
+            raise InputError("run", f"the {probe} probe", "enclave_url of a live, allowed enclave is required")
+        said, answer = _kms_answer(provider, key_id, ciphertext, context, evidence_from(enclave_url, fmt, timeout, purpose))
+        if said != "recipient":
+            return dict(row, passed=False, result="kms_denied", detail=f"KMS refused an allowed enclave's document: {answer}")
+        return dict(row, **canary_proof(enclave_url, provider.parse_ciphertext(ciphertext)[1], context, canary, timeout))
+    if probe == "unattested_denied":
+        said, answer = _kms_answer(provider, key_id, ciphertext, context, None)
+        passed = said == "denied"
+        return dict(row, passed=passed, result="kms_denied" if passed else "kms_allowed",
+                    detail=f"KMS denied it: {answer}" if passed else "KMS decrypted for a caller without attestation")
+    said, answer = _kms_answer(provider, key_id, ciphertext, context, evidence_from(enclave_url, fmt, timeout, purpose))
+    passed = said == "denied"
+    leak = "KMS answered CiphertextForRecipient for an enclave outside the allow-list"
+    return dict(row, passed=passed, method="probe_enclave", result="kms_denied" if passed else "kms_allowed",
+                detail=f"KMS denied it: {answer}" if passed else leak)
+
+
 def run_probe(provider, probe: str, key_id: str, version, enclave_url=None, fmt="alfred", timeout=5.0,
               ciphertext=None, context=None):
     """Return ``{name, passed, detail, ...}``; raise TeeKmsError only for unusable inputs."""
@@ -57,6 +145,9 @@ def run_probe(provider, probe: str, key_id: str, version, enclave_url=None, fmt=
         if not ciphertext or not enclave_url:
             raise InputError("run", "the decrypt probe", "ciphertext and enclave_url are required")
         plaintext = provider.decrypt(key_id, ciphertext, context or {}, evidence_from(enclave_url, fmt, timeout, purpose))
+        if not isinstance(plaintext, bytes):
+            raise InputError("run", "the decrypt probe", "KMS answered CiphertextForRecipient, which only the enclave can open: "
+                             "with nitro enclaves on AWS use the canary or allowed_decrypt probe")
         return {"name": probe, "passed": True, "detail": "decrypted through the attested path",
                 "plaintext_sha256": hashlib.sha256(plaintext).hexdigest()}
 
@@ -65,6 +156,8 @@ def run_probe(provider, probe: str, key_id: str, version, enclave_url=None, fmt=
     ciphertext = provider.encrypt(key_id, canary, context, version=version)
     row = {"name": probe, "version": version, "ciphertext": ciphertext, "context": context,
            "canary_sha256": hashlib.sha256(canary).hexdigest()}
+    if _recipient_flow(provider, fmt) and (probe != "disallowed_denied" or enclave_url):
+        return _recipient_probe(provider, probe, key_id, row, enclave_url, fmt, timeout, canary)
     if probe in ("canary", "allowed_decrypt"):
         if not enclave_url:
             raise InputError("run", f"the {probe} probe", "enclave_url of a live, allowed enclave is required")

@@ -48,3 +48,22 @@ def new_snapshot(key: dict, next_version: int, target: list, owner: str, extra=N
     return {"taken_at": utcnow_iso(), "primary_version": key["primary_version"],
             "allowed_measurements": list(key["allowed_measurements"]), "next_version": next_version,
             "target_measurements": list(target), "status": "recorded", "recorded_by": owner, "extra": extra or {}}
+
+
+def restorable(key: dict, snapshot: dict) -> bool:
+    """Whether restoring the snapshot undoes only its own rotation: that rotation is still in
+    progress, or the key is still exactly at its target. Otherwise the key was changed after the
+    rotation (a later retirement of an image, another rotation) and the snapshot is history."""
+    if snapshot.get("status") == SNAPSHOT_OPEN:
+        return True
+    return key["primary_version"] == snapshot.get("next_version") and \
+        sorted(key["allowed_measurements"]) == sorted(snapshot.get("target_measurements") or [])
+
+
+def keep_live(snapshot_allowed: list, current_allowed: list, live: list) -> tuple:
+    """(allow-list to restore, measurements kept): the snapshot's allow-list plus every measurement
+    the key allows now that a live enclave runs. A rollback never locks out a live enclave, and
+    never allows a measurement the key does not allow now."""
+    running = {str(m).lower() for m in live}
+    kept = [m for m in current_allowed if m in running and m not in snapshot_allowed]
+    return list(snapshot_allowed) + kept, kept

@@ -11,12 +11,15 @@ hook is stopped after rotation_hook_timeout with its whole process group.
 
 from __future__ import annotations
 
+import json
+import os
 import secrets
+import signal
 from pathlib import Path
 
 import pytest
 
-from workflow_support import AT_SNAPSHOT, KEY_ID, SNAPSHOT_RECORD
+from workflow_support import AT_SNAPSHOT, KEY_ID, SNAPSHOT_RECORD, wait_for
 
 PHASE_TASK = {"preflight": "alfred.tee_kms.rotation : Run the preflight hook",
               "stage": "alfred.tee_kms.rotation : Run the stage hook",
@@ -77,3 +80,65 @@ def test_hook_fault(phase, kind, key, runner):
         assert key.snapshot() == SNAPSHOT_RECORD
     counts = key.decrypt_all_canaries()
     assert 1 in counts
+
+
+def _hook_that_spawns_a_sleeper(tmp_path, seconds):
+    """A stage hook whose child sleeps (the hook's shell waits for it); it records the module
+    process running it ($PPID) and says when it started."""
+    marker = tmp_path / "hook-started"
+    parent = tmp_path / "hook-parent"
+    return f"echo $PPID > {parent}; sleep {seconds} & touch {marker}; wait", marker, parent
+
+
+@pytest.mark.parametrize("how", ["ctrl_c", "sigterm"])
+def test_ctrl_c_kills_hook_process_group(how, key, runner, tmp_path):
+    """Ctrl-C (SIGINT to ansible-playbook's whole foreground group, as a terminal sends it) or a
+    cancel (SIGTERM to ansible-playbook alone, as AWX does) while the stage hook runs: the hook
+    runs in its own session, so the signal never reaches it; the module running it stops the
+    hook's whole process group before the controller exits."""
+    seconds = int(f"6204{secrets.randbelow(10 ** 6):06d}")
+    hook, marker, dummy = _hook_that_spawns_a_sleeper(tmp_path, seconds)
+    proc = runner.start(env={"ALFRED_ROTATION_STAGE_CMD": hook})
+    try:
+        wait_for(marker.exists, 240, "the stage hook to start", proc=proc)
+        assert len(sleepers(seconds)) == 1
+        if how == "ctrl_c":
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(60)
+        wait_for(lambda: not sleepers(seconds), 15, "the hook's sleeping child to be stopped")
+    finally:
+        for pid in sleepers(seconds):
+            os.kill(pid, signal.SIGKILL)
+    assert proc.returncode != 0
+    assert key.state()["primary"] == 1  # stopped before promotion
+
+
+def test_interrupted_hook_is_recorded_and_rolled_back(key, runner, tmp_path):
+    """SIGTERM reaching only the module process that runs the hook (the controller lives on): the
+    hook's group is stopped, the task fails with outcome 'interrupted' and the signal, the
+    evidence records it, and the rotation is rolled back."""
+    seconds = int(f"6205{secrets.randbelow(10 ** 6):06d}")
+    hook, marker, parent = _hook_that_spawns_a_sleeper(tmp_path, seconds)
+    with key.canaries_during():
+        proc = runner.start(env={"ALFRED_ROTATION_STAGE_CMD": hook})
+        try:
+            wait_for(marker.exists, 240, "the stage hook to start", proc=proc)
+            os.kill(int(parent.read_text()), signal.SIGTERM)
+            result = runner.finish(proc)
+        finally:
+            for pid in sleepers(seconds):
+                os.kill(pid, signal.SIGKILL)
+    assert sleepers(seconds) == []
+    assert result.rc == 2, result.output
+    failure = result.failures()[0]
+    assert failure[0] == PHASE_TASK["stage"], result.output
+    assert failure[1]["msg"] == "Could not run the stage hook: the run was interrupted (SIGTERM) and the hook's process group was stopped"
+    assert failure[1]["hook"]["outcome"] == "interrupted" and failure[1]["hook"]["signal"] == "SIGTERM"
+    assert failure[1]["hook"]["group_stopped"] is True
+    assert key.state() == AT_SNAPSHOT
+    summary = json.loads(next(runner.evidence_dir.glob("*/summary.json")).read_text())
+    stage_hooks = [h for h in summary["hooks"] if h["name"] == "stage"]
+    assert stage_hooks and stage_hooks[0]["outcome"] == "interrupted" and stage_hooks[0]["signal"] == "SIGTERM"
+    assert 1 in key.decrypt_all_canaries()

@@ -57,8 +57,9 @@ ENCLAVES = [
 RUNBOOK_ENV_PREFIXES = ("KMS_", "NEXT_KMS_", "ALFRED_ROTATION_", "ALFRED_ENV", "ALFRED_TEE_KMS_", "ALFRED_EVIDENCE")
 
 # The state the tests compare with: every version enabled, no lock, and either the snapshot
-# (pre-rotation primary and allow-list) or the fully rotated key.
-AT_SNAPSHOT = {"primary": 1, "versions": {1: "enabled", 2: "enabled"}, "allowed": [M_CURRENT],
+# (pre-rotation primary and allow-list) or the fully rotated key. A rollback never locks out a
+# live enclave: enclave-3 runs M_NEW, which the rotation allowed, so the rollback keeps it.
+AT_SNAPSHOT = {"primary": 1, "versions": {1: "enabled", 2: "enabled"}, "allowed": TARGET,
                "snapshot_status": "rolled_back", "lock": None}
 ROTATED = {"primary": 2, "versions": {1: "enabled", 2: "enabled"}, "allowed": TARGET,
            "snapshot_status": "completed", "lock": None}
@@ -281,11 +282,12 @@ class Runner:
             cmd += ["-e", f"env={env_name}"]
         return cmd + list(args)
 
-    def start(self, args=(), env=None, versions=True, env_name="staging") -> subprocess.Popen:
-        """Start ansible-playbook in its own process group (so a test can SIGKILL all of it)."""
+    def start(self, args=(), env=None, versions=True, env_name="staging", prefix=()) -> subprocess.Popen:
+        """Start ansible-playbook in its own process group (so a test can SIGKILL all of it);
+        ``prefix`` runs it under another command (unshare, for example)."""
         out = open(self.workdir / f"run-{len(self.processes)}.out", "w+")
         err = open(self.workdir / f"run-{len(self.processes)}.err", "w+")
-        proc = subprocess.Popen(self.command(args, env_name), env=self.env(env, versions), cwd=str(self.workdir),
+        proc = subprocess.Popen([*prefix, *self.command(args, env_name)], env=self.env(env, versions), cwd=str(self.workdir),
                                 stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True)
         proc.started = time.monotonic()
         proc.files = (out, err)

@@ -19,7 +19,7 @@ import pytest
 import requests
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.x509.verification import ExtensionPolicy, PolicyBuilder, Store, VerificationError
@@ -274,7 +274,11 @@ def test_nitro_document_verifies_and_chains(fleet):
     assert claims["digest"] == "SHA384" and isinstance(claims["module_id"], str)
     assert abs(claims["timestamp"] / 1000 - time.time()) < 5
     assert claims["nonce"] == bytes.fromhex(nonce)
-    assert claims["public_key"] is None and claims["user_data"] is None
+    assert claims["user_data"] is None
+    # As KMS needs for a Recipient: an RSA key, a fresh one for every document.
+    public_key = serialization.load_der_public_key(claims["public_key"])
+    assert isinstance(public_key, rsa.RSAPublicKey) and public_key.key_size >= 2048
+    assert parse_nitro(document(fleet.urls["ok"], "nitro", nonce).content)[1]["public_key"] != claims["public_key"]
     assert sorted(claims["pcrs"]) == list(range(16))
     assert claims["pcrs"][0] == bytes.fromhex(M_HEX)
     assert all(len(v) == 48 and any(v) for v in claims["pcrs"].values())

@@ -24,7 +24,7 @@ def built(measurements=(M1,)):
 
 def test_build_has_admin_allow_and_deny():
     doc = p.parse(built())
-    assert [s["Sid"] for s in doc["Statement"]] == [p.SID_ADMIN, p.SID_ALLOW, p.SID_DENY]
+    assert [s["Sid"] for s in doc["Statement"]] == [p.SID_ADMIN, p.SID_ALLOW, p.SID_DENY, p.SID_DENY_PATHS]
     assert doc["Statement"][0]["Principal"] == {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}
     assert doc["Statement"][1]["Condition"] == {"StringEqualsIgnoreCase": {PCR0: [M1]}}
     assert doc["Statement"][2]["Condition"] == {"StringNotEqualsIgnoreCase": {PCR0: [M1]}}
@@ -43,7 +43,7 @@ def test_merge_keeps_foreign_statements_byte_for_byte():
     assert merged.startswith('{\n "Version":"2012-10-17",\n "Statement":[') and merged.endswith('],\n "Id":"keep"}')
     assert json.dumps(doc["Statement"][0]) in merged  # the admin statement text too
     out = p.parse(merged)
-    assert [s.get("Sid") for s in out["Statement"]] == ["X", p.SID_ADMIN, p.SID_ALLOW, p.SID_DENY]
+    assert [s.get("Sid") for s in out["Statement"]] == ["X", p.SID_ADMIN, p.SID_ALLOW, p.SID_DENY, p.SID_DENY_PATHS]
     assert p.allowed_measurements(out) == [M1, M2]
     assert p.merge(merged, [M1, M2], PCR0, ACCOUNT) == merged  # stable
 
@@ -52,7 +52,7 @@ def test_merge_single_statement_object_and_refusals():
     admin = json.dumps(p.admin_statement(ACCOUNT))
     single = '{"Version":"2012-10-17","Statement":' + admin + "}"
     merged = p.parse(p.merge(single, [M1], PCR0, ACCOUNT))
-    assert len(merged["Statement"]) == 3
+    assert len(merged["Statement"]) == 4
     no_admin = '{"Version":"2012-10-17","Statement":[{"Sid":"Other","Effect":"Allow","Principal":"*","Action":"kms:Encrypt","Resource":"*"}]}'
     with pytest.raises(p.PolicyError, match="no key administrators' statement"):
         p.merge(no_admin, [M1], PCR0, ACCOUNT)
@@ -66,8 +66,8 @@ def test_normalise_ignores_layout_order_and_case():
     a = built([M1, M2])
     doc = json.loads(a)
     doc["Statement"].reverse()
-    doc["Statement"][0]["Condition"]["StringNotEqualsIgnoreCase"][PCR0] = [M2.upper(), M1]
-    doc["Statement"][1]["Action"] = list(reversed(doc["Statement"][1]["Action"]))
+    doc["Statement"][1]["Condition"]["StringNotEqualsIgnoreCase"][PCR0] = [M2.upper(), M1]
+    doc["Statement"][2]["Action"] = list(reversed(doc["Statement"][2]["Action"]))
     b = json.dumps(doc, separators=(",", ":"))
     assert p.equivalent(a, b)
     assert not p.equivalent(a, built([M1]))
@@ -111,6 +111,51 @@ def test_findings_for_foreign_statements():
     assert not any("(Image)" in f or "(Enc)" in f for f in found)
     # The collection's Deny still protects: no leak to unattested callers despite those Allows.
     assert not p.evaluate(doc, None) and not p.evaluate(doc, M3)
+
+
+@pytest.mark.parametrize("action", p.PLAINTEXT_ACTIONS)
+def test_no_unattested_path_to_plaintext(action):
+    """Every key-scoped operation that yields plaintext or re-wraps it: the collection's
+    policy lets no unattested caller use it, nor an attested one with a measurement outside
+    the list; only the attested operations are open, and only to allowed measurements."""
+    doc = p.parse(built([M1]))
+    assert not p.evaluate(doc, None, action)
+    assert not p.evaluate(doc, M3, action)
+    assert p.evaluate(doc, M1, action) is (action in p.ATTESTED_ACTIONS)
+    assert p.findings(doc, [M1]) == []
+    # Even a foreign statement handing the operation to everyone does not open it.
+    doc["Statement"].append({"Sid": "Open", "Effect": "Allow", "Principal": "*", "Action": action, "Resource": "*"})
+    assert not p.evaluate(doc, None, action)
+
+
+@pytest.mark.parametrize("action", p.UNATTESTED_PATH_ACTIONS)
+def test_policy_of_before_this_change_leaks_the_unattested_paths(action):
+    """The policy written before the third statement existed: the administrators' kms:*
+    reaches ReEncrypt, CreateGrant and the WithoutPlaintext calls with no attestation."""
+    doc = p.parse(built([M1]))
+    doc["Statement"] = doc["Statement"][:3]
+    assert p.evaluate(doc, None, action)
+    found = p.findings(doc, [M1])
+    assert f"a caller without attestation can call {action}" in found
+    assert any(p.SID_DENY_PATHS in f for f in found)
+    # Merging (any allow-list write) puts the statement back.
+    healed = p.parse(p.merge(json.dumps(doc), [M1], PCR0, ACCOUNT))
+    assert not p.evaluate(healed, None, action) and p.findings(healed, [M1]) == []
+
+
+def test_a_deny_that_spares_some_principals_is_not_trusted():
+    doc = p.parse(built([M1]))
+    doc["Statement"][3]["Condition"] = {"ArnNotEquals": {"aws:PrincipalArn": "arn:aws:iam::111122223333:role/rewrap"}}
+    found = p.findings(doc, [M1])
+    assert "a caller without attestation can call kms:ReEncryptFrom" in found
+
+
+def test_foreign_policy_control_is_a_finding():
+    doc = p.parse(built([M1]))
+    doc["Statement"].append({"Sid": "Ops", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:role/ops"},
+                             "Action": ["kms:PutKeyPolicy", "kms:Describe*"], "Resource": "*"})
+    found = p.findings(doc, [M1])
+    assert any("(Ops) allows kms:PutKeyPolicy to arn:aws:iam::111122223333:role/ops" in f for f in found)
 
 
 def test_evaluate_foreign_deny_and_image_sha384():

@@ -344,7 +344,8 @@ def test_lock_acquire_reentrant_held_release(kms):
     assert again["acquired_at"] == lock["acquired_at"]
     assert _parse(again["expires_at"]) > _parse(lock["expires_at"])
     held = (f"Could not acquire the rotation lock on key '{KEY}': another rotation holds it (owner 'alice@ops-1', "
-            f"since {again['acquired_at']}, expires {again['expires_at']})")
+            f"since {again['acquired_at']}, expires {again['expires_at']}); if that run is gone (a killed container or controller), "
+            "a rollback can break it with break_lock_owner='alice@ops-1'")
     with raises_unchanged(kms, LockHeldError, held):
         kms.acquire_lock(KEY, "bob@ops-2", 600)
     with raises_unchanged(kms, LockHeldError, held):
