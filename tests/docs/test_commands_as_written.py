@@ -135,9 +135,10 @@ def checkout_copy(dest: Path) -> Path:
 def operator_files(copy: Path, fleet) -> None:
     urls = fleet.urls
     (copy / "inventory").mkdir()
-    (copy / "inventory" / "staging.yml").write_text(yaml.safe_dump({"all": {"children": {
-        "enclaves": {"hosts": {n: {"enclave_url": urls[n]} for n in ("enclave-1", "enclave-2")}},
-        "probe_enclaves": {"hosts": {"probe-1": {"enclave_url": urls["probe-1"]}}}}}}))
+    for env in ("staging", "production"):  # one simulated fleet stands in for both
+        (copy / "inventory" / f"{env}.yml").write_text(yaml.safe_dump({"all": {"children": {
+            "enclaves": {"hosts": {n: {"enclave_url": urls[n]} for n in ("enclave-1", "enclave-2")}},
+            "probe_enclaves": {"hosts": {"probe-1": {"enclave_url": urls["probe-1"]}}}}}}))
     (copy / "trust.yml").write_text(yaml.safe_dump({"attestation_trust": {"public_keys": fleet.trust["alfred_public_keys"]}}))
     hook = copy / "scripts" / "smoke" / "token-refresh.sh"
     hook.parent.mkdir(parents=True)
@@ -187,8 +188,9 @@ def test_readme_commands_run_as_written(fleet, tmp_path):
     copy, script, result = run_document("README.md", tmp_path, fleet)
     check_run(copy, script, result)
     key = LocalKmsProvider(str(copy / "kms" / "store.json")).describe_key("tokens/refresh")
-    # Created, rotated 1 -> 2 (staging, then the runbook CLI and production found it done), rolled back.
+    # Created, rotated 1 -> 2 (then the runbook CLI found it done), rolled back.
     assert key["primary_version"] == 1 and [v["version"] for v in key["versions"]] == [1, 2]
+    assert (key.get("snapshot") or {}).get("status") == "rolled_back"
     assert key["attestation_trust"]["public_keys"] == fleet.trust["alfred_public_keys"]
     installed = tmp_path / "home" / ".ansible" / "collections" / "ansible_collections" / "alfred" / "tee_kms"
     assert (installed / "MANIFEST.json").is_file() and (installed / "CHANGELOG.rst").is_file()
@@ -200,8 +202,12 @@ def test_readme_commands_run_as_written(fleet, tmp_path):
 def test_runbook_commands_run_as_written(fleet, tmp_path):
     copy, script, result = run_document("docs/runbook.md", tmp_path, fleet)
     check_run(copy, script, result)
-    key = LocalKmsProvider(str(copy / "kms" / "store.json")).describe_key("tokens/refresh")
+    staging = LocalKmsProvider(str(copy / "kms" / "store.json")).describe_key("tokens/refresh")
+    assert staging["primary_version"] == 2 and sorted(staging["allowed_measurements"]) == [CURRENT, NEW]
+    # Production: its own key, rotated, then rolled back (emergency rollback, then forced again).
+    key = LocalKmsProvider(str(copy / "kms" / "production.json")).describe_key("tokens/refresh")
     assert key["primary_version"] == 1 and sorted(key["allowed_measurements"]) == [CURRENT]
+    assert [v["version"] for v in key["versions"]] == [1, 2]
     assert (key.get("snapshot") or {}).get("status") == "rolled_back"
     # The validate hook ran (relative to the directory the commands run from) in the live staging rotation.
     staged = [b for b in bundles(copy) if b.name.startswith("staging-all-")]
