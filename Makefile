@@ -11,7 +11,7 @@ COLLECTION_LINK := .collections/ansible_collections/alfred/tee_kms
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(BIN):$(PATH)
 
-.PHONY: all setup demo test pytest leg-venvs unit lint docs sanity molecule oldest newest bench clean
+.PHONY: all setup demo build test pytest leg-venvs unit lint docs sanity molecule oldest newest bench clean
 
 all: test
 
@@ -29,6 +29,11 @@ setup: $(VENV)/.installed $(COLLECTION_LINK)
 demo: setup
 	$(BIN)/python tools/demo/run_demo.py $(if $(ARGS),--ansible-args "$(ARGS)")
 
+# The collection tarball as released (build_ignore applied, changelog generated) in dist/;
+# install it with: ansible-galaxy collection install dist/alfred-tee_kms-<version>.tar.gz
+build: setup
+	tools/build_collection.sh dist $(VENV)
+
 # First a guard: the suites are collected twice and must give the same test ids (xdist workers
 # refuse to run otherwise). Then one pytest run for every Python-driven suite (one summary
 # line) while the venvs of the ansible-core legs are built beside it; then the ecosystem checks
@@ -36,7 +41,7 @@ demo: setup
 # fails (-k; each works on its own copy, venv or ports). pytest uses two workers, each test file on one worker (module-scoped simulators
 # and KMS servers): most of its time is spent waiting on ansible-playbook and server
 # subprocesses. Each phase prints its wall time; -O keeps each job's output together.
-PYTEST_SUITES := tests/meta tests/unit tests/integration tests/aws tests/vault tests/awx tests/ee
+PYTEST_SUITES := tests/meta tests/unit tests/integration tests/aws tests/vault tests/awx tests/ee tests/docs
 PHASE = start=$$(date +%s); $(1); rc=$$?; echo "make test: $(2) took $$(( $$(date +%s) - start )) s (exit $$rc)"; exit $$rc
 CHECKS := lint sanity docs oldest newest $(if $(wildcard molecule/default/molecule.yml),molecule)
 
@@ -87,4 +92,4 @@ bench: setup
 	BENCH_SEQUENTIAL=$(BENCH_SEQUENTIAL) $(BIN)/python benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) .venv-oldest .venv-newest .collections .cache artifacts tests/output benchmarks/results
+	rm -rf $(VENV) .venv-oldest .venv-newest .collections .cache artifacts dist tests/output benchmarks/results

@@ -8,7 +8,7 @@
 Real ``ansible-playbook playbooks/rotate.yml`` runs (repository ansible.cfg, evidence callback
 on) against the local provider and one enclave simulator process:
 
-- ``all`` and a later ``action=rollback`` with 3 enclaves;
+- ``all`` and a later ``rotation_action=rollback`` with 3 enclaves;
 - ``all`` with 3, 30 and 300 enclaves in the inventory (growth with the fleet);
 - the Ansible floor of the same play shape, measured in the same run: start-up plus one
   ``ansible.builtin.debug`` task per task result the 3-enclave ``all`` run recorded; the table
@@ -121,7 +121,7 @@ class Bench:
         evidence = evidence or directory / f"evidence-{key_id.replace('/', '_')}-{action}"
         before = set(glob.glob(str(evidence / "*")))
         cmd = [str(BIN / "ansible-playbook"), "-i", str(inventory), str(PLAYBOOK), "-e", "env=staging",
-               "-e", json.dumps({"attestation_trust": self.trust}), "-e", f"evidence_dir={evidence}", "-e", f"action={action}"]
+               "-e", json.dumps({"attestation_trust": self.trust}), "-e", f"evidence_dir={evidence}", "-e", f"rotation_action={action}"]
         rc, stdout, stderr, wall, cpu, rss = run_measured(cmd, self.env(store, key_id, versions=action != "rollback"), str(directory))
         if rc != 0:
             raise SystemExit(f"rotation of {key_id} ({action}) failed (rc {rc}):\n{stdout[-4000:]}\n{stderr[-2000:]}")

@@ -30,7 +30,7 @@ description:
     exports the cause; C(playbooks/rotate.yml) then refuses a live run before any change unless the extra
     var C(allow_no_evidence) is true, which the bundle records (C(run.log), C(summary.json)) when there is one.
   - The extra vars C(evidence_dir) and C(show_commands) override the options below; C(env),
-    C(action), C(kms_provider), C(kms_key_id) and C(awx_*) complement the summary.
+    C(rotation_action) (or the deprecated C(action)), C(kms_provider), C(kms_key_id) and C(awx_*) complement the summary.
 requirements:
   - Enable it with C(callbacks_enabled = alfred.tee_kms.evidence) in C(ansible.cfg).
   - The Python library C(cryptography) when O(signing_key) is set.
@@ -293,7 +293,7 @@ class CallbackModule(CallbackBase):
             play_dir = None
         evidence_dir = str(extra.get("evidence_dir") or play_dir or self._opt("evidence_dir", "artifacts/security/rotation"))
         evidence_dir = os.path.abspath(os.path.expanduser(evidence_dir))
-        action = str(extra.get("action") or "all")
+        action = str(extra.get("rotation_action") or extra.get("action") or "all")  # action: the deprecated name
         self._ctx = {
             "env": str(env),
             "action": action,

@@ -99,6 +99,13 @@ key:
       description: The pre-rotation snapshot used by rollback, if recorded.
       type: dict
       sample: {"primary_version": 1, "allowed_measurements": ["..."], "taken_at": "2026-11-25T10:00:00Z"}
+    attestation_trust:
+      description:
+        - The attestation trust anchors kept with the key (public keys, root certificate, JWKS, issuer, ...;
+          nothing secret), as given to M(alfred.tee_kms.kms_key) O(alfred.tee_kms.kms_key#module:attestation_trust).
+        - The role C(alfred.tee_kms.rotation) verifies live attestation against them when no trust is given.
+      type: dict
+      sample: {"public_keys": ["MCowBQYDK2VwAyEA..."]}
 audit:
   description: The key state as recorded by the evidence callback.
   type: dict
@@ -115,7 +122,8 @@ def handle(mod):
     state = mod.provider.find_key(mod.params["key_id"]) if mod.params["missing_ok"] else mod.provider.describe_key(mod.params["key_id"])
     if state is None:
         return {"changed": False, "exists": False, "key": {}}
-    key = public_state(state) | {"lock": state.get("lock"), "snapshot": state.get("snapshot")}
+    key = public_state(state) | {"lock": state.get("lock"), "snapshot": state.get("snapshot"),
+                                 "attestation_trust": state.get("attestation_trust") or {}}
     if mod.params["env"]:
         check_key_env(key, mod.params["env"])
     return {"changed": False, "exists": True, "key": key, "audit": audit.key_state(key)}

@@ -27,7 +27,9 @@ options:
     type: str
     required: true
   action:
-    description: Rotation action.
+    description:
+      - Rotation action (the step to run). C(playbooks/rotate.yml) sets it from its variable C(rotation_action)
+        (the deprecated C(action) is still read there).
     type: str
     default: all
   confirm_production:
@@ -93,7 +95,7 @@ EXAMPLES = r"""
 - name: Validate the runbook inputs
   alfred.tee_kms.rotation_inputs:
     env: "{{ env }}"
-    action: "{{ action }}"
+    action: "{{ rotation_action }}"
     confirm_production: "{{ confirm_production }}"
     alfred_env: "{{ lookup('ansible.builtin.env', 'ALFRED_ENV') }}"
     key_id: "{{ kms_key_id }}"

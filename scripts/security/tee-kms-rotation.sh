@@ -152,7 +152,15 @@ esac
 script_path=$(readlink -f -- "${BASH_SOURCE[0]}" 2>/dev/null) || script_path=${BASH_SOURCE[0]}
 script_dir=$(cd -- "$(dirname -- "$script_path")" && pwd -P)
 repo_root=$(cd -- "$script_dir/../.." && pwd -P)
-export ANSIBLE_CONFIG="$repo_root/ansible.cfg"
+# A checkout runs with its own ansible.cfg. An installed copy (<path>/ansible_collections/alfred/
+# tee_kms, no ansible.cfg) runs with the caller's configuration, its own <path> first among the
+# collection paths so that the playbook's alfred.tee_kms names are this copy's.
+if [[ -f $repo_root/ansible.cfg ]]; then
+  export ANSIBLE_CONFIG="$repo_root/ansible.cfg"
+elif [[ $(basename -- "$(dirname -- "$(dirname -- "$repo_root")")") == ansible_collections ]]; then
+  installed_path=$(dirname -- "$(dirname -- "$(dirname -- "$repo_root")")")
+  export ANSIBLE_COLLECTIONS_PATH="$installed_path${ANSIBLE_COLLECTIONS_PATH:+:$ANSIBLE_COLLECTIONS_PATH}"
+fi
 
 if [[ -x $repo_root/.venv/bin/ansible-playbook ]]; then
   ansible_playbook=$repo_root/.venv/bin/ansible-playbook
@@ -164,7 +172,7 @@ else
 fi
 
 cmd=("$ansible_playbook" "$repo_root/playbooks/rotate.yml"
-  -e "action=$action" -e "env=$env_name" -e "kms_provider=$provider")
+  -e "rotation_action=$action" -e "env=$env_name" -e "kms_provider=$provider")
 $confirm_production && cmd+=(-e confirm_production=true)
 $show_commands && cmd+=(-e show_commands=true)
 [[ -n $evidence_dir ]] && cmd+=(-e "{\"evidence_dir\": $(json_string "$evidence_dir")}")

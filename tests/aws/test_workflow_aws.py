@@ -107,7 +107,7 @@ def test_rehearsal_rotation_emergency_rollback_and_automatic_rollback(strict_kms
     assert provider.evaluate_policy(aws_key, M_NEW) and not provider.evaluate_policy(aws_key, M_PROBE)
 
     # A later, separate run knows only the alias: the snapshot kept with the keys restores version 1.
-    rollback = rotate(strict_kms, inventory, fleet, tmp_path, aws_key, "-e", "action=rollback",
+    rollback = rotate(strict_kms, inventory, fleet, tmp_path, aws_key, "-e", "rotation_action=rollback",
                       env={"KMS_KEY_VERSION": "", "NEXT_KMS_KEY_VERSION": "", "KMS_ALLOWED_MEASUREMENTS": ""})
     assert rollback.returncode == 0, rollback.stdout[-3000:]
     # enclave-2 runs M_NEW, which the rotation allowed: the rollback keeps it (never locks out a live enclave).

@@ -149,24 +149,25 @@ def rotate_env_inputs() -> set[str]:
     return {n for n in names if not n.startswith("AWS_")} - {"ALFRED_EVIDENCE_ERROR"}
 
 
-def test_credential_type_injects_what_rotate_reads():
+def test_credentials_hold_only_secrets_injected_as_what_rotate_reads():
     data = load(CREDENTIAL_TYPE)
     fields = {f["id"]: f for f in data["tee_kms_awx_credential_type_inputs"]["fields"]}
     env = data["tee_kms_awx_credential_type_injectors"]["env"]
-    # Every runbook input rotate.yml takes from the environment, plus the evidence signing key.
-    assert set(env) == rotate_env_inputs() | {"ALFRED_EVIDENCE_SIGNING_KEY"}, set(env) ^ rotate_env_inputs()
-    assert HOOK_ENV <= set(env) and {"KMS_KEY_ID", "KMS_KEY_VERSION", "NEXT_KMS_KEY_VERSION",
-                                     "KMS_ALLOWED_MEASUREMENTS", "ALFRED_ENV"} <= set(env)
-    # Secrets: the four hook commands and the signing key, nothing else needs to be.
+    # The hook commands and the signing key, plus ALFRED_ENV, which pins them to their environment.
+    assert set(env) == HOOK_ENV | {"ALFRED_ENV", "ALFRED_EVIDENCE_SIGNING_KEY"}
+    assert set(env) - {"ALFRED_EVIDENCE_SIGNING_KEY"} <= rotate_env_inputs()
+    # What changes with every rotation is not a credential input (credential-admin rights, invisible in the job).
+    assert not {"KMS_KEY_ID", "KMS_KEY_VERSION", "NEXT_KMS_KEY_VERSION", "KMS_ALLOWED_MEASUREMENTS"} & set(env)
     secret = {k for k, f in fields.items() if f.get("secret")}
     assert secret == {"preflight_cmd", "stage_cmd", "validate_cmd", "rollback_cmd", "evidence_signing_key"}
+    assert set(fields) - secret == {"alfred_env"}
     # Every injector references only defined inputs (and AWX's tower.filename namespace).
     referenced = set()
     for template in list(env.values()) + list(data["tee_kms_awx_credential_type_injectors"]["file"].values()):
         referenced |= set(re.findall(r"\b([a-z_]+)\b", re.sub(r"\"[^\"]*\"|'[^']*'", "", template)))
     referenced -= {"if", "endif", "replace", "tower", "filename"}
     assert referenced <= set(fields), referenced - set(fields)
-    assert set(data["tee_kms_awx_credential_type_inputs"]["required"]) <= set(fields)
+    assert data["tee_kms_awx_credential_type_inputs"]["required"] == ["alfred_env"]
 
 
 def render_injectors(inputs: dict, key_file: str = "/runner/env/tmpkey") -> tuple[dict, dict]:
@@ -182,19 +183,16 @@ def render_injectors(inputs: dict, key_file: str = "/runner/env/tmpkey") -> tupl
 
 def test_credential_injectors_render_the_runbook_environment():
     env, files = render_injectors({
-        "alfred_env": "staging", "kms_key_id": "tokens/refresh", "kms_key_version": "2", "next_kms_key_version": "3",
-        "kms_allowed_measurements": "a1" * 48 + ",\n" + "b2" * 48 + "\n", "stage_cmd": "deploy --stage",
+        "alfred_env": "staging", "stage_cmd": "deploy --stage",
         "evidence_signing_key": "-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n",
     })
-    assert env["KMS_KEY_ID"] == "tokens/refresh" and env["KMS_KEY_VERSION"] == "2" and env["NEXT_KMS_KEY_VERSION"] == "3"
-    # one measurement per line or comma-separated: the runbook's comma-separated list either way
-    assert [m for m in env["KMS_ALLOWED_MEASUREMENTS"].split(",") if m] == ["a1" * 48, "b2" * 48]
+    assert env["ALFRED_ENV"] == "staging"
     assert env["ALFRED_ROTATION_STAGE_CMD"] == "deploy --stage" and env["ALFRED_ROTATION_ROLLBACK_CMD"] == ""
     assert env["ALFRED_EVIDENCE_SIGNING_KEY"] == "/runner/env/tmpkey"
     assert files["template.evidence_signing_key"].startswith("-----BEGIN PRIVATE KEY-----")
     # Without a signing key the variable stays empty: the bundle is unsigned, with no warning
     # about an unreadable (empty) key file.
-    env, dummy = render_injectors({"alfred_env": "production", "kms_key_id": "k", "kms_allowed_measurements": "a1" * 48})
+    env, dummy = render_injectors({"alfred_env": "production"})
     assert env["ALFRED_EVIDENCE_SIGNING_KEY"] == "" and env["ALFRED_ENV"] == "production"
 
 
@@ -202,22 +200,34 @@ def test_credential_injectors_render_the_runbook_environment():
 
 def test_job_templates_surveys_workflow_and_schedule():
     data = play_vars()
-    rotate_vars = load(ROTATE)[0]["vars"]
+    rotate_vars = next(play for play in load(ROTATE) if "vars" in play)["vars"]  # after the create import
     templates = {t["suffix"]: t for t in data["tee_kms_awx_job_templates"]}
     assert {k: (t["action"], t["job_type"]) for k, t in templates.items()} == {
         "preflight": ("preflight", "run"), "rehearsal": ("all", "check"), "rotate": ("all", "run"),
         "rollback": ("rollback", "run")}
     questions = data["tee_kms_awx_survey_questions"]
+    rotation_inputs = {"kms_key_id", "kms_key_version", "next_kms_key_version", "kms_allowed_measurements"}
     for template in templates.values():
-        assert {"env", "confirm_production", "show_commands"} <= set(template["questions"])
+        assert {"env", "confirm_production", "show_commands", "kms_key_id"} <= set(template["questions"])
         for name in template["questions"]:
             question = questions[name]
             # every survey answer is a variable rotate.yml takes; multiple choices include its default
             assert question["variable"] in rotate_vars, question["variable"]
-            assert question["default"] in question["choices"]
+            if question["type"] == "multiplechoice":
+                assert question["default"] in question["choices"]
+    # The key, versions and allow-list are asked at every launch, required, with no default to reuse by mistake.
+    for name in ("preflight", "rehearsal", "rotate"):
+        assert rotation_inputs <= set(templates[name]["questions"])
+    assert set(templates["rollback"]["questions"]) & rotation_inputs == {"kms_key_id"}  # rollback reads the snapshot
+    for name in rotation_inputs:
+        assert questions[name]["required"] is True and "default" not in questions[name]
     assert questions["env"]["choices"] == ["staging", "production"]
     assert questions["confirm_production"]["default"] == "false"
-    assert set(data["tee_kms_awx_extra_vars"]) <= set(rotate_vars)
+    # No demo default: the site names its image, repository, inventory and evidence volume.
+    assert data["tee_kms_awx_extra_vars"] == {} and data["tee_kms_awx_ee_image"] == "" and data["tee_kms_awx_scm_url"] == ""
+    assert data["tee_kms_awx_inventory_source_path"] == ""
+    text = PLAYBOOK.read_text()
+    assert "example.invalid" not in text and "inventories/demo" not in text and "attestation_trust" not in text
 
     tasks = dict(awx_tasks())
     workflow = tasks["workflow_job_template"]
@@ -233,12 +243,15 @@ def test_job_templates_surveys_workflow_and_schedule():
     assert nodes["rotate"]["related"]["failure_nodes"] == [{"identifier": "rollback"}]
     assert "success_nodes" not in nodes["rotate"]["related"] and "failure_nodes" not in nodes["preflight"]["related"]
     assert workflow["destroy_current_nodes"] is True
-    # Workflow node credentials need ask_credential_on_launch on the job templates.
+    # Workflow node credentials need ask_credential_on_launch on the job templates; launch-time extra vars
+    # (the documented alternative to the survey) need ask_variables_on_launch.
     assert tasks["job_template"]["ask_credential_on_launch"] is True
+    assert tasks["job_template"]["ask_variables_on_launch"] is True
+    assert "kms_key_version" in workflow["survey_spec"]["spec"] and "kms_allowed_measurements" in workflow["survey_spec"]["spec"]
 
     schedule = tasks["schedule"]
     assert schedule["unified_job_template"] == "{{ tee_kms_awx_prefix }} rehearsal"
-    assert schedule["extra_data"]["env"] == "staging"
+    assert "'env': 'staging'" in schedule["extra_data"] and "tee_kms_awx_rehearsal_inputs" in schedule["extra_data"]
     from dateutil.rrule import rrulestr
 
     rule = data["tee_kms_awx_rehearsal_rrule"]
@@ -255,3 +268,13 @@ def test_requirements_file_names_the_fetched_release(awx_collection):
     wanted = yaml.safe_load((REPO / "tests" / "awx" / "requirements.yml").read_text())["collections"]
     fetched = json.loads((awx_collection / "MANIFEST.json").read_text())["collection_info"]
     assert wanted == [{"name": "awx.awx", "version": fetched["version"]}]
+
+
+def test_configuring_without_the_site_settings_is_refused(lint_env, tmp_path):
+    """The defaults name no image, repository, inventory or evidence volume: the play stops before any AWX call."""
+    env = dict(lint_env, CONTROLLER_HOST="https://127.0.0.1:9", CONTROLLER_OAUTH_TOKEN="unused")
+    proc = subprocess.run([str(BIN / "ansible-playbook"), str(PLAYBOOK), "-e", "tee_kms_awx_ee_image=registry.local/ee:1"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Could not configure AWX: set tee_kms_awx_ee_image" in proc.stdout
+    assert "Register the execution environment" not in proc.stdout

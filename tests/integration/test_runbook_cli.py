@@ -142,6 +142,8 @@ def test_dry_run_against_a_real_simulator_changes_nothing(tmp_path):
 
     assert store.read_bytes() == before
     assert "dry run (check mode" in result.stdout
+    assert "-e rotation_action=all" in result.stdout  # the variable that is not an Ansible keyword
+    assert "reserved name" not in result.stdout + result.stderr
     assert HOOK_MARKER not in result.stdout + result.stderr
     bundles = [p for p in evidence.iterdir() if p.is_dir()]
     assert len(bundles) == 1 and bundles[0].name.startswith("staging-all-")

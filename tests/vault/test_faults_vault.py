@@ -45,7 +45,7 @@ def test_server_stops_answering_mid_stage_then_emergency_rollback(bao, proxy, in
     state = server_state(bao, key_id)
     assert state["primary"] == 1 and state["versions"] == [1, 2] and state["min_decryption_version"] == 1
     proxy.set("up")
-    rollback = rotate(bao, inventory, fleet, tmp_path, key_id, "-e", "action=rollback", "-e", "break_stale_lock=true",
+    rollback = rotate(bao, inventory, fleet, tmp_path, key_id, "-e", "rotation_action=rollback", "-e", "break_stale_lock=true",
                       env={"VAULT_ADDR": proxy.url, "KMS_KEY_VERSION": "", "NEXT_KMS_KEY_VERSION": "", "KMS_ALLOWED_MEASUREMENTS": ""})
     assert rollback.returncode == 0, rollback.stdout[-3000:]
     assert shape(bao, key_id) == AT_SNAPSHOT
@@ -72,7 +72,7 @@ def test_sealed_server_mid_stage_then_unseal_and_emergency_rollback(bao, invento
     finally:
         bao.unseal()
     assert server_state(bao, key_id)["primary"] == 1
-    rollback = rotate(bao, inventory, fleet, tmp_path, key_id, "-e", "action=rollback", "-e", "break_stale_lock=true",
+    rollback = rotate(bao, inventory, fleet, tmp_path, key_id, "-e", "rotation_action=rollback", "-e", "break_stale_lock=true",
                       env={"KMS_KEY_VERSION": "", "NEXT_KMS_KEY_VERSION": "", "KMS_ALLOWED_MEASUREMENTS": ""})
     assert rollback.returncode == 0, rollback.stdout[-3000:]
     assert shape(bao, key_id) == AT_SNAPSHOT

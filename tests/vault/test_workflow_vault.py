@@ -78,7 +78,7 @@ def test_rehearsal_rotation_emergency_rollback_and_automatic_rollback(bao, inven
     assert canaries.all_decrypt()
 
     # A later, separate run knows only the key: the snapshot kept in KV restores version 1.
-    rollback = rotate(bao, inventory, fleet, tmp_path, key_id, "-e", "action=rollback",
+    rollback = rotate(bao, inventory, fleet, tmp_path, key_id, "-e", "rotation_action=rollback",
                       env={"KMS_KEY_VERSION": "", "NEXT_KMS_KEY_VERSION": "", "KMS_ALLOWED_MEASUREMENTS": ""})
     assert rollback.returncode == 0, rollback.stdout[-3000:]
     at_snapshot = server_state(bao, key_id)

@@ -4,7 +4,7 @@
 1. start the enclave simulator on 127.0.0.1:18480 serving the enclaves of inventories/demo/hosts.yml;
 2. create the demo key in the local store if it is missing, and point its attestation trust at
    the simulator's fresh signing key (a new key at every simulator start);
-3. rotate: playbooks/rotate.yml -e env=staging -e action=all, from the key's primary version to
+3. rotate: playbooks/rotate.yml -e env=staging -e rotation_action=all, from the key's primary version to
    the next one, with the allow-list [current image, new image];
 4. print the outcome from the bundle's summary.json and verify the bundle
    (playbooks/verify_evidence.yml);
@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
 
         before = {p.parent for p in evidence_dir.glob("*/summary.json")}
         rotate = [tool("ansible-playbook"), "-i", str(inventory), "playbooks/rotate.yml",
-                  "-e", "env=staging", "-e", "action=all",
+                  "-e", "env=staging", "-e", "rotation_action=all",
                   "-e", json.dumps({"evidence_dir": str(evidence_dir), "attestation_trust": trust}),
                   *extra]
         rc = run(rotate, env).returncode

@@ -12,15 +12,11 @@ out="$root/.cache/ee"
 mkdir -p "$out"
 rm -f "$out"/alfred-tee_kms-*.tar.gz "$out/alfred-tee_kms.tar.gz"
 
-# Build from the files a checkout has (tracked and new, not ignored), like tests/sanity/run.sh:
-# caches in the working tree (.ansible/, .venv, artifacts/ ...) never reach the tarball.
-src=$(mktemp -d)
-trap 'rm -rf "$src"' EXIT
-(cd "$root" && git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t "$src" 2>/dev/null || true)
-test -f "$src/galaxy.yml" || { echo "build_context: could not copy the checkout of $root" >&2; exit 1; }
-(cd "$src" && "$venv/bin/ansible-galaxy" collection build --force --output-path "$out" . >/dev/null)
-# A fixed name, so execution-environment.yml does not change with every version bump.
-mv "$out"/alfred-tee_kms-*.tar.gz "$out/alfred-tee_kms.tar.gz"
+# The tarball as it is released (tools/build_collection.sh: the checkout's files, the generated
+# changelog, galaxy.yml build_ignore), under a fixed name so that execution-environment.yml
+# does not change with every version bump.
+tarball=$("$root/tools/build_collection.sh" "$out" "$venv" | tail -n 1)
+mv "$tarball" "$out/alfred-tee_kms.tar.gz"
 
 rm -rf "$context"
 "$venv/bin/ansible-builder" create -f "$root/execution-environment.yml" -c "$context" --output-filename Containerfile -v 1

@@ -67,7 +67,7 @@ def validate_inputs(p: dict) -> dict:
     if env not in ENVIRONMENTS:
         raise InputError("validate", "input env", f"'{env}' is not one of {', '.join(ENVIRONMENTS)}")
     if action not in ACTIONS:
-        raise InputError("validate", "input action", f"'{action}' is not one of {', '.join(ACTIONS)}")
+        raise InputError("validate", "input rotation_action", f"'{action}' is not one of {', '.join(ACTIONS)}")
     if provider not in PROVIDERS:
         raise InputError("validate", "input kms_provider", f"'{provider}' is not one of {', '.join(PROVIDERS)}")
     if env == "production" and not p["confirm_production"]:
@@ -79,10 +79,10 @@ def validate_inputs(p: dict) -> dict:
         # Breaking another run's lock is an emergency measure: only to roll a key back, never to
         # start a change over a run that may still be alive.
         raise InputError("validate", "input break_lock_owner",
-                         f"it is only accepted with action=rollback and a native provider, not action={action} with kms_provider={provider}")
+                         f"it is only accepted with rotation_action=rollback and a native provider, not rotation_action={action} with kms_provider={provider}")
     if p.get("force_rollback") and (action != "rollback" or not (p.get("force_rollback_reason") or "").strip()):
         raise InputError("validate", "input force_rollback",
-                         f"it needs action=rollback (not {action}) and a force_rollback_reason, which the evidence records")
+                         f"it needs rotation_action=rollback (not {action}) and a force_rollback_reason, which the evidence records")
     plan = {"env": env, "action": action, "provider": provider, "native": native, "check_mode": p["check_mode"],
             "show_commands": p["show_commands"], "key_id": p["key_id"] or None,
             "current_version": None, "next_version": None, "target_measurements": []}
@@ -99,7 +99,7 @@ def validate_inputs(p: dict) -> dict:
                              f"it equals the current version {plan['current_version']}; a rotation needs a new version")
         if native and plan["next_version"] < plan["current_version"]:
             raise InputError("validate", "input next_kms_key_version",
-                             f"{plan['next_version']} is older than the current version {plan['current_version']}; use action=rollback to go back")
+                             f"{plan['next_version']} is older than the current version {plan['current_version']}; use rotation_action=rollback to go back")
         plan["target_measurements"] = normalize_list(p["allowed_measurements"], p["measurement_format"], allow_dev=False,
                                                      action="validate input kms_allowed_measurements with")
         if not plan["target_measurements"]:

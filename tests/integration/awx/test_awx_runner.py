@@ -271,35 +271,30 @@ def render_credential(inputs: dict, key_file: str) -> tuple[dict, dict]:
     return env, files
 
 
-def credential_inputs(store: Path, fleet, secret: str, marker: Path, *, current: int, nxt: int,
-                      measurements: list[str], validate_cmd: str | None = None) -> dict:
-    """Inputs of a 'tee_kms rotation inputs' credential (the signing key is added by awx_job)."""
+def credential_inputs(secret: str, marker: Path, *, validate_cmd: str | None = None) -> dict:
+    """Inputs of a 'tee_kms rotation inputs' credential: the secrets only (the signing key is added by awx_job)."""
     # The hooks carry a credential in their command text, as real hook commands do.
     hook = f"ROTATION_API_TOKEN={secret} sh -c 'echo {{name}} $ALFRED_ROTATION_ACTION $KMS_KEY_ID >> {marker}'"
     return {
         "alfred_env": "staging",
-        "kms_key_id": KEY_ID,
-        "kms_key_version": str(current),
-        "next_kms_key_version": str(nxt),
-        "kms_allowed_measurements": "\n".join(measurements),  # one per line, as typed into the AWX form
-        "kms_store_path": str(store),
         "preflight_cmd": hook.format(name="preflight"),
         "stage_cmd": hook.format(name="stage"),
         "validate_cmd": validate_cmd or hook.format(name="validate"),
         "rollback_cmd": hook.format(name="rollback"),
-        "api_healthcheck_url": fleet.urls["api"] + "/healthz",
-        "enclave_healthcheck_url": fleet.urls["enclave-1"] + "/healthz",
     }
 
 
-def job_extravars(fleet, evidence_root: Path, **overrides) -> dict:
-    """Survey answers (strings, as AWX surveys give them) + job template extra vars + AWX's own."""
+def job_extravars(fleet, evidence_root: Path, store: Path, *, current: int, nxt: int, measurements: list[str],
+                  **overrides) -> dict:
+    """Survey answers (as AWX surveys give them) + job template extra vars + AWX's own."""
     extravars = {
-        # survey
+        # survey: the run options as strings (multiple choice), the rotation's inputs (integer questions give ints)
         "env": "staging", "confirm_production": "false", "show_commands": "false",
-        # job template extra_vars
-        "action": "all", "kms_provider": "local", "evidence_dir": str(evidence_root),
-        "attestation_trust": {"public_keys": [fleet.trust["alfred_public_keys"][0]]},
+        "kms_key_id": KEY_ID, "kms_key_version": current, "next_kms_key_version": nxt,
+        "kms_allowed_measurements": ",".join(measurements),
+        # job template extra_vars (the site's tee_kms_awx_extra_vars); no attestation_trust: the key's is used
+        "rotation_action": "all", "kms_provider": "local", "evidence_dir": str(evidence_root), "kms_store_path": str(store),
+        "api_healthcheck_url": fleet.urls["api"] + "/healthz", "enclave_healthcheck_url": fleet.urls["enclave-1"] + "/healthz",
         "health_retries": 0, "health_delay": 0,
     }
     extravars.update(AWX_VARS)
@@ -341,11 +336,12 @@ def test_rotate_job_like_awx_then_failing_validate_rolls_back(awx_job, key_store
     before = key_state(key_store)
     assert before == {"primary": 1, "versions": {1: "enabled"}, "allowed": [M_CURRENT], "lock": None,
                       "snapshot_status": None}
-    job = awx_job(job_extravars(fleet, evidence_root),
-                  credential_inputs(key_store, fleet, secret, marker, current=1, nxt=2, measurements=[M_CURRENT, M_NEW]))
+    job = awx_job(job_extravars(fleet, evidence_root, key_store, current=1, nxt=2, measurements=[M_CURRENT, M_NEW]),
+                  credential_inputs(secret, marker))
     assert job.runner.status == "successful" and job.runner.rc == 0, job.stdout[-6000:]
     assert job.runner.config.env.get("ANSIBLE_STDOUT_CALLBACK") == "awx_display"
     assert "ANSIBLE_CONFIG" not in job.runner.config.env  # the project's own ansible.cfg, from the cwd
+    assert "reserved name" not in job.stdout  # rotation_action, not the task keyword action
     assert key_state(key_store) == {"primary": 2, "versions": {1: "enabled", 2: "enabled"},
                                     "allowed": sorted([M_CURRENT, M_NEW]), "lock": None, "snapshot_status": "completed"}
     assert marker.read_text().split("\n")[:3] == [f"preflight all {KEY_ID}", f"stage all {KEY_ID}", f"validate all {KEY_ID}"]
@@ -397,9 +393,9 @@ def test_rotate_job_like_awx_then_failing_validate_rolls_back(awx_job, key_store
     secret2 = f"AwxHookTok-{uuid.uuid4().hex}"
     failing = f"ROTATION_API_TOKEN={secret2} sh -c 'echo validate-failed >> {marker}; exit 3'"
     before2 = key_state(key_store)
-    job2 = awx_job(job_extravars(fleet, evidence_root, awx_job_id=4712, tower_job_id=4712),
-                   credential_inputs(key_store, fleet, secret2, marker, current=2, nxt=3,
-                                     measurements=[M_CURRENT, M_NEW, M_FUTURE], validate_cmd=failing))
+    job2 = awx_job(job_extravars(fleet, evidence_root, key_store, current=2, nxt=3, measurements=[M_CURRENT, M_NEW, M_FUTURE],
+                                 awx_job_id=4712, tower_job_id=4712),
+                   credential_inputs(secret2, marker, validate_cmd=failing))
     assert job2.runner.status == "failed" and job2.runner.rc != 0, job2.stdout[-6000:]
     # Back exactly at the snapshot: primary 2 and the allow-list of job 1; version 3 stays enabled
     # (nothing is ever disabled or destroyed), the lock is released.

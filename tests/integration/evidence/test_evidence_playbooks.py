@@ -133,7 +133,7 @@ def test_verify_playbook_reports_tampering(run_playbook):
 
 
 def test_check_mode_bundle_is_a_rehearsal(run_playbook):
-    result = run_sim(run_playbook, "--check", extra={"action": "preflight"})
+    result = run_sim(run_playbook, "--check", extra={"rotation_action": "preflight"})
     assert result.rc == 0, result.stdout + result.stderr
     assert os.path.basename(result.bundle).startswith("staging-preflight-")
     summary = result.summary()

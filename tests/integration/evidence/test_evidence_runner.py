@@ -29,7 +29,7 @@ def test_ansible_runner_awx_metadata_events_and_set_stats(tmp_path):
     (pdd / "inventory" / "hosts").write_text(f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}\n")
     evidence_dir = tmp_path / "evidence"
     extravars = {
-        "env": "production", "action": "all", "evidence_dir": str(evidence_dir),
+        "env": "production", "rotation_action": "all", "evidence_dir": str(evidence_dir),
         "awx_job_id": 4242, "awx_job_template_name": "tee-kms rotate production", "awx_user_name": "sre-bot",
         "awx_workflow_job_id": 17, "awx_job_launch_type": "scheduled",
         "deploy_token": "RunnerDeployTok-31", "awx_secret_token": "AwxSecretValue-9",

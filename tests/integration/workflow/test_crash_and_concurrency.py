@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The controller killed (SIGKILL, the whole ansible-playbook process group) between stage
-steps, then a re-run or a later action=rollback; and two rotations of one key started at once."""
+steps, then a re-run or a later rotation_action=rollback; and two rotations of one key started at once."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def test_sigkill_during_stage_then_rerun_converges(key, runner, hook_pids, tmp_p
 
 def test_sigkill_right_after_version_created_then_later_rollback(key, runner):
     """Killed as soon as the store shows the new version (wherever the playbook is then): a later,
-    separate action=rollback run without any version input restores the snapshot from the key's
+    separate rotation_action=rollback run without any version input restores the snapshot from the key's
     own state; the new version stays enabled (nothing is disabled or destroyed)."""
     with key.canaries_during():
         proc = runner.start()
@@ -62,7 +62,7 @@ def test_sigkill_right_after_version_created_then_later_rollback(key, runner):
     assert killed["snapshot_status"] == "in_progress" and killed["lock"] is not None
 
     with key.canaries_during():
-        rollback = runner.run(["-e", "action=rollback"], versions=False)
+        rollback = runner.run(["-e", "rotation_rotation_action=rollback"], versions=False)
     assert rollback.rc == 0, rollback.output
     assert "Took over the rotation lock" in rollback.output
     # M_NEW (enclave-3) stays allowed only if the killed run had already allowed it.

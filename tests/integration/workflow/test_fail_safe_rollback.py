@@ -45,7 +45,7 @@ def test_rollback_keeps_live_enclave_measurement(key, runner, fleet):
     key.encrypt_canary(label="after retiring A")
     retired = key.state()
 
-    refused = runner.run(["-e", "action=rollback"], versions=False)
+    refused = runner.run(["-e", "rotation_action=rollback"], versions=False)
     assert refused.rc == 2, refused.output
     assert refused.failed_tasks()[0] == "alfred.tee_kms.rotation : Restore the snapshot's primary version and allow-list"
     assert (f"Could not roll back key '{KEY_ID}': its snapshot belongs to the rotation to version 2, which is completed, "
@@ -54,14 +54,14 @@ def test_rollback_keeps_live_enclave_measurement(key, runner, fleet):
     assert key.state() == retired
 
     stored = key.store_bytes()
-    no_reason = runner.run(["-e", "action=rollback", "-e", "force_rollback=true"], versions=False)
+    no_reason = runner.run(["-e", "rotation_action=rollback", "-e", "force_rollback=true"], versions=False)
     assert no_reason.rc == 2, no_reason.output
     assert no_reason.failed_tasks() == ["Validate the rotation inputs before anything changes"]
     assert "force_rollback_reason" in no_reason.messages()[0]
     assert key.store_bytes() == stored
 
     before = _bundles(runner)
-    forced = runner.run(["-e", "action=rollback", "-e", "force_rollback=true",
+    forced = runner.run(["-e", "rotation_action=rollback", "-e", "force_rollback=true",
                          "-e", json.dumps({"force_rollback_reason": "INC-4711 version 2 suspected"})], versions=False)
     assert forced.rc == 0, forced.output
     state = key.state()
@@ -91,13 +91,13 @@ def test_emergency_rollback_breaks_dead_runs_lock(key, runner):
     assert first.rc == 0, first.output
     key.provider.acquire_lock(KEY_ID, DEAD_OWNER, 3600)
 
-    held = runner.run(["-e", "action=rollback"], versions=False)
+    held = runner.run(["-e", "rotation_action=rollback"], versions=False)
     assert held.rc == 2, held.output
     assert f"another rotation holds it (owner '{DEAD_OWNER}'" in held.messages()[0]
     assert f"a rollback can break it with break_lock_owner='{DEAD_OWNER}'" in held.messages()[0]
     assert key.state()["lock"]["owner"] == DEAD_OWNER and key.state()["primary"] == 2
 
-    wrong = runner.run(["-e", "action=rollback", "-e", "break_lock_owner=sre@ops-1/pid:1/start:1"], versions=False)
+    wrong = runner.run(["-e", "rotation_action=rollback", "-e", "break_lock_owner=sre@ops-1/pid:1/start:1"], versions=False)
     assert wrong.rc == 2, wrong.output
     assert f"it is held by '{DEAD_OWNER}', not by 'sre@ops-1/pid:1/start:1' (break_lock_owner); nothing was broken" in wrong.output
     assert key.state()["lock"]["owner"] == DEAD_OWNER
@@ -106,11 +106,11 @@ def test_emergency_rollback_breaks_dead_runs_lock(key, runner):
     not_rollback = runner.run(["-e", json.dumps({"break_lock_owner": DEAD_OWNER})])
     assert not_rollback.rc == 2, not_rollback.output
     assert not_rollback.failed_tasks() == ["Validate the rotation inputs before anything changes"]
-    assert "only accepted with action=rollback" in not_rollback.messages()[0]
+    assert "only accepted with rotation_action=rollback" in not_rollback.messages()[0]
     assert key.store_bytes() == stored
 
     before = _bundles(runner)
-    broken = runner.run(["-e", "action=rollback", "-e", json.dumps({"break_lock_owner": DEAD_OWNER})], versions=False)
+    broken = runner.run(["-e", "rotation_action=rollback", "-e", json.dumps({"break_lock_owner": DEAD_OWNER})], versions=False)
     assert broken.rc == 0, broken.output
     assert f"Broke the rotation lock of '{DEAD_OWNER}' on the operator's request (break_lock_owner)" in broken.output
     state = key.state()
@@ -157,7 +157,7 @@ def test_env_mismatch_refused_before_change(key, runner):
 
     stored = key.store_bytes()
     for action in ("all", "rollback"):
-        production = runner.run(["-e", "confirm_production=true", "-e", f"action={action}"], env={"ALFRED_ENV": "production"},
+        production = runner.run(["-e", "confirm_production=true", "-e", f"rotation_action={action}"], env={"ALFRED_ENV": "production"},
                                 env_name="production", versions=action != "rollback")
         assert production.rc == 2, production.output
         assert production.failed_tasks()[0] in ("alfred.tee_kms.rotation : Read the key state before the rotation",

@@ -27,8 +27,8 @@ NEEDS = "Could not validate hook commands: kms_provider=command needs"
 CASES = {
     "missing_env": ({}, [], None, INPUTS, "Could not validate input env: '' is not one of staging, production"),
     "bad_env": ({}, [], "prod", INPUTS, "Could not validate input env: 'prod' is not one of staging, production"),
-    "bad_action": ({}, ["-e", "action=rotate"], "staging", INPUTS,
-                   "Could not validate input action: 'rotate' is not one of preflight, stage, validate, rollback, all"),
+    "bad_action": ({}, ["-e", "rotation_action=rotate"], "staging", INPUTS,
+                   "Could not validate input rotation_action: 'rotate' is not one of preflight, stage, validate, rollback, all"),
     "bad_provider": ({}, ["-e", "kms_provider=gcp"], "staging", INPUTS,
                      "Could not validate input kms_provider: 'gcp' is not one of local, aws, vault, command"),
     "production_without_confirmation": (
@@ -60,7 +60,7 @@ CASES = {
                             "Could not validate input next_kms_key_version: it equals the current version 1; a rotation needs a new version"),
     "next_older_than_current": (
         {"KMS_KEY_VERSION": "2", "NEXT_KMS_KEY_VERSION": "1"}, [], "staging", INPUTS,
-        "Could not validate input next_kms_key_version: 1 is older than the current version 2; use action=rollback to go back"),
+        "Could not validate input next_kms_key_version: 1 is older than the current version 2; use rotation_action=rollback to go back"),
     "empty_measurements": (
         {"KMS_ALLOWED_MEASUREMENTS": ""}, [], "staging", INPUTS,
         "Could not validate input kms_allowed_measurements: it is required (KMS_ALLOWED_MEASUREMENTS, comma-separated); "
@@ -86,7 +86,7 @@ CASES = {
         ["-e", "kms_provider=command"], "staging",
         INPUTS, f"{NEEDS} ALFRED_ROTATION_ROLLBACK_CMD"),
     "command_provider_rollback_without_hook": (
-        {}, ["-e", "kms_provider=command", "-e", "action=rollback"], "staging", INPUTS, f"{NEEDS} ALFRED_ROTATION_ROLLBACK_CMD"),
+        {}, ["-e", "kms_provider=command", "-e", "rotation_action=rollback"], "staging", INPUTS, f"{NEEDS} ALFRED_ROTATION_ROLLBACK_CMD"),
     # Refused by preflight once the key and the live fleet are known, still before any write.
     "current_version_is_not_the_primary": (
         {"KMS_KEY_VERSION": "3", "NEXT_KMS_KEY_VERSION": "4"}, [], "staging",
@@ -102,7 +102,7 @@ CASES = {
         "alfred.tee_kms.rotation : Refuse an allow-list that would lock out a live enclave",
         None),  # message checked below: it names the enclaves' URLs
     "rollback_without_snapshot": (
-        {}, ["-e", "action=rollback"], "staging",
+        {}, ["-e", "rotation_action=rollback"], "staging",
         "alfred.tee_kms.rotation : Restore the snapshot's primary version and allow-list",
         f"Could not roll back key '{KEY_ID}': no snapshot of a pre-rotation state is kept with the key, so there is nothing to restore"),
 }

@@ -36,14 +36,14 @@ def test_full_rotation_then_idempotent_rerun_then_later_rollback(key, runner):
 
     # A later, separate run rolls back from the snapshot kept with the key: no versions given.
     with key.canaries_during():
-        rollback = runner.run(["-e", "action=rollback"], versions=False)
+        rollback = runner.run(["-e", "rotation_action=rollback"], versions=False)
     assert rollback.rc == 0, rollback.output
     assert key.state() == AT_SNAPSHOT
     assert key.snapshot() == SNAPSHOT_RECORD
     assert rollback.ran("Restore the snapshot's primary version and allow-list", "changed")
 
     # Rolling back again changes nothing (the lock is taken and released, the key is not touched).
-    again = runner.run(["-e", "action=rollback"], versions=False)
+    again = runner.run(["-e", "rotation_action=rollback"], versions=False)
     assert again.rc == 0, again.output
     assert again.ran("Restore the snapshot's primary version and allow-list", "ok")
     assert key.state() == AT_SNAPSHOT

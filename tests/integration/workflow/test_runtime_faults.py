@@ -87,7 +87,7 @@ def test_store_becomes_unwritable_mid_stage(key, runner, unwritable_dir, tmp_pat
         f"The all of key '{KEY_ID}' failed at Promote the new version: Could not promote a version of key store "
         f"'{key.store_path}': writing failed, the store is unchanged")
     assert "and the automatic rollback failed too at Take the rotation lock for the rollback" in rollback_failure
-    assert "run the playbook with action=rollback" in rollback_failure
+    assert "run the playbook with rotation_action=rollback" in rollback_failure
 
     state = key.state()
     lock = state.pop("lock")
@@ -98,7 +98,7 @@ def test_store_becomes_unwritable_mid_stage(key, runner, unwritable_dir, tmp_pat
 
     # Later, separate run (no versions given): the dead run's lock is taken over, the snapshot restored.
     with key.canaries_during():
-        rollback = runner.run(["-e", "action=rollback"], versions=False)
+        rollback = runner.run(["-e", "rotation_action=rollback"], versions=False)
     assert rollback.rc == 0, rollback.output
     assert f"Took over the rotation lock of '{lock['owner']}': its process on this host is gone" in rollback.output
     assert key.state() == AT_SNAPSHOT

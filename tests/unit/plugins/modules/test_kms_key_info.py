@@ -39,6 +39,16 @@ def test_reports_versions_lock_and_snapshot_without_material(run_module, store_p
     assert_no_material()
 
 
+def test_reports_the_trust_kept_with_the_key(run_module, store_path):
+    """The rotation role verifies live attestation against it when no trust is given (trust given once)."""
+    kms = LocalKmsProvider(store_path)
+    kms.create_key(KEY, [M1], "sha384", {"public_keys": ["AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="]})
+    kms.create_key("tokens/other", [M1])
+    assert run_module(kms_key_info, key_id=KEY).result["key"]["attestation_trust"] == {
+        "public_keys": ["AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="]}
+    assert run_module(kms_key_info, key_id="tokens/other").result["key"]["attestation_trust"] == {}
+
+
 def test_missing_key_fails_unless_missing_ok(run_module, store_path, store_bytes):
     run = run_module(kms_key_info, key_id=KEY)
     assert run.failed

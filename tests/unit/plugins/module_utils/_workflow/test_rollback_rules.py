@@ -43,13 +43,13 @@ BASE = {"env": "staging", "action": "rollback", "provider": "local", "confirm_pr
 
 @pytest.mark.parametrize("extra, cause", [
     ({"action": "all", "current_version": 1, "next_version": 2, "allowed_measurements": [A], "break_lock_owner": "x"},
-     "only accepted with action=rollback"),
+     "only accepted with rotation_action=rollback"),
     ({"provider": "command", "hooks": {"rollback": "true"}, "current_version": "1", "next_version": "2",
-      "allowed_measurements": [A], "break_lock_owner": "x"}, "only accepted with action=rollback and a native provider"),
-    ({"force_rollback": True}, "needs action=rollback (not rollback) and a force_rollback_reason"),
+      "allowed_measurements": [A], "break_lock_owner": "x"}, "only accepted with rotation_action=rollback and a native provider"),
+    ({"force_rollback": True}, "needs rotation_action=rollback (not rollback) and a force_rollback_reason"),
     ({"force_rollback": True, "force_rollback_reason": "  "}, "a force_rollback_reason"),
     ({"action": "stage", "current_version": 1, "next_version": 2, "allowed_measurements": [A], "force_rollback": True,
-      "force_rollback_reason": "x"}, "needs action=rollback (not stage)"),
+      "force_rollback_reason": "x"}, "needs rotation_action=rollback (not stage)"),
 ])
 def test_lock_break_and_force_are_for_rollbacks_only(extra, cause):
     with pytest.raises(InputError, match=cause.replace("(", r"\(").replace(")", r"\)")):
