@@ -41,14 +41,25 @@ def rollback(executed: bool, check_mode: bool, restored_primary, restored_allowe
             "restored_allowed_measurements": restored_allowed_measurements, "before": before, "outcome": outcome}
 
 
-def attestation(results: list, measurements: list) -> dict:
-    """Per-source verification rows (never the raw evidence) and the verified measurements."""
-    return {"kind": "attestation", "results": results, "measurements": measurements}
+def attestation(results: list, measurements: list, purpose: str | None = None) -> dict:
+    """Per-source verification rows (never the raw evidence), the verified measurements and the
+    operation purpose (``rotation-preflight``, ``rotation-validate``: which step attested)."""
+    return {"kind": "attestation", "results": results, "measurements": measurements, "purpose": purpose}
+
+
+HOOK_TAIL_LINES = 40  # lines of each output stream a hook record keeps, from the end
 
 
 def hook(record: dict) -> dict:
-    """A hook run: name, outcome, rc, duration, command digest (and text only with show_commands)."""
-    return dict({k: v for k, v in record.items() if k not in ("stdout_lines", "stderr_lines")}, kind="hook")
+    """A hook run: name, outcome, rc, duration, command digest (and text only with show_commands),
+    and the last HOOK_TAIL_LINES lines of stdout and stderr (already redacted by the hook runner):
+    a validate hook's "smoke-ok" or a failing hook's error is what an auditor needs to see."""
+    built = {k: v for k, v in record.items() if k not in ("stdout_lines", "stderr_lines")}
+    for stream in ("stdout", "stderr"):
+        lines = record.get(f"{stream}_lines")
+        if isinstance(lines, list):
+            built[f"{stream}_tail"] = [str(line) for line in lines[-HOOK_TAIL_LINES:]]
+    return dict(built, kind="hook")
 
 
 def probe(row: dict) -> dict:
