@@ -1,0 +1,180 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, Alfred security engineering
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""What the operator sees after a real rotation: the end-of-run summary on stdout, report.html in
+the bundle (read with html.parser and rendered by headless Chromium), the hooks' output in the
+evidence, and console and summary.json agreeing on whether a rollback ran.
+
+Real ansible-playbook runs of playbooks/rotate.yml against the simulated enclave fleet.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+from workflow_support import KEY_ID, M_CURRENT, M_NEW
+
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence.verify import verify_bundle
+
+HOSTILE = "<script>alert('owned')</script>"
+FAKE_AWS_KEY = "AKIA" + "Q3EXAMPLEQ3EXAMP"  # an AWS access key id pattern: must be redacted in every output
+VALIDATE_HOOK = f"echo smoke-ok; echo \"{HOSTILE}\"; echo key={FAKE_AWS_KEY}; echo warn-on-stderr >&2"
+
+
+def summary_block(stdout: str) -> list:
+    """The lines of the end-of-run summary (from its title to the report line)."""
+    lines = stdout.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("ALFRED TEE KMS ") and "SUMMARY" in line]
+    assert len(starts) == 1, f"expected one end-of-run summary in stdout:\n{stdout[-4000:]}"
+    block = lines[starts[0]:]
+    end = next(i for i, line in enumerate(block) if line.startswith("report: "))
+    return block[:end + 1]
+
+
+def newest_bundle(runner) -> Path:
+    bundles = sorted(p for p in runner.evidence_dir.iterdir() if p.is_dir())
+    assert bundles, f"no evidence bundle under {runner.evidence_dir}"
+    return max(bundles, key=lambda p: p.stat().st_mtime)
+
+
+def test_live_rotation_prints_the_summary_and_the_report_holds_the_tables(key, runner, tmp_path, report_tables, chromium_dom):
+    result = runner.run(env={"ALFRED_ROTATION_VALIDATE_CMD": VALIDATE_HOOK, "ALFRED_ROTATION_STAGE_CMD": "echo staged"})
+    assert result.rc == 0, result.output
+    bundle = newest_bundle(runner)
+    summary = json.loads((bundle / "summary.json").read_text())
+    block = summary_block(result.stdout)
+    # The recorded stdout of this rotation, kept with the test's files for a reader of a failure.
+    (tmp_path / "recorded-stdout.txt").write_text(result.stdout)
+
+    # --- the summary, after PLAY RECAP, from the collection's own callback -------------------
+    assert result.stdout.index("PLAY RECAP") < result.stdout.index(block[0])
+    assert block[0].startswith("ALFRED TEE KMS LIVE SUMMARY")
+    assert block[1] == f"env: staging  key: {KEY_ID}  provider: local  action: all  mode: LIVE"
+    assert block[2] == "outcome: SUCCESS"
+    assert "primary version: 1 -> 2" in block
+    assert f"  + {M_NEW[:12]}  added" in block and f"  = {M_CURRENT[:12]}  kept" in block
+    # Every enclave by its inventory name, at preflight and at validate, with its measurement.
+    for step in ("preflight", "validate"):
+        for name, measurement in (("enclave-1", M_CURRENT), ("enclave-2", M_CURRENT), ("enclave-3", M_NEW)):
+            assert f"  {step:<10} {name}  {measurement[:12]}  verified" in block, block
+    for probe in ("canary: passed", "allowed_decrypt: passed", "disallowed_denied: passed", "unattested_denied: passed"):
+        assert any(line.startswith(f"  {probe} - ") for line in block), (probe, block)
+    assert any(re.fullmatch(r"  stage: ok rc=0 \(\d+ ms\)", line) for line in block), block
+    assert any(re.fullmatch(r"  validate: ok rc=0 \(\d+ ms\)", line) for line in block), block
+    assert "rollback: not executed" in block
+    assert f"evidence: {bundle}" in block
+    assert f"chain head: seq {summary['chain_head']['seq']} sha256 {summary['chain_head']['hash']}" in block
+    assert f"report: {bundle}/report.html" in block
+    assert FAKE_AWS_KEY not in result.stdout
+
+    # --- hook output in the evidence: redacted tails of both streams -------------------------
+    validate = next(h for h in summary["hooks"] if h["name"] == "validate")
+    assert validate["stdout_tail"][0] == "smoke-ok" and HOSTILE in validate["stdout_tail"]
+    assert validate["stderr_tail"] == ["warn-on-stderr"]
+    assert FAKE_AWS_KEY not in json.dumps(summary) and "[REDACTED" in validate["stdout_tail"][2]
+    assert next(h for h in summary["hooks"] if h["name"] == "stage")["stdout_tail"] == ["staged"]
+
+    # --- report.html: in the manifest, verified like any file, tables filled from the bundle --
+    manifest = (bundle / "MANIFEST.sha256").read_text()
+    assert re.search(r"^[0-9a-f]{64}  report\.html$", manifest, re.M)
+    assert verify_bundle(str(bundle))["verified"]
+    text = (bundle / "report.html").read_text()
+    assert FAKE_AWS_KEY not in text and HOSTILE not in text  # escaped, never raw markup
+    check_report(report_tables(text), summary, bundle)
+
+    # The same tables in the DOM a browser builds (headless Chromium, network off).
+    dom = chromium_dom(bundle / "report.html", tmp_path)
+    check_report(report_tables(dom), summary, bundle)
+
+    # A report edited after the run no longer verifies.
+    (bundle / "report.html").write_text(text.replace("SUCCESS", "success").replace("enclave-3", "enclave-9"))
+    tampered = verify_bundle(str(bundle))
+    assert not tampered["verified"] and "report.html" in tampered["reason"], tampered
+
+
+def check_report(report, summary: dict, bundle: Path) -> None:
+    assert report.active == [] and report.external == [], (report.active, report.external)
+    facts = report.facts("run")
+    assert facts["Environment"] == "staging" and facts["Key"] == KEY_ID and facts["Mode"] == "LIVE"
+    assert facts["Outcome"] == "success" and facts["Operator"]
+    assert facts["Chain head"] == f"seq {summary['chain_head']['seq']} sha256 {summary['chain_head']['hash']}"
+    assert facts["Signature"] == "not signed (no signing key configured)"
+    assert report.rows("versions") == [["before", "1", ""], ["create_version", "1", ""], ["set_primary", "2", ""],
+                                       ["after", "2", ""]]
+    assert report.rows("allowlist") == [["added", M_NEW], ["kept", M_CURRENT]]
+    assert report.tables["attestation"][0] == ["Enclave", "URL", "preflight: measurement", "validate: measurement",
+                                               "preflight: result", "validate: result"]
+    rows = {row[0]: row for row in report.rows("attestation")}
+    assert set(rows) == {"enclave-1", "enclave-2", "enclave-3"}
+    assert rows["enclave-3"][2:] == [M_NEW, M_NEW, "verified", "verified"]
+    assert rows["enclave-1"][2:] == [M_CURRENT, M_CURRENT, "verified", "verified"]
+    probes = report.rows("probes")
+    assert [p[0] for p in probes] == [p["name"] for p in summary["probes"]]
+    assert all(p[1] == "passed" for p in probes), probes
+    hooks = {row[0]: row for row in report.rows("hooks")}
+    assert hooks["validate"][1:3] == ["ok", "0"] and hooks["stage"][1:3] == ["ok", "0"]
+    assert hooks["validate"][4].startswith("sha256:")  # the command text stays secret
+    # Hostile hook output is text in the page, not an element.
+    assert report.outputs[("validate", "stdout")].splitlines()[:2] == ["smoke-ok", HOSTILE]
+    assert report.outputs[("validate", "stderr")] == "warn-on-stderr"
+    assert dict(report.rows("rollback"))["Executed"] == "no"
+
+
+def test_failed_stage_hook_console_summary_and_report_agree_on_the_rollback(key, runner, report_tables):
+    failing = "echo half-done; echo 'stage broke: quota' >&2; exit 7"
+    result = runner.run(env={"ALFRED_ROTATION_STAGE_CMD": failing})
+    assert result.rc == 2, result.output
+    bundle = newest_bundle(runner)
+    summary = json.loads((bundle / "summary.json").read_text())
+    assert result.messages()[-1].endswith("- rolled back to the pre-rotation snapshot."), result.messages()
+    assert summary["rollback"]["executed"] is True and summary["outcome"] == "rolled_back"
+    block = summary_block(result.stdout)
+    assert "outcome: ROLLED_BACK" in block
+    assert "  cause: Could not run the stage hook: it exited with code 7" in block
+    assert "rollback: executed: restored, primary restored to 1" in block
+    assert any(re.fullmatch(r"  stage: failed rc=7 \(\d+ ms\)", line) for line in block), block
+    stage = summary["hooks"][0]
+    assert (stage["stdout_tail"], stage["stderr_tail"]) == (["half-done"], ["stage broke: quota"])
+    report = report_tables((bundle / "report.html").read_text())
+    assert dict(report.rows("rollback"))["Executed"] == "yes"
+    assert report.rows("versions")[-2][0] == "rollback" and report.rows("versions")[-1][:2] == ["after", "1"]
+    assert report.outputs[("stage", "stderr")] == "stage broke: quota"
+
+
+def test_command_provider_hooks_are_the_transition_and_the_rollback(key, runner, tmp_path):
+    """kms_provider=command: the hooks ARE the rotation. A failing stage hook is followed by the
+    rollback hook; summary.json and the console both say the rollback hook rolled back."""
+    env = {"ALFRED_ROTATION_PREFLIGHT_CMD": "echo preflight-ok", "ALFRED_ROTATION_STAGE_CMD": "echo moving; exit 4",
+           "ALFRED_ROTATION_VALIDATE_CMD": "echo smoke-ok", "ALFRED_ROTATION_ROLLBACK_CMD": "echo restored-v1"}
+    result = runner.run(["-e", "kms_provider=command"], env=env)
+    assert result.rc == 2, result.output
+    summary = json.loads((newest_bundle(runner) / "summary.json").read_text())
+    assert result.messages()[-1].endswith("- rolled back by the rollback hook."), result.messages()
+    assert summary["rollback"]["executed"] is True and summary["rollback"]["via"] == "rollback hook"
+    assert summary["rollback_executed"] is True and summary["outcome"] == "rolled_back"
+    assert summary["transition"]["evidence"] == "hooks"
+    assert [(h["name"], h["outcome"], h["rc"]) for h in summary["transition"]["hooks"]] == [
+        ("preflight", "ok", 0), ("stage", "failed", 4), ("rollback", "ok", 0)]
+    assert next(h for h in summary["hooks"] if h["name"] == "rollback")["stdout_tail"] == ["restored-v1"]
+    block = summary_block(result.stdout)
+    assert "rollback: executed by the rollback hook: ok rc=0" in block
+    assert "  (kms_provider=command: these hooks are the evidence of the transition)" in block
+    assert "primary version: 1 -> 2 (planned; the hooks carried out the transition)" in block
+
+    # The successful runbook model: the summary names the hooks as the transition evidence.
+    env["ALFRED_ROTATION_STAGE_CMD"] = "echo moved-to-v2"
+    ok = runner.run(["-e", "kms_provider=command"], env=env)
+    assert ok.rc == 0, ok.output
+    summary = json.loads((newest_bundle(runner) / "summary.json").read_text())
+    assert summary["outcome"] == "success" and summary["rollback"] == {"executed": False}
+    assert [(h["name"], h["outcome"]) for h in summary["transition"]["hooks"]] == [
+        ("preflight", "ok"), ("stage", "ok"), ("validate", "ok")]
+    assert next(h for h in summary["hooks"] if h["name"] == "stage")["stdout_tail"] == ["moved-to-v2"]
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("run with pytest")
