@@ -118,7 +118,8 @@ def record(mod, state, key):
         return dict(result, changed=False)
     if not mod.check_mode:
         mod.provider.save_snapshot(p["key_id"], new)
-    return dict(result, changed=True, snapshot=new, audit=audit.change("record_snapshot", p["key_id"], snapshot, new, mod.check_mode))
+    return mod.add_diff(dict(result, changed=True, snapshot=new, audit=audit.change("record_snapshot", p["key_id"], snapshot, new, mod.check_mode)),
+                        {"snapshot": snapshot}, {"snapshot": new})
 
 
 def mark(mod, state):
@@ -128,7 +129,9 @@ def mark(mod, state):
     if not snapshot and mod.check_mode:
         # A rehearsal's preflight predicts the snapshot without recording it; the real run records
         # it before this step, so predict the mark instead of failing the rehearsal.
-        return {"changed": True, "snapshot": {"status": p["status"]}}
+        return mod.add_diff({"changed": True, "snapshot": {"status": p["status"]}},
+                            {"snapshot_status": "recorded by the live run's preflight (not by this rehearsal)"},
+                            {"snapshot_status": p["status"]})
     if not snapshot:
         raise NotFoundError("mark the snapshot of", f"key '{p['key_id']}'", "no snapshot has been recorded (run preflight first)")
     if snapshot.get("status") == p["status"]:
@@ -136,7 +139,7 @@ def mark(mod, state):
     new = dict(snapshot, status=p["status"])
     if not mod.check_mode:
         mod.provider.save_snapshot(p["key_id"], new)
-    return {"changed": True, "snapshot": new}
+    return mod.add_diff({"changed": True, "snapshot": new}, {"snapshot_status": snapshot.get("status")}, {"snapshot_status": p["status"]})
 
 
 def restore(mod, state, key):

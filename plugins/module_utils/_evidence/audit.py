@@ -63,7 +63,7 @@ def hook(record: dict) -> dict:
 
 
 def probe(row: dict) -> dict:
-    return {"kind": "probe", **{k: row[k] for k in ("name", "passed", "detail") if k in row}}
+    return {"kind": "probe", **{k: row[k] for k in ("name", "passed", "detail", "skipped") if k in row}}
 
 
 def health(name: str, url: str, status, passed: bool) -> dict:

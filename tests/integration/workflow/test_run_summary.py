@@ -176,5 +176,51 @@ def test_command_provider_hooks_are_the_transition_and_the_rollback(key, runner,
     assert next(h for h in summary["hooks"] if h["name"] == "stage")["stdout_tail"] == ["moved-to-v2"]
 
 
+def test_rehearsal_is_named_as_one_and_claims_nothing_it_did_not_do(key, runner, report_tables):
+    stored = key.store_bytes()
+    result = runner.run(["--check", "--diff"], env={"ALFRED_ROTATION_STAGE_CMD": "echo staged"})
+    assert result.rc == 0, result.output
+    assert key.store_bytes() == stored
+    bundle = newest_bundle(runner)
+    assert re.fullmatch(r"staging-all-check-\d{8}T\d{6}Z", bundle.name), bundle.name
+    summary = json.loads((bundle / "summary.json").read_text())
+
+    # Probes that did not run are skipped with the reason, in the console, summary.json and the report.
+    for task in ("Prove the new version through the attested path before promoting it",
+                 "Enforcement probes - allowed enclave decrypts under the new and the previous version",
+                 "Enforcement probe - a disallowed measurement is denied", "Enforcement probe - an unattested caller is denied"):
+        assert result.ran(task, "skipping") and not result.ran(task, "ok|changed"), task
+    assert [p["name"] for p in summary["probes"]] == ["canary", "allowed_decrypt", "allowed_decrypt", "disallowed_denied",
+                                                       "unattested_denied"]
+    assert all(p["skipped"] is True and p["passed"] is None and p["detail"].startswith("not run in check mode: ")
+               for p in summary["probes"]), summary["probes"]
+    block = summary_block(result.stdout)
+    assert block[0].startswith("ALFRED TEE KMS REHEARSAL SUMMARY") and "mode: REHEARSAL" in block[1]
+    assert any(line.startswith("  canary: skipped - not run in check mode: ") for line in block), block
+    assert "primary version: 1 -> 1 (rehearsal: would become 2)" in block
+    assert f"  + {M_NEW[:12]}  would_add" in block
+    assert f"evidence: {bundle}" in block
+    assert all(row[1] == "skipped" for row in report_tables((bundle / "report.html").read_text()).rows("probes"))
+
+    # Lock and snapshot tasks show, as a diff, what the live run would do.
+    lock = diff_after(result, "Take the rotation lock for the whole change")
+    assert '-    "lock": null' in lock and '+    "lock": {' in lock and '"ttl_seconds": 3600' in lock, lock
+    snapshot = diff_after(result, "Record the pre-rotation snapshot with the key")
+    assert '+    "snapshot": {' in snapshot and '"primary_version": 1' in snapshot and '"status": "recorded"' in snapshot, snapshot
+    marked = diff_after(result, "Mark the snapshot as a rotation in progress")
+    assert '+    "snapshot_status": "in_progress"' in marked, marked
+    assert result.ran("Take the rotation lock for the whole change", "changed")
+
+
+def diff_after(result, task_fragment: str) -> str:
+    """The --diff text printed for a task (between its header and its status line)."""
+    lines = result.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("TASK [") and task_fragment in line)
+    end = next(i for i in range(start + 1, len(lines)) if re.match(r"^(ok|changed|skipping|fatal): ", lines[i]))
+    text = "\n".join(lines[start + 1:end])
+    assert text.strip(), f"no diff shown for {task_fragment!r}:\n" + "\n".join(lines[start:end + 1])
+    return text
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit("run with pytest")
