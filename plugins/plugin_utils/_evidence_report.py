@@ -142,6 +142,9 @@ def render_report(summary: dict) -> str:
         "<h2>Allow-list</h2>", _table("allowlist", ["Change", "Measurement"],
                                       [(r["change"], _measurement(r["measurement"], r["label"])) for r in diff]),
         "<h2>Attestation per enclave</h2>", _attestation(summary),
+        "<h2>Measurement labels</h2>", _table("labels", ["Measurement", "Label"],
+                                              [(("html", f"<code>{_e(m)}</code>"), name)
+                                               for m, name in sorted((summary.get("measurement_labels") or {}).items())]),
         "<h2>Probes</h2>", _table("probes", ["Probe", "Status", "Detail"],
                                   [(p.get("name"), probe_status(p), p.get("detail")) for p in probes]),
         "<h2>Hooks</h2>", _hooks(summary),

@@ -161,6 +161,7 @@ class AuditCollector:
             "secret_scan": self.secret_scans,
             "other_audits": self.other,
             "audit_records": self.count,
+            "measurement_labels": ctx.get("measurement_labels") or {},
         }
 
 

@@ -18,12 +18,12 @@ import hashlib
 OUTCOMES = ("success", "failed", "rolled_back")
 _KEY_STATE_FIELDS = ("key_id", "primary_version", "versions", "allowed_measurements")
 _RUN_CONTEXT_FIELDS = ("env", "action", "provider", "key_id", "check_mode", "show_commands", "current_version", "next_version",
-                       "target_measurements")
+                       "target_measurements", "measurement_labels")
 
 
 def run_context(plan: dict) -> dict:
     """The rotation's inputs (rotation_inputs): env, action, provider, key, versions, target allow-list."""
-    return {"kind": "run_context", **{k: plan[k] for k in _RUN_CONTEXT_FIELDS}}
+    return {"kind": "run_context", **{k: plan[k] for k in _RUN_CONTEXT_FIELDS if k in plan}}
 
 
 def key_state(public: dict) -> dict:

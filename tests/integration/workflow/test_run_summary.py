@@ -16,7 +16,7 @@ import re
 import sys
 from pathlib import Path
 
-from workflow_support import KEY_ID, M_CURRENT, M_NEW
+from workflow_support import KEY_ID, M_CURRENT, M_NEW, M_PROBE
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence.verify import verify_bundle
 
@@ -210,6 +210,61 @@ def test_rehearsal_is_named_as_one_and_claims_nothing_it_did_not_do(key, runner,
     marked = diff_after(result, "Mark the snapshot as a rotation in progress")
     assert '+    "snapshot_status": "in_progress"' in marked, marked
     assert result.ran("Take the rotation lock for the whole change", "changed")
+
+
+def test_measurement_labels_name_images_in_diff_summary_report_and_errors(key, runner, tmp_path, report_tables, chromium_dom):
+    """Labels come inline (name=hex in KMS_ALLOWED_MEASUREMENTS) and from kms_measurement_labels; a
+    hostile label is text everywhere, never markup."""
+    hostile = "<script>alert('label')</script>"
+    labels = json.dumps({"kms_measurement_labels": {hostile: M_PROBE}})
+    env = {"KMS_ALLOWED_MEASUREMENTS": f"api-v42={M_CURRENT},api-v43={M_NEW}"}
+    result = runner.run(["--diff", "-e", labels], env=env)
+    assert result.rc == 0, result.output
+    bundle = newest_bundle(runner)
+    summary = json.loads((bundle / "summary.json").read_text())
+    assert summary["measurement_labels"] == {M_CURRENT: "api-v42", M_NEW: "api-v43", M_PROBE: hostile}
+    assert key.state()["allowed"] == sorted([M_CURRENT, M_NEW])  # the labels never reach the key
+    # The allow-list diff names the images.
+    assert f'+        "{M_NEW}  # api-v43"' in result.stdout, result.output
+    block = summary_block(result.stdout)
+    assert f"  + {M_NEW[:12]} (api-v43)  added" in block and f"  = {M_CURRENT[:12]} (api-v42)  kept" in block
+    assert f"  validate   enclave-3  {M_NEW[:12]} (api-v43)  verified" in block
+
+    text = (bundle / "report.html").read_text()
+    assert hostile not in text and "&lt;script&gt;" in text
+    for report in (report_tables(text), report_tables(chromium_dom(bundle / "report.html", tmp_path))):
+        assert report.active == [], report.active
+        assert report.rows("allowlist") == [["added", f"{M_NEW} api-v43"], ["kept", f"{M_CURRENT} api-v42"]]
+        rows = {row[0]: row for row in report.rows("attestation")}
+        assert rows["enclave-3"][2:4] == [f"{M_NEW} api-v43", f"{M_NEW} api-v43"]
+        assert dict(report.rows("labels")) == {M_CURRENT: "api-v42", M_NEW: "api-v43", M_PROBE: hostile}
+    assert verify_bundle(str(bundle))["verified"]
+
+    # An error message names the image by its label: an allow-list that would lock out enclave-3.
+    refused = runner.run(env={"KMS_ALLOWED_MEASUREMENTS": f"api-v42={M_CURRENT}", "KMS_KEY_VERSION": "2",
+                              "NEXT_KMS_KEY_VERSION": "3"}, args=["-e", json.dumps({"kms_measurement_labels": {"api-v43": M_NEW}})])
+    assert refused.rc == 2, refused.output
+    assert refused.messages()[0].endswith(f"running measurement(s) {M_NEW} (api-v43). Add them to KMS_ALLOWED_MEASUREMENTS "
+                                          "or retire those enclaves first."), refused.messages()
+
+
+def test_bad_measurement_labels_are_refused_naming_the_label(key, runner):
+    stored = key.store_bytes()
+    cases = {
+        # A typo in a labelled entry: the message names the label.
+        f"api-v42={M_CURRENT[:-2]},api-v43={M_NEW}": "Could not validate input kms_allowed_measurements with measurement "
+                                                     "labelled 'api-v42': has 94 hex characters, sha384 needs 96",
+        # One image, two names.
+        f"api-v42={M_CURRENT},api-v43={M_CURRENT.upper()},{M_NEW}": "Could not validate input kms_allowed_measurements with "
+                                                                    f"measurement {M_CURRENT[:12]}...{M_CURRENT[-8:]}: it is "
+                                                                    "labelled both 'api-v42' and 'api-v43'",
+    }
+    for value, message in cases.items():
+        result = runner.run(env={"KMS_ALLOWED_MEASUREMENTS": value})
+        assert result.rc == 2, result.output
+        assert result.failed_tasks() == ["Validate the rotation inputs before anything changes"], result.output
+        assert result.messages()[0] == message, result.messages()
+    assert key.store_bytes() == stored
 
 
 def diff_after(result, task_fragment: str) -> str:
