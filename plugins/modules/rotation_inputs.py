@@ -61,7 +61,7 @@ options:
   measurement_labels:
     description:
       - Names for measurements, as a mapping of label to measurement (C(kms_measurement_labels)), for
-        example C({api-v42: e72a...}). Labels never allow anything; they name images in diffs, the
+        example C(api-v42) for the current image. Labels never allow anything; they name images in diffs, the
         end-of-run summary, C(report.html) and error messages.
       - O(allowed_measurements) may label entries inline as C(name=hex) (hex formats only).
       - A measurement with two different labels, or a label naming two measurements, is refused.
