@@ -579,4 +579,7 @@ class CallbackModule(CallbackBase):
             if self._log is not None and not self._log.closed:
                 self._log.close()
         # Printed through Display (not a task): it reaches stdout under any stdout callback, AWX's awx_display included.
-        self._display.display(render_summary(summary, self._bundle))
+        try:
+            self._display.display(self._redactor.redact_text(render_summary(summary, self._bundle)))
+        except Exception as exc:  # pragma: no cover - display gone at interpreter exit
+            self._warn(f"Could not print the end-of-run summary of {self._bundle}: {exc}")

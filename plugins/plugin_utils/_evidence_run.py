@@ -188,8 +188,10 @@ def describe_audit(audit) -> str:
     """One run.log line for an audit record."""
     kind = audit.get("kind")
     if kind == "hook":
-        return (f"hook {audit.get('name')}: {audit.get('outcome')} rc={audit.get('rc')} "
+        line = (f"hook {audit.get('name')}: {audit.get('outcome')} rc={audit.get('rc')} "
                 f"({audit.get('duration_ms')} ms) command {audit.get('command', 'sha256:' + str(audit.get('command_sha256')))}")
+        tails = [f"    {stream}: {text}" for stream in ("stdout", "stderr") for text in audit.get(f"{stream}_tail") or []]
+        return "\n".join([line] + tails)
     if kind == "change":
         return f"change {audit.get('operation')} on {audit.get('key_id')}: {audit.get('before')} -> {audit.get('after')}"
     if kind == "rollback":

@@ -139,6 +139,8 @@ def test_failed_stage_hook_console_summary_and_report_agree_on_the_rollback(key,
     assert any(re.fullmatch(r"  stage: failed rc=7 \(\d+ ms\)", line) for line in block), block
     stage = summary["hooks"][0]
     assert (stage["stdout_tail"], stage["stderr_tail"]) == (["half-done"], ["stage broke: quota"])
+    run_log = (bundle / "run.log").read_text()
+    assert re.search(r"\] ERROR     stdout: half-done\n.*\] ERROR     stderr: stage broke: quota$", run_log, re.M), run_log[-3000:]
     report = report_tables((bundle / "report.html").read_text())
     assert dict(report.rows("rollback"))["Executed"] == "yes"
     assert report.rows("versions")[-2][0] == "rollback" and report.rows("versions")[-1][:2] == ["after", "1"]
