@@ -69,7 +69,7 @@ class ReportTables:
                 elif tag in ("td", "th") and state["row"] is not None:
                     state["cell"] = []
                 elif tag == "pre" and "hook-output" in (attrs.get("class") or ""):
-                    state["pre"] = (attrs.get("data-hook"), attrs.get("data-stream"), [])
+                    state["pre"] = {"key": (attrs.get("data-hook"), attrs.get("data-stream")), "parts": []}
                 elif tag == "title":
                     state["title"] = True
 
@@ -83,8 +83,7 @@ class ReportTables:
                 elif tag == "table":
                     state["table"] = None
                 elif tag == "pre" and state["pre"] is not None:
-                    hook, stream, parts = state["pre"]
-                    owner.outputs[(hook, stream)] = "".join(parts)
+                    owner.outputs[state["pre"]["key"]] = "".join(state["pre"]["parts"])
                     state["pre"] = None
                 elif tag == "title":
                     state["title"] = False
@@ -93,7 +92,7 @@ class ReportTables:
                 if state["cell"] is not None:
                     state["cell"].append(data)
                 if state["pre"] is not None:
-                    state["pre"][2].append(data)
+                    state["pre"]["parts"].append(data)
                 if state["title"]:
                     owner.title += data
 
@@ -141,6 +140,6 @@ def _chromium_dump_dom(chromium_path: str, html_file, tmp_path) -> str:
     cmd = [chromium_path, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
            f"--user-data-dir={profile}", "--proxy-server=http://127.0.0.1:9", "--proxy-bypass-list=<-loopback>",
            "--dump-dom", Path(html_file).resolve().as_uri()]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, check=False)
     assert done.returncode == 0 and "<table" in done.stdout, f"chromium failed: rc={done.returncode}\n{done.stderr[-3000:]}"
     return done.stdout

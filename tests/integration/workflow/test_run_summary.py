@@ -192,8 +192,8 @@ def test_rehearsal_is_named_as_one_and_claims_nothing_it_did_not_do(key, runner,
                  "Enforcement probes - allowed enclave decrypts under the new and the previous version",
                  "Enforcement probe - a disallowed measurement is denied", "Enforcement probe - an unattested caller is denied"):
         assert result.ran(task, "skipping") and not result.ran(task, "ok|changed"), task
-    assert [p["name"] for p in summary["probes"]] == ["canary", "allowed_decrypt", "allowed_decrypt", "disallowed_denied",
-                                                       "unattested_denied"]
+    names = ["canary", "allowed_decrypt", "allowed_decrypt", "disallowed_denied", "unattested_denied"]
+    assert [p["name"] for p in summary["probes"]] == names
     assert all(p["skipped"] is True and p["passed"] is None and p["detail"].startswith("not run in check mode: ")
                for p in summary["probes"]), summary["probes"]
     block = summary_block(result.stdout)
