@@ -36,7 +36,7 @@ _STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2em;color:#222}
 h1{font-size:1.4em}h2{font-size:1.1em;margin-top:1.6em;border-bottom:1px solid #ccc}
 table{border-collapse:collapse;margin:.4em 0}td,th{border:1px solid #bbb;padding:.25em .6em;text-align:left;vertical-align:top}
-th{background:#eee}code,pre{font:12px/1.35 ui-monospace,monospace}pre{background:#f6f6f6;padding:.5em;white-space:pre-wrap}
+th{background:#eee}td{max-width:36em}code,pre{font:12px/1.35 ui-monospace,monospace}code{word-break:break-all}pre{background:#f6f6f6;padding:.5em;white-space:pre-wrap}
 .LIVE{color:#064}.REHEARSAL{color:#a60}.success{color:#064}.failed,.FAILED,.rolled_back,.refused{color:#b00}
 """
 
@@ -104,14 +104,17 @@ def _timeline(summary: dict) -> list:
 
 def _attestation(summary: dict) -> str:
     steps = attestation_steps(summary)
-    headers = ["Enclave", "URL"] + [f"{step}: measurement" for step in steps] + [f"{step}: result" for step in steps]
+    headers = ["Enclave", "URL"] + [f"{step}: {what}" for step in steps for what in ("measurement", "result")]
     rows = []
     for enclave in attestation_by_enclave(summary):
         row = [enclave["enclave"], enclave["source"]]
-        cells = [enclave["steps"].get(step) for step in steps]
-        row += [_measurement(c["measurement"], c["label"]) if c else "-" for c in cells]
-        row += [("html", f'<span class="{"verified" if c["verified"] else "refused"}">{_e(c["reason"])}</span>') if c else "not attested"
-                for c in cells]
+        for step in steps:
+            cell = enclave["steps"].get(step)
+            if cell is None:
+                row += ["-", "not attested"]
+                continue
+            row += [_measurement(cell["measurement"], cell["label"]) if cell["measurement"] else "-",
+                    ("html", f'<span class="{"verified" if cell["verified"] else "refused"}">{_e(cell["reason"])}</span>')]
         rows.append(row)
     return _table("attestation", headers, rows)
 

@@ -106,12 +106,12 @@ def check_report(report, summary: dict, bundle: Path) -> None:
     assert report.rows("versions") == [["before", "1", ""], ["create_version", "1", ""], ["set_primary", "2", ""],
                                        ["after", "2", ""]]
     assert report.rows("allowlist") == [["added", M_NEW], ["kept", M_CURRENT]]
-    assert report.tables["attestation"][0] == ["Enclave", "URL", "preflight: measurement", "validate: measurement",
-                                               "preflight: result", "validate: result"]
+    assert report.tables["attestation"][0] == ["Enclave", "URL", "preflight: measurement", "preflight: result",
+                                               "validate: measurement", "validate: result"]
     rows = {row[0]: row for row in report.rows("attestation")}
     assert set(rows) == {"enclave-1", "enclave-2", "enclave-3"}
-    assert rows["enclave-3"][2:] == [M_NEW, M_NEW, "verified", "verified"]
-    assert rows["enclave-1"][2:] == [M_CURRENT, M_CURRENT, "verified", "verified"]
+    assert rows["enclave-3"][2:] == [M_NEW, "verified", M_NEW, "verified"]
+    assert rows["enclave-1"][2:] == [M_CURRENT, "verified", M_CURRENT, "verified"]
     probes = report.rows("probes")
     assert [p[0] for p in probes] == [p["name"] for p in summary["probes"]]
     assert all(p[1] == "passed" for p in probes), probes
@@ -238,7 +238,7 @@ def test_measurement_labels_name_images_in_diff_summary_report_and_errors(key, r
         assert report.active == [], report.active
         assert report.rows("allowlist") == [["added", f"{M_NEW} api-v43"], ["kept", f"{M_CURRENT} api-v42"]]
         rows = {row[0]: row for row in report.rows("attestation")}
-        assert rows["enclave-3"][2:4] == [f"{M_NEW} api-v43", f"{M_NEW} api-v43"]
+        assert rows["enclave-3"][2:] == [f"{M_NEW} api-v43", "verified", f"{M_NEW} api-v43", "verified"]
         assert dict(report.rows("labels")) == {M_CURRENT: "api-v42", M_NEW: "api-v43", M_PROBE: hostile}
     assert verify_bundle(str(bundle))["verified"]
 

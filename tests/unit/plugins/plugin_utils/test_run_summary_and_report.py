@@ -104,7 +104,7 @@ def test_report_escapes_every_value(hostile_summary, report_tables):
     assert report.title.startswith(EVIL)
     rows = report.rows("attestation")
     assert rows[0][0] == " ".join(EVIL.split()) and rows[0][2] == f"{M1} " + " ".join(EVIL.split())
-    assert rows[1][4] == " ".join(EVIL.split())
+    assert rows[1][2:] == ["-", " ".join(EVIL.split()), "-", "not attested"]
     assert report.rows("probes")[0][2] == " ".join(EVIL.split())
     assert report.outputs[(EVIL, "stdout")] == EVIL + "\n</pre><script>x()</script>"
     assert dict(report.rows("labels")) == {M1: " ".join(EVIL.split()), M2: " ".join((EVIL + "2").split())}
