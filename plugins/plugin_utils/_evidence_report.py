@@ -36,7 +36,8 @@ _STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2em;color:#222}
 h1{font-size:1.4em}h2{font-size:1.1em;margin-top:1.6em;border-bottom:1px solid #ccc}
 table{border-collapse:collapse;margin:.4em 0}td,th{border:1px solid #bbb;padding:.25em .6em;text-align:left;vertical-align:top}
-th{background:#eee}td{max-width:36em}code,pre{font:12px/1.35 ui-monospace,monospace}code{word-break:break-all}pre{background:#f6f6f6;padding:.5em;white-space:pre-wrap}
+th{background:#eee}td{max-width:36em}code,pre{font:12px/1.35 ui-monospace,monospace}code{word-break:break-all}
+pre{background:#f6f6f6;padding:.5em;white-space:pre-wrap}
 .LIVE{color:#064}.REHEARSAL{color:#a60}.success{color:#064}.failed,.FAILED,.rolled_back,.refused{color:#b00}
 """
 
