@@ -173,6 +173,8 @@ def rollback_line(summary: dict) -> str:
         if rollback.get("outcome") == "already_at_snapshot":
             return "not executed: the key was already at its pre-rotation snapshot"
         return "not executed"
+    if rollback.get("outcome") == "already_at_snapshot":
+        return "executed: the key was already at its pre-rotation snapshot; the interrupted rotation was closed"
     if rollback.get("via") == "rollback hook":
         return f"executed by the rollback hook: {rollback.get('outcome')} rc={rollback.get('rc')}"
     return f"executed: {rollback.get('outcome')}, primary restored to {rollback.get('restored_primary')}"

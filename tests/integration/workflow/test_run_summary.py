@@ -147,18 +147,20 @@ def test_failed_stage_hook_console_summary_and_report_agree_on_the_rollback(key,
     assert report.outputs[("stage", "stderr")] == "stage broke: quota"
 
 
-def test_failed_stage_that_left_the_key_unchanged_says_nothing_was_rolled_back(key, runner):
+def test_failed_stage_that_left_the_key_unchanged_reports_the_rollback_that_closed_it(key, runner):
     """The allow-list already is the target and the stage hook fails before the promotion: the restore
-    finds the key at its snapshot. Console, summary.json and the summary block all say no rollback ran."""
+    finds the key at its snapshot and closes the interrupted rotation. Console, summary.json and the
+    summary block all say the rollback ran, and what it found."""
     key.provider.set_allowed_measurements(KEY_ID, [M_CURRENT, M_NEW])
     result = runner.run(env={"ALFRED_ROTATION_STAGE_CMD": "exit 5"})
     assert result.rc == 2, result.output
-    assert result.messages()[-1].endswith("- nothing needed rolling back: the key was still at its pre-rotation state."), \
-        result.messages()
+    assert result.messages()[-1].endswith("- rolled back to the pre-rotation snapshot."), result.messages()
     summary = json.loads((newest_bundle(runner) / "summary.json").read_text())
-    assert summary["rollback"]["executed"] is False and summary["rollback"]["outcome"] == "already_at_snapshot"
-    assert summary["rollback_executed"] is False and summary["outcome"] == "failed"
-    assert "rollback: not executed: the key was already at its pre-rotation snapshot" in summary_block(result.stdout)
+    assert summary["rollback"]["executed"] is True and summary["rollback"]["outcome"] == "already_at_snapshot"
+    assert summary["rollback_executed"] is True and summary["outcome"] == "rolled_back"
+    assert ("rollback: executed: the key was already at its pre-rotation snapshot; the interrupted rotation was closed"
+            in summary_block(result.stdout))
+    assert key.state()["snapshot_status"] == "rolled_back"
     assert key.state()["primary"] == 1 and key.state()["lock"] is None
 
 
