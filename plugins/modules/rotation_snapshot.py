@@ -161,7 +161,9 @@ def restore(mod, state, key):
         mod.provider.save_snapshot(p["key_id"], dict(snapshot, status="rolled_back"))
     result = {"changed": changed or close, "snapshot": snapshot,
               "key": dict(key, **wanted) if changed else key,
-              "audit": audit.rollback((changed or close) and not mod.check_mode, mod.check_mode, wanted["primary_version"], wanted["allowed_measurements"], current,
+              # Executed: the key was restored, or an interrupted rotation found at its snapshot was closed.
+              "audit": audit.rollback((changed or close) and not mod.check_mode, mod.check_mode, wanted["primary_version"],
+                                      wanted["allowed_measurements"], current,
                                       ("would_restore" if mod.check_mode else "restored") if changed else "already_at_snapshot")}
     return mod.add_diff(result, current, wanted) if changed else result
 

@@ -113,7 +113,8 @@ class AuditCollector:
     @property
     def rollback_failed(self) -> bool:
         for r in self.rollbacks:
-            if _truthy(r.get("executed", False)) and str(r.get("outcome", "ok")).lower() not in ("ok", "success", "succeeded", "changed", "restored", "already_at_snapshot"):
+            ok = ("ok", "success", "succeeded", "changed", "restored", "already_at_snapshot")
+            if _truthy(r.get("executed", False)) and str(r.get("outcome", "ok")).lower() not in ok:
                 return True
         return any(h.get("name") == "rollback" and h.get("outcome") in ("failed", "timeout") for h in self.hooks)
 
