@@ -141,6 +141,8 @@ from ansible_collections.alfred.tee_kms.plugins.plugin_utils._evidence_run impor
     collection_version,
     describe_audit,
 )
+from ansible_collections.alfred.tee_kms.plugins.plugin_utils._evidence_report import write_report
+from ansible_collections.alfred.tee_kms.plugins.plugin_utils._run_summary import inventory_enclave_names, operator, render_summary
 
 ENV_BUNDLE = "ALFRED_EVIDENCE_BUNDLE"
 # Read by the evidence_head lookup (current_run): which process exported ENV_BUNDLE, and why
@@ -220,6 +222,7 @@ class CallbackModule(CallbackBase):
         self._check_mode = False
         self._allow_no_evidence = False
         self._max_output = 16384
+        self._enclave_names = {}
 
     def _opt(self, name, default=None):
         try:
@@ -280,6 +283,7 @@ class CallbackModule(CallbackBase):
         self._learn_commands(extra)
         self._add_play_vars(play)
         self._add_inventory_vars(play)
+        self._enclave_names = inventory_enclave_names(play)
 
         self._show_commands = _truthy(extra.get("show_commands", self._opt("show_commands", False)))
         self._allow_no_evidence = _truthy(extra.get("allow_no_evidence", False))
@@ -306,7 +310,8 @@ class CallbackModule(CallbackBase):
             if (k.startswith("awx_") or k.startswith("tower_")) and not is_secret_name(k)
         }
         try:
-            self._bundle = create_bundle_dir(evidence_dir, str(env), action, self._started)
+            # A rehearsal's bundle says so in its name: "record the newest bundle" never picks a check run.
+            self._bundle = create_bundle_dir(evidence_dir, str(env), action + ("-check" if self._check_mode else ""), self._started)
             self._chain = ChainWriter(os.path.join(self._bundle, EVENTS), fsync=bool(self._opt("fsync", False)))
             self._log = open(os.path.join(self._bundle, RUN_LOG), "a", encoding="utf-8", newline="\n")
         except (OSError, EvidenceError) as exc:
@@ -644,11 +649,13 @@ class CallbackModule(CallbackBase):
             playbook=self._playbook, awx=self._awx, stats=hosts, chain=self._chain, signing_key=self._signing_key,
             signing_error=self._signing_error, evidence_errors=self._errors, show_commands=self._show_commands,
             ansible_core_version=ANSIBLE_CORE_VERSION)
+        summary.update(enclave_names=self._enclave_names, operator=operator(self._awx))
         try:
             self._chain.close()
             summary["allow_no_evidence"] = self._allow_no_evidence
             summary = self._redactor.redact(to_plain(summary))
             write_json(os.path.join(self._bundle, SUMMARY), summary)
+            write_report(self._bundle, summary)
             self._log_line(level, f"summary written; outcome={outcome}; chain head seq={summary['chain_head']['seq']} "
                                   f"hash={summary['chain_head']['hash']}", ended)
             self._log.close()
@@ -660,3 +667,8 @@ class CallbackModule(CallbackBase):
         finally:
             if self._log is not None and not self._log.closed:
                 self._log.close()
+        # Printed through Display (not a task): it reaches stdout under any stdout callback, AWX's awx_display included.
+        try:
+            self._display.display(self._redactor.redact_text(render_summary(summary, self._bundle)))
+        except Exception as exc:  # pragma: no cover - display gone at interpreter exit
+            self._warn(f"Could not print the end-of-run summary of {self._bundle}: {exc}")

@@ -236,6 +236,10 @@ audit:
       description: Same as RV(measurements).
       type: list
       elements: str
+    purpose:
+      description: The O(operation_purpose), which names the rotation step that attested (V(rotation-preflight), V(rotation-validate)).
+      type: str
+      sample: rotation-validate
 """
 
 # Imports only the standard library at load time; each verifier checks the libraries it needs

@@ -29,7 +29,8 @@ description:
     C(kms_accepted_only) (the enclave has no canary endpoint), C(kms_denied) or C(kms_allowed).
     V(decrypt) is refused there.
   - Canary plaintexts never leave the module; only digests and ciphertexts are returned.
-  - In check mode nothing is encrypted or decrypted; the probe is reported as not run.
+  - In check mode nothing is encrypted or decrypted; the task is reported as skipped, with the reason
+    in RV(skip_reason) (a rehearsal has not made the change the probe would prove).
 author:
   - Alfred security engineering (@alfred-security)
 extends_documentation_fragment:
@@ -94,6 +95,11 @@ probe:
       type: str
       returned: when the AWS Recipient flow was used
       sample: decrypt_proven
+skip_reason:
+  description: Why the probe did not run (check mode).
+  type: str
+  returned: in check mode
+  sample: "not run in check mode: the canary probe needs the key as the live run leaves it (new version, new allow-list), and a rehearsal changes nothing"
 """
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import TeeKmsError
@@ -109,8 +115,12 @@ class ProbeFailed(TeeKmsError):
 def handle(mod):
     p = mod.params
     if mod.check_mode:
-        row = {"name": p["probe"], "passed": None, "detail": "not run in check mode"}
-        return {"changed": False, "probe": row, "audit": audit.probe(row)}
+        # Skipped, not "ok": a rehearsal has not created the version or applied the allow-list that
+        # the probe would prove, so a pass here would claim something nobody checked.
+        reason = (f"not run in check mode: the {p['probe']} probe needs the key as the live run leaves it "
+                  "(new version, new allow-list), and a rehearsal changes nothing")
+        row = {"name": p["probe"], "passed": None, "skipped": True, "detail": reason}
+        return {"changed": False, "skipped": True, "skip_reason": reason, "msg": reason, "probe": row, "audit": audit.probe(row)}
     row = run_probe(mod.provider, p["probe"], p["key_id"], p["version"], p["enclave_url"], p["attestation_format"],
                     p["timeout"], p["ciphertext"], p["context"])
     record = audit.probe(row)

@@ -44,6 +44,13 @@ options:
     type: list
     elements: str
     default: []
+  labels:
+    description:
+      - Names of measurements, as a mapping of measurement to label (the C(measurement_labels) of
+        RV(alfred.tee_kms.rotation_inputs#module:rotation)). Shown next to the measurements in the
+        diff and in error messages; they never change what is allowed.
+    type: dict
+    default: {}
 seealso:
   - module: alfred.tee_kms.attestation_verify
   - module: alfred.tee_kms.kms_key_info
@@ -92,12 +99,22 @@ def target_list(current: list, requested: list, state: str) -> list:
     return [m for m in current if m not in requested]
 
 
-def allowlist_diff(mod, key_id, current, after):
+def _named(measurement: str, labels: dict) -> str:
+    return f"{measurement[:16]}..." + (f" ({labels[measurement]})" if measurement in labels else "")
+
+
+def _shown(measurements: list, labels: dict) -> list:
+    """Measurements for the diff: labelled ones as ``<hex>  # <label>``."""
+    return [f"{m}  # {labels[m]}" if m in labels else m for m in measurements]
+
+
+def allowlist_diff(mod, key_id, current, after, labels=None):
     """The allow-list change; on AWS, the key policies it writes, as readable JSON.
 
     Computed before anything is written, so the real run shows the same diff as check mode.
     """
-    diff = {"before": {"allowed_measurements": current}, "after": {"allowed_measurements": after}}
+    labels = labels or {}
+    diff = {"before": {"allowed_measurements": _shown(current, labels)}, "after": {"allowed_measurements": _shown(after, labels)}}
     policy_diff = getattr(mod.provider, "policy_diff", None)
     if policy_diff is not None:
         policies = policy_diff(key_id, after)
@@ -121,16 +138,17 @@ def handle(mod):
     after = target_list(current, requested, p["state"])
     if not after:
         raise InputError("update the allow-list of", f"key '{key_id}'", "the result would be empty and lock every enclave out")
+    labels = {str(k).lower(): str(v) for k, v in (p["labels"] or {}).items()}
     dropped = [m for m in protect if m not in after]
     if dropped:
         raise InputError("update the allow-list of", f"key '{key_id}'",
-                         f"it would drop protected measurement(s) {', '.join(m[:16] + '...' for m in dropped)}, locking out live enclaves")
+                         f"it would drop protected measurement(s) {', '.join(_named(m, labels) for m in dropped)}, locking out live enclaves")
     added = [m for m in after if m not in current]
     removed = [m for m in current if m not in after]
     changed = bool(added or removed)
     if changed and before.get("pending_deletion_at"):  # refuse in check mode too, as the real run would
         raise ConflictError("update the allow-list of", f"key '{key_id}'", f"it is scheduled for deletion on {before['pending_deletion_at']}")
-    diff = allowlist_diff(mod, key_id, current, after) if changed and mod.diff_mode else None
+    diff = allowlist_diff(mod, key_id, current, after, labels) if changed and mod.diff_mode else None
     if not changed:
         after = list(current)  # report what the key holds, not the order the request used
     elif not mod.check_mode:
@@ -151,6 +169,7 @@ def main():
         protect=dict(type="list", elements="str", default=[]),
         measurement_format=dict(type="str", choices=["sha384", "sha256", "opaque"]),
         allow_dev_measurements=dict(type="bool", default=False),
+        labels=dict(type="dict", default={}),
     )).run(handle)
 
 

@@ -60,6 +60,14 @@ options:
     type: str
     choices: [sha384, sha256, opaque]
     default: sha384
+  measurement_labels:
+    description:
+      - Names for measurements, as a mapping of label to measurement (C(kms_measurement_labels)), for
+        example C(api-v42) for the current image. Labels never allow anything; they name images in diffs, the
+        end-of-run summary, C(report.html) and error messages.
+      - O(allowed_measurements) may label entries inline as C(name=hex) (hex formats only).
+      - A measurement with two different labels, or a label naming two measurements, is refused.
+    type: dict
   hooks:
     description: Hook commands by name (V(preflight), V(stage), V(validate), V(rollback)); secret, never returned.
     type: dict
@@ -116,7 +124,7 @@ rotation:
   type: dict
   returned: success
   sample: {"env": "staging", "action": "all", "provider": "local", "native": true, "key_id": "tokens/refresh", "current_version": 1,
-           "next_version": 2, "target_measurements": ["e72a..."], "hooks_configured": {"stage": false},
+           "next_version": 2, "target_measurements": ["e72a..."], "measurement_labels": {"e72a...": "api-v42"}, "hooks_configured": {"stage": false},
            "lock_owner": "sre@ops-1/pid:4242/start:991/boot:6a0e.../pidns:4026531836", "check_mode": false, "show_commands": false}
 audit:
   description: The run context recorded by the evidence callback.
@@ -150,6 +158,7 @@ def main():
         current_version=dict(type="raw"),
         next_version=dict(type="raw"),
         allowed_measurements=dict(type="raw"),
+        measurement_labels=dict(type="dict"),
         measurement_format=dict(type="str", default="sha384", choices=["sha384", "sha256", "opaque"]),
         hooks=dict(type="dict", no_log=True),
         show_commands=dict(type="bool", default=False),

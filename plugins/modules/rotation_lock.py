@@ -27,7 +27,7 @@ extends_documentation_fragment:
   - alfred.tee_kms.provider_local
   - alfred.tee_kms.provider_aws
   - alfred.tee_kms.provider_vault
-  - alfred.tee_kms.attributes.no_diff
+  - alfred.tee_kms.attributes
 options:
   state:
     description: What to do with the lock.
@@ -105,7 +105,7 @@ def handle(mod):
             return {"changed": False, "lock": lock or {}}
         if not mod.check_mode:
             mod.provider.release_lock(key_id, owner)
-        return {"changed": True, "lock": {}, "audit": record(None)}
+        return mod.add_diff({"changed": True, "lock": {}, "audit": record(None)}, {"lock": lock}, {"lock": None})
 
     takeover, broken = _takeover(mod, key_id, lock)
     if not takeover:
@@ -115,9 +115,12 @@ def handle(mod):
     if p["state"] == "checked":
         return {"changed": False, "lock": lock or {}}
     if mod.check_mode:
-        return {"changed": True, "lock": {"owner": owner}, "audit": record({"owner": owner})}
+        # What the live run would take, shown as a diff: this rehearsal holds no lock.
+        predicted = {"owner": owner, "ttl_seconds": p["ttl"]}
+        return mod.add_diff({"changed": True, "lock": {"owner": owner}, "audit": record({"owner": owner})},
+                            {"lock": lock}, {"lock": predicted})
     new = mod.provider.acquire_lock(key_id, owner, p["ttl"], break_stale=p["break_stale_lock"], takeover_from=takeover)
-    result = {"changed": True, "lock": new, "audit": record(new)}
+    result = mod.add_diff({"changed": True, "lock": new, "audit": record(new)}, {"lock": lock}, {"lock": new})
     if broken:
         result["broken_lock_owner"] = broken
         mod.warn(f"Broke the rotation lock of '{broken}' on the operator's request (break_lock_owner)")

@@ -170,7 +170,7 @@ def record(mod, state, key):
     if not mod.check_mode:
         mod.provider.save_snapshot(p["key_id"], new)
     audits.append(audit.change("record_snapshot", p["key_id"], snapshot, new, mod.check_mode))
-    return dict(result, changed=True, snapshot=new, audit=audits)
+    return mod.add_diff(dict(result, changed=True, snapshot=new, audit=audits), {"snapshot": snapshot}, {"snapshot": new})
 
 
 def mark(mod, state):
@@ -180,7 +180,9 @@ def mark(mod, state):
     if not snapshot and mod.check_mode:
         # A rehearsal's preflight predicts the snapshot without recording it; the real run records
         # it before this step, so predict the mark instead of failing the rehearsal.
-        return {"changed": True, "snapshot": {"status": p["status"]}}
+        return mod.add_diff({"changed": True, "snapshot": {"status": p["status"]}},
+                            {"snapshot_status": "recorded by the live run's preflight (not by this rehearsal)"},
+                            {"snapshot_status": p["status"]})
     if not snapshot:
         raise NotFoundError("mark the snapshot of", f"key '{p['key_id']}'", "no snapshot has been recorded (run preflight first)")
     if snapshot.get("status") == p["status"]:
@@ -188,7 +190,7 @@ def mark(mod, state):
     new = dict(snapshot, status=p["status"])
     if not mod.check_mode:
         mod.provider.save_snapshot(p["key_id"], new)
-    return {"changed": True, "snapshot": new}
+    return mod.add_diff({"changed": True, "snapshot": new}, {"snapshot_status": snapshot.get("status")}, {"snapshot_status": p["status"]})
 
 
 def restore(mod, state, key):
@@ -224,7 +226,9 @@ def restore(mod, state, key):
         mod.provider.save_snapshot(p["key_id"], dict(snapshot, status="rolled_back"))
     result = {"changed": changed or close, "snapshot": snapshot, "kept_live_measurements": kept,
               "key": dict(key, **wanted) if changed else key,
-              "audit": audit.rollback(changed, mod.check_mode, wanted["primary_version"], wanted["allowed_measurements"], current,
+              # Executed: the key was restored, or an interrupted rotation found at its snapshot was closed.
+              "audit": audit.rollback((changed or close) and not mod.check_mode, mod.check_mode, wanted["primary_version"],
+                                      wanted["allowed_measurements"], current,
                                       ("would_restore" if mod.check_mode else "restored") if changed else "already_at_snapshot",
                                       kept_live=kept, force_reason=force_reason if p["force"] else None)}
     return mod.add_diff(result, current, wanted) if changed else result

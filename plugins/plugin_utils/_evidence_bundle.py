@@ -104,6 +104,11 @@ class ChainWriter:
 def write_json(path: str, data) -> None:
     text = json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
     check_json_safe(data)
+    write_text(path, text)
+
+
+def write_text(path: str, text: str) -> None:
+    """Write a bundle file atomically (temporary file, fsync, rename)."""
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8", newline="\n") as handle:
         handle.write(text)

@@ -70,7 +70,8 @@ class AuditCollector:
                 self.key_before = state
             self.key_after = state
         elif kind == "attestation":
-            self.attestation.append(dict(where, results=record.get("results", []), measurements=record.get("measurements", [])))
+            self.attestation.append(dict(where, results=record.get("results", []), measurements=record.get("measurements", []),
+                                         purpose=record.get("purpose")))
         elif kind == "hook":
             self.hooks.append(dict(where, **{k: v for k, v in record.items() if k != "kind"}))
         elif kind == "change":
@@ -88,14 +89,32 @@ class AuditCollector:
         return record
 
     # -- derived ------------------------------------------------------------------------
+    def _rollback_hooks(self) -> list:
+        """Rollback hooks that ran (not skipped, not only predicted in check mode)."""
+        return [h for h in self.hooks if h.get("name") == "rollback" and h.get("outcome") in ("ok", "failed", "timeout")]
+
+    @property
+    def rollback(self) -> dict:
+        """The rollback of the run: the snapshot restore (native provider) or, with kms_provider=command,
+        where the rollback hook is the whole rollback, that hook."""
+        if self.rollbacks:
+            return self.rollbacks[-1]
+        hooks = self._rollback_hooks()
+        if hooks:
+            last = hooks[-1]
+            return {"executed": True, "via": "rollback hook", "outcome": last.get("outcome"), "rc": last.get("rc"),
+                    "task": last.get("task"), "host": last.get("host")}
+        return {"executed": False}
+
     @property
     def rollback_executed(self) -> bool:
-        return any(_truthy(r.get("executed", False)) for r in self.rollbacks)
+        return any(_truthy(r.get("executed", False)) for r in self.rollbacks) or bool(self._rollback_hooks())
 
     @property
     def rollback_failed(self) -> bool:
         for r in self.rollbacks:
-            if _truthy(r.get("executed", False)) and str(r.get("outcome", "ok")).lower() not in ("ok", "success", "succeeded", "changed", "restored"):
+            ok = ("ok", "success", "succeeded", "changed", "restored", "already_at_snapshot")
+            if _truthy(r.get("executed", False)) and str(r.get("outcome", "ok")).lower() not in ok:
                 return True
         return any(h.get("name") == "rollback" and h.get("outcome") in ("failed", "timeout") for h in self.hooks)
 
@@ -105,6 +124,15 @@ class AuditCollector:
         if self.rollback_executed and (action or "all") != "rollback":
             return "rolled_back"
         return "failed" if run_failed else "success"
+
+    def transition(self) -> dict:
+        """What confirms the key moved: the key states read before and after (native providers), or
+        with kms_provider=command, where the hooks ARE the rotation, the hooks' own records."""
+        if self.run_context.get("provider") == "command":
+            return {"evidence": "hooks", "provider": "command",
+                    "hooks": [{k: h.get(k) for k in ("name", "outcome", "rc", "duration_ms", "command_sha256")} for h in self.hooks]}
+        before, after = self.key_before or {}, self.key_after or {}
+        return {"evidence": "key_state", "primary_before": before.get("primary_version"), "primary_after": after.get("primary_version")}
 
     def summary_fields(self) -> dict:
         before = self.key_before or {}
@@ -126,13 +154,15 @@ class AuditCollector:
             "attestation": self.attestation,
             "hooks": self.hooks,
             "changes": self.changes,
-            "rollback": self.rollbacks[-1] if self.rollbacks else {"executed": False},
+            "rollback": self.rollback,
+            "transition": self.transition(),
             "rollback_executed": self.rollback_executed,
             "probes": self.probes,
             "health": self.health,
             "secret_scan": self.secret_scans,
             "other_audits": self.other,
             "audit_records": self.count,
+            "measurement_labels": ctx.get("measurement_labels") or {},
         }
 
 
@@ -159,8 +189,10 @@ def describe_audit(audit) -> str:
     """One run.log line for an audit record."""
     kind = audit.get("kind")
     if kind == "hook":
-        return (f"hook {audit.get('name')}: {audit.get('outcome')} rc={audit.get('rc')} "
+        line = (f"hook {audit.get('name')}: {audit.get('outcome')} rc={audit.get('rc')} "
                 f"({audit.get('duration_ms')} ms) command {audit.get('command', 'sha256:' + str(audit.get('command_sha256')))}")
+        tails = [f"    {stream}: {text}" for stream in ("stdout", "stderr") for text in audit.get(f"{stream}_tail") or []]
+        return "\n".join([line] + tails)
     if kind == "change":
         return f"change {audit.get('operation')} on {audit.get('key_id')}: {audit.get('before')} -> {audit.get('after')}"
     if kind == "rollback":

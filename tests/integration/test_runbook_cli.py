@@ -146,7 +146,9 @@ def test_dry_run_against_a_real_simulator_changes_nothing(tmp_path):
     assert "reserved name" not in result.stdout + result.stderr
     assert HOOK_MARKER not in result.stdout + result.stderr
     bundles = [p for p in evidence.iterdir() if p.is_dir()]
-    assert len(bundles) == 1 and bundles[0].name.startswith("staging-all-")
+    assert len(bundles) == 1 and bundles[0].name.startswith("staging-all-check-")
+    # The wrapper's run ends with the collection's summary, saying it was a rehearsal and where the bundle is.
+    assert "\nALFRED TEE KMS REHEARSAL SUMMARY " in result.stdout and f"\nevidence: {bundles[0]}\n" in result.stdout
     summary = json.loads((bundles[0] / "summary.json").read_text(encoding="utf-8"))
     assert summary["check_mode"] is True
     assert summary["outcome"] == "success"

@@ -373,7 +373,7 @@ def run(params: dict) -> tuple:
 
     measurements = sorted({row["measurement"] for row in rows if row["verified"] and row["measurement"]})
     result = {"results": rows, "measurements": measurements,
-              "audit": audit.attestation(rows, measurements)}
+              "audit": audit.attestation(rows, measurements, params.get("operation_purpose"))}
     failed = [row for row in rows if not row["verified"]]
     if not failed:
         return result, None

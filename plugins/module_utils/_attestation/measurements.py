@@ -76,5 +76,70 @@ def normalize_list(values, measurement_format: str = "sha384", allow_dev: bool =
     return result
 
 
+# A label names an image for people (``api-v42``); it never grants anything. Any printable text
+# without the separators of the runbook's list ("," between entries, "=" between label and value).
+_LABEL = re.compile(r"^[^\x00-\x1f\x7f,=]{1,64}$")
+
+
+def check_label(name, action: str) -> str:
+    text = str(name).strip() if isinstance(name, str) else ""
+    if not _LABEL.match(text):
+        raise InputError(action, f"measurement label {_shorten(str(name))!r}",
+                         "labels are 1-64 printable characters without ',' or '='")
+    return text
+
+
+def split_labelled(values, measurement_format: str = "sha384") -> tuple:
+    """Split ``name=measurement`` entries of an allow-list input (list or comma-separated string).
+
+    Returns ``(entries, labelled)``: the entries as given with the ``name=`` prefixes removed, and
+    ``[(name, measurement as given)]``. Only hex formats take labels inline: an opaque measurement
+    may itself contain "=" (label opaque values with kms_measurement_labels instead).
+    """
+    if values is None:
+        return [], []
+    if isinstance(values, str):
+        values = [v for v in values.split(",") if v.strip()]
+    if measurement_format not in _HEX_LENGTH:
+        return list(values), []
+    entries, labelled = [], []
+    for value in values:
+        if isinstance(value, str) and "=" in value:
+            name, dummy, measurement = value.partition("=")
+            entries.append(measurement)
+            labelled.append((name.strip(), measurement))
+        else:
+            entries.append(value)
+    return entries, labelled
+
+
+def labels_by_measurement(named, measurement_format: str = "sha384", action: str = "validate") -> dict:
+    """``[(name, measurement)]`` or ``{name: measurement}`` -> ``{canonical measurement: name}``.
+
+    Refuses a bad name, a measurement that is not valid in the format (named in the message by
+    its label), and one measurement under two names or one name for two measurements.
+    """
+    pairs = list(named.items()) if isinstance(named, dict) else list(named or [])
+    labels, names = {}, {}
+    for name, measurement in pairs:
+        name = check_label(name, action)
+        try:
+            canonical = normalize(measurement, measurement_format, allow_dev=True, action=action)
+        except InputError as exc:
+            raise InputError(action, f"measurement labelled '{name}'", exc.cause) from None
+        if labels.get(canonical, name) != name:
+            raise InputError(action, f"measurement {_shorten(canonical)}", f"it is labelled both '{labels[canonical]}' and '{name}'")
+        if names.get(name, canonical) != canonical:
+            raise InputError(action, f"measurement label '{name}'", f"it names both {_shorten(names[name])} and {_shorten(canonical)}")
+        labels[canonical], names[name] = name, canonical
+    return labels
+
+
+def describe(measurement: str, labels: dict | None = None) -> str:
+    """A measurement for a message: shortened, with its label when it has one."""
+    label = (labels or {}).get(measurement)
+    return f"{_shorten(measurement)} ({label})" if label else _shorten(measurement)
+
+
 def _shorten(value: str) -> str:
     return value if len(value) <= 24 else f"{value[:12]}...{value[-8:]}"

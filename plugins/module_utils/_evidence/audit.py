@@ -18,12 +18,12 @@ import hashlib
 OUTCOMES = ("success", "failed", "rolled_back")
 _KEY_STATE_FIELDS = ("key_id", "primary_version", "versions", "allowed_measurements")
 _RUN_CONTEXT_FIELDS = ("env", "action", "provider", "key_id", "check_mode", "show_commands", "current_version", "next_version",
-                       "target_measurements")
+                       "target_measurements", "measurement_labels")
 
 
 def run_context(plan: dict) -> dict:
     """The rotation's inputs (rotation_inputs): env, action, provider, key, versions, target allow-list."""
-    return {"kind": "run_context", **{k: plan[k] for k in _RUN_CONTEXT_FIELDS}}
+    return {"kind": "run_context", **{k: plan[k] for k in _RUN_CONTEXT_FIELDS if k in plan}}
 
 
 def key_state(public: dict) -> dict:
@@ -45,18 +45,29 @@ def rollback(executed: bool, check_mode: bool, restored_primary, restored_allowe
             "kept_live_measurements": list(kept_live), "forced": force_reason is not None, "force_reason": force_reason}
 
 
-def attestation(results: list, measurements: list) -> dict:
-    """Per-source verification rows (never the raw evidence) and the verified measurements."""
-    return {"kind": "attestation", "results": results, "measurements": measurements}
+def attestation(results: list, measurements: list, purpose: str | None = None) -> dict:
+    """Per-source verification rows (never the raw evidence), the verified measurements and the
+    operation purpose (``rotation-preflight``, ``rotation-validate``: which step attested)."""
+    return {"kind": "attestation", "results": results, "measurements": measurements, "purpose": purpose}
+
+
+HOOK_TAIL_LINES = 40  # lines of each output stream a hook record keeps, from the end
 
 
 def hook(record: dict) -> dict:
-    """A hook run: name, outcome, rc, duration, command digest (and text only with show_commands)."""
-    return dict({k: v for k, v in record.items() if k not in ("stdout_lines", "stderr_lines")}, kind="hook")
+    """A hook run: name, outcome, rc, duration, command digest (and text only with show_commands),
+    and the last HOOK_TAIL_LINES lines of stdout and stderr (already redacted by the hook runner):
+    a validate hook's "smoke-ok" or a failing hook's error is what an auditor needs to see."""
+    built = {k: v for k, v in record.items() if k not in ("stdout_lines", "stderr_lines")}
+    for stream in ("stdout", "stderr"):
+        lines = record.get(f"{stream}_lines")
+        if isinstance(lines, list):
+            built[f"{stream}_tail"] = [str(line) for line in lines[-HOOK_TAIL_LINES:]]
+    return dict(built, kind="hook")
 
 
 def probe(row: dict) -> dict:
-    return {"kind": "probe", **{k: row[k] for k in ("name", "passed", "result", "detail") if k in row}}
+    return {"kind": "probe", **{k: row[k] for k in ("name", "passed", "result", "detail", "skipped") if k in row}}
 
 
 def health(name: str, url: str, status, passed: bool) -> dict:

@@ -9,7 +9,12 @@ Private module_utils: the API may change without notice between releases.
 
 from __future__ import annotations
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.measurements import normalize_list
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.measurements import (
+    labels_by_measurement,
+    normalize,
+    normalize_list,
+    split_labelled,
+)
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import ConflictError, InputError
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms import registry
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.rules import check_key_id
@@ -61,6 +66,15 @@ def _version(value, name: str, native: bool):
     return number
 
 
+def merge_labels(inline: dict, named, measurement_format: str) -> dict:
+    """The labels of ``name=hex`` allow-list entries and of kms_measurement_labels (``{name: measurement}``),
+    refusing a measurement the two name differently."""
+    if named is not None and not isinstance(named, dict):
+        raise InputError("validate", "input kms_measurement_labels", f"expected a mapping of names to measurements, got {type(named).__name__}")
+    pairs = [(name, m) for m, name in inline.items()] + list((named or {}).items())
+    return labels_by_measurement(pairs, measurement_format, action="validate input kms_measurement_labels with")
+
+
 def validate_inputs(p: dict) -> dict:
     """Check every runbook input before anything changes; return the normalised plan."""
     env, action, provider = p["env"], p["action"], p["provider"]
@@ -85,7 +99,7 @@ def validate_inputs(p: dict) -> dict:
                          f"it needs rotation_action=rollback (not {action}) and a force_rollback_reason, which the evidence records")
     plan = {"env": env, "action": action, "provider": provider, "native": native, "check_mode": p["check_mode"],
             "show_commands": p["show_commands"], "key_id": p["key_id"] or None,
-            "current_version": None, "next_version": None, "target_measurements": []}
+            "current_version": None, "next_version": None, "target_measurements": [], "measurement_labels": {}}
     if plan["key_id"] is None:
         raise InputError("validate", "input kms_key_id", "it is required (KMS_KEY_ID)")
     if native:
@@ -100,11 +114,19 @@ def validate_inputs(p: dict) -> dict:
         if native and plan["next_version"] < plan["current_version"]:
             raise InputError("validate", "input next_kms_key_version",
                              f"{plan['next_version']} is older than the current version {plan['current_version']}; use rotation_action=rollback to go back")
-        plan["target_measurements"] = normalize_list(p["allowed_measurements"], p["measurement_format"], allow_dev=False,
-                                                     action="validate input kms_allowed_measurements with")
+        action_text = "validate input kms_allowed_measurements with"
+        entries, labelled = split_labelled(p["allowed_measurements"], p["measurement_format"])
+        for name, value in labelled:  # a bad labelled entry is named by its label
+            try:
+                normalize(value, p["measurement_format"], allow_dev=False, action=action_text)
+            except InputError as exc:
+                raise InputError(exc.action, f"measurement labelled '{name}'", exc.cause) from None
+        plan["target_measurements"] = normalize_list(entries, p["measurement_format"], allow_dev=False, action=action_text)
+        plan["measurement_labels"] = labels_by_measurement(labelled, p["measurement_format"], action=action_text)
         if not plan["target_measurements"]:
             raise InputError("validate", "input kms_allowed_measurements",
                              "it is required (KMS_ALLOWED_MEASUREMENTS, comma-separated); an empty allow-list locks every enclave out")
+    plan["measurement_labels"] = merge_labels(plan["measurement_labels"], p.get("measurement_labels"), p["measurement_format"])
     hooks = p.get("hooks") or {}
     unknown = set(hooks) - set(HOOKS)
     if unknown:

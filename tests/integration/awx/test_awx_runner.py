@@ -348,7 +348,9 @@ def test_rotate_job_like_awx_then_failing_validate_rolls_back(awx_job, key_store
 
     # The job event stream AWX stores and shows: ordered, with task events of every role.
     names = job.names()
-    assert names[0] == "playbook_on_start" and names[-1] == "playbook_on_stats", names[:3] + names[-3:]
+    # The stats event, then the collection's end-of-run summary as a "verbose" event (what AWX shows of plain output).
+    assert names[0] == "playbook_on_start" and names[-2:] == ["playbook_on_stats", "verbose"], names[:3] + names[-3:]
+    assert job.events[-1]["stdout"].startswith("ALFRED TEE KMS LIVE SUMMARY")
     assert "playbook_on_play_start" in names and "runner_on_failed" not in names
     counters = [e["counter"] for e in job.events]
     assert counters == sorted(counters) and len(set(counters)) == len(counters)
@@ -386,6 +388,14 @@ def test_rotate_job_like_awx_then_failing_validate_rolls_back(awx_job, key_store
     assert summary["awx"] == AWX_VARS
     assert summary["versions"]["primary_before"] == 1 and summary["versions"]["primary_after"] == 2
     assert summary["signed"] is True
+    # The end-of-run summary is in the job output AWX shows (printed under awx_display), after the recap.
+    out = job.stdout
+    assert out.index("PLAY RECAP") < out.index("ALFRED TEE KMS LIVE SUMMARY"), out[-3000:]
+    for line in ("outcome: SUCCESS", "primary version: 1 -> 2", f"  + {M_NEW[:12]}  added", f"  = {M_CURRENT[:12]}  kept",
+                 f"  validate   enclave-2  {M_NEW[:12]}  verified", "rollback: not executed", f"evidence: {bundle}",
+                 f"chain head: seq {summary['chain_head']['seq']} sha256 {summary['chain_head']['hash']}"):
+        assert f"\n{line}\n" in out, (line, out[-3000:])
+    assert summary["operator"] == "sre-oncall (AWX)" and (bundle / "report.html").is_file()
     assert_no_leak(job, bundle, secret, private_key_body)
 
     # ---- job 2: a later job rotates 2 -> 3; the validate hook fails -> automatic rollback ----
@@ -416,5 +426,6 @@ def test_rotate_job_like_awx_then_failing_validate_rolls_back(awx_job, key_store
     summary2 = json.loads((bundle2 / "summary.json").read_text())
     assert summary2["outcome"] == "rolled_back" and summary2["rollback_executed"] is True
     assert summary2["awx"]["awx_job_id"] == 4712 and summary2["awx"]["tower_job_id"] == 4712
+    assert "\noutcome: ROLLED_BACK\n" in job2.stdout and "\nrollback: executed: restored, primary restored to 2\n" in job2.stdout
     assert verify_bundle(str(bundle2), signing_key["public_pem"])["verified"]
     assert_no_leak(job2, bundle2, secret2, private_key_body)

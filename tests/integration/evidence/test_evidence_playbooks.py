@@ -61,7 +61,7 @@ def test_secrets_never_reach_bundle_or_stdout(run_playbook, tmp_path):
     result = run_sim(run_playbook, extra={"sim_log": str(log)})
     assert result.rc == 0, result.stdout + result.stderr
     files = result.file_texts()
-    assert set(files) == {"run.log", "events.jsonl", "summary.json", "MANIFEST.sha256"}
+    assert set(files) == {"run.log", "events.jsonl", "summary.json", "report.html", "MANIFEST.sha256"}
     everything = list(EXTRA_SECRETS.values()) + list(ENV_SECRETS.values()) + PATTERN_SECRETS + PLAY_SECRETS
     for name, text in files.items():
         assert_absent(text, everything, f"bundle file {name}")

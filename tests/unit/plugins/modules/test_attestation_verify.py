@@ -81,7 +81,7 @@ def test_nitro_document_verified_at_capture_time(production_b64, capsys):
     assert row["measurement"] == PCR0 and row["reason"] == "verified"
     assert row["digest"].startswith("sha256:")
     assert result["measurements"] == [PCR0]
-    assert result["audit"] == {"kind": "attestation", "results": result["results"], "measurements": [PCR0]}
+    assert result["audit"] == {"kind": "attestation", "results": result["results"], "measurements": [PCR0], "purpose": "attestation-verify"}
     assert_no_raw_evidence(result, production_b64)
     assert production_b64[:60] not in json.dumps(result.get("invocation", {}))  # no_log on document
 

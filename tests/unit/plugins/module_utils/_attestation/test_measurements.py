@@ -80,3 +80,41 @@ def test_normalize_list_keeps_order_drops_duplicates_and_accepts_the_runbook_str
     assert normalize_list(None) == [] and normalize_list([]) == []
     with pytest.raises(InputError, match="has 3 hex characters"):
         normalize_list([M1, "abc"])
+
+
+# --- labels ------------------------------------------------------------------------------------
+
+def test_labelled_entries_are_split_from_their_measurements():
+    from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.measurements import labels_by_measurement, split_labelled
+
+    entries, labelled = split_labelled(f"api-v42={M1.upper()}, {M2}", "sha384")
+    assert normalize_list(entries) == [M1, M2]
+    assert labels_by_measurement(labelled) == {M1: "api-v42"}
+    # Opaque values may contain "=" themselves: never split, label them with the mapping instead.
+    assert split_labelled(["tok=en=="], "opaque") == (["tok=en=="], [])
+
+
+@pytest.mark.parametrize("pairs, cause", [
+    ([("api-v42", M1), ("api-v43", M1.upper())], f"measurement {M1[:12]}...{M1[-8:]}: it is labelled both 'api-v42' and 'api-v43'"),
+    ([("api", M1), ("api", M2)], f"measurement label 'api': it names both {M1[:12]}...{M1[-8:]} and {M2[:12]}...{M2[-8:]}"),
+    ([("api-v42", M1[:-1])], "measurement labelled 'api-v42': has 95 hex characters, sha384 needs 96"),
+    ([("", M1)], "measurement label '': labels are 1-64 printable characters without ',' or '='"),
+    ([("line\nbreak", M1)], "measurement label 'line\\nbreak': labels are 1-64 printable characters without ',' or '='"),
+    ([("x" * 65, M1)], "labels are 1-64 printable characters"),
+])
+def test_bad_labels_are_refused_naming_the_label(pairs, cause):
+    from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.measurements import labels_by_measurement
+
+    with pytest.raises(InputError) as caught:
+        labels_by_measurement(pairs, action="validate labels with")
+    assert cause in str(caught.value)
+
+
+def test_labels_from_the_mapping_and_inline_entries_are_merged_or_refused():
+    from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.inputs import merge_labels
+
+    assert merge_labels({M1: "api-v42"}, {"api-v42": M1, "probe": M2}, "sha384") == {M1: "api-v42", M2: "probe"}
+    with pytest.raises(InputError, match="labelled both 'api-v42' and 'old'"):
+        merge_labels({M1: "api-v42"}, {"old": M1}, "sha384")
+    with pytest.raises(InputError, match="input kms_measurement_labels: expected a mapping of names to measurements, got list"):
+        merge_labels({}, [M1], "sha384")
