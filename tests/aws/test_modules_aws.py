@@ -108,7 +108,7 @@ def test_kms_key_info_shape_and_missing(moto_url, alias, tmp_path):
     got = info(alias, moto_url, tmp_path)
     assert got["changed"] is False and got["exists"] is True
     assert set(got["key"]) == {"key_id", "primary_version", "versions", "allowed_measurements", "measurement_format",
-                               "env", "pending_deletion_at", "lock", "snapshot"}
+                               "env", "pending_deletion_at", "lock", "snapshot", "attestation_trust"}
     assert got["key"]["versions"][0].keys() == {"version", "state", "created_at"}
     assert got["key"]["lock"] is None and got["key"]["snapshot"] is None
     assert SECRET not in got["_raw"]

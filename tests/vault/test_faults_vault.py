@@ -94,8 +94,10 @@ def test_token_without_permission_to_change_the_allow_list(bao, inventory, fleet
     assert "permission denied" in failed.stdout and f"key '{key_id}'" in failed.stdout, failed.stdout[-3000:]
     assert token not in failed.stdout
     assert shape(bao, key_id) == AT_SNAPSHOT
-    # The allow-list and the primary never moved, so the rollback had nothing to restore: the
-    # run is recorded as failed (not rolled back) and the key is exactly at its snapshot.
+    # The allow-list and the primary never moved, so the rollback had nothing to restore; it
+    # closed the interrupted rotation, which counts as a rollback that ran (console and summary
+    # agree), and the key is exactly at its snapshot.
     assert "rolled back to the pre-rotation snapshot" in failed.stdout
-    assert summary(tmp_path)["outcome"] == "failed"
+    assert summary(tmp_path)["outcome"] == "rolled_back"
+    assert summary(tmp_path)["rollback"]["executed"] is True
     assert canaries.all_decrypt()

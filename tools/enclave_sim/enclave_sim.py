@@ -187,4 +187,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # os._exit, not sys.exit: the key pool's threads may be inside OpenSSL making a key, and
+    # interpreter finalization around such a thread can abort the process or, on a loaded
+    # machine, outlast the caller's SIGTERM grace period (then it is killed, exit -9).
+    os._exit(code)

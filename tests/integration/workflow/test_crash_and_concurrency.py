@@ -62,7 +62,7 @@ def test_sigkill_right_after_version_created_then_later_rollback(key, runner):
     assert killed["snapshot_status"] == "in_progress" and killed["lock"] is not None
 
     with key.canaries_during():
-        rollback = runner.run(["-e", "rotation_rotation_action=rollback"], versions=False)
+        rollback = runner.run(["-e", "rotation_action=rollback"], versions=False)
     assert rollback.rc == 0, rollback.output
     assert "Took over the rotation lock" in rollback.output
     # M_NEW (enclave-3) stays allowed only if the killed run had already allowed it.
