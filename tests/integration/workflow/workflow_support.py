@@ -323,9 +323,19 @@ class Runner:
 
 
 def kill_group(proc) -> None:
+    """SIGKILL the run's whole process group and wait until every member is gone: a forked
+    worker can finish a store write it was inside of after ansible-playbook itself has died."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(30)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"process group {proc.pid} still has members 30 s after SIGKILL")
 
 
 @pytest.fixture
