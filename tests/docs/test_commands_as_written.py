@@ -42,15 +42,17 @@ CURRENT = "a7" * 48
 NEW = "b8" * 48
 NEVER = "c9" * 48
 FENCE = re.compile(r"^(?P<indent> *)```(?P<lang>[a-z]*)\s*$")
+BREAK_LOCK_EXAMPLE = (
+    "ansible-playbook playbooks/rotate.yml -e env=production -e confirm_production=true -e rotation_action=rollback \\\n"
+    "  -e '{\"break_lock_owner\": \"awx@automation-job-41-x7k2p/pid:9/start:5531/boot:0f0e.../pidns:4026532801\"}'")
 # (document, command as written): why it is not run here.
 EXCLUDED = {
     ("README.md", "make demo"): "runs its simulator on the fixed port 18480 of inventories/demo/hosts.yml, shared by "
                                 "every checkout on the machine; CI runs it (.ci/run -> make test is the suite itself)",
     ("README.md", "make test"): "the whole test suite, which contains this test",
-    ("docs/runbook.md", "ansible-playbook playbooks/rotate.yml -e env=production -e confirm_production=true -e rotation_action=rollback \\\n"
-                        "  -e '{\"break_lock_owner\": \"awx@automation-job-41-x7k2p/pid:9/start:5531/boot:0f0e.../pidns:4026532801\"}'"):
+    ("docs/runbook.md", BREAK_LOCK_EXAMPLE): (
         "names an example owner (elided with ...) of a dead job's lock, so there is no such lock to break here; "
-        "tests/integration/workflow/test_fail_safe_rollback.py breaks a real one the same way",
+        "tests/integration/workflow/test_fail_safe_rollback.py breaks a real one the same way"),
 }
 
 
