@@ -22,6 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from module_process import run_module_process
 
 REPO = Path(__file__).resolve().parents[2]
 COLLECTIONS = REPO / ".collections"
@@ -207,23 +208,8 @@ def aws_env(extra=None) -> dict:
 
 def run_module(name: str, args: dict, endpoint: str, check=False, diff=False, env=None, python_args=None, tmp_dir=None):
     """Run plugins/modules/<name>.py as its own process, as Ansible does on the target."""
-    module_args = {"provider": "aws", "endpoint_url": endpoint}
-    module_args.update(args)
-    module_args.update({"_ansible_check_mode": check, "_ansible_diff": diff})
-    path = Path(tmp_dir or "/tmp") / f"args-{uuid.uuid4().hex}.json"
-    path.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": module_args}))
-    try:
-        cmd = [sys.executable] + (python_args or [str(MODULES / f"{name}.py")]) + [str(path)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=aws_env(env), timeout=300, cwd=str(REPO), check=False)
-    finally:
-        path.unlink()
-    try:
-        result = json.loads(proc.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        raise AssertionError(f"module {name} printed no JSON result:\nstdout={proc.stdout}\nstderr={proc.stderr}") from None
-    result["_rc"] = proc.returncode
-    result["_raw"] = proc.stdout + proc.stderr
-    return result
+    return run_module_process(name, {"provider": "aws", "endpoint_url": endpoint, **args}, aws_env(env),
+                              check=check, diff=diff, python_args=python_args, tmp_dir=tmp_dir)
 
 
 def new_alias() -> str:

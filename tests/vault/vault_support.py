@@ -23,6 +23,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from module_process import run_module_process
 
 REPO = Path(__file__).resolve().parents[2]
 COLLECTIONS = REPO / ".collections"
@@ -216,23 +217,7 @@ def approle_with_documented_policy(server, role: str) -> tuple:
 def run_module(name: str, args: dict, server, check=False, diff=False, env=None, tmp_dir=None):
     """Run plugins/modules/<name>.py as its own process, as Ansible does on the target; the
     connection comes from VAULT_ADDR/VAULT_TOKEN (the options' environment fallbacks)."""
-    module_args = {"provider": "vault"}
-    module_args.update(args)
-    module_args.update({"_ansible_check_mode": check, "_ansible_diff": diff})
-    path = Path(tmp_dir or "/tmp") / f"args-{uuid.uuid4().hex}.json"
-    path.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": module_args}))
-    try:
-        proc = subprocess.run([sys.executable, str(MODULES / f"{name}.py"), str(path)], capture_output=True, text=True,
-                              env=vault_env(server, env), timeout=300, cwd=str(REPO), check=False)
-    finally:
-        path.unlink()
-    try:
-        result = json.loads(proc.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        raise AssertionError(f"module {name} printed no JSON result:\nstdout={proc.stdout}\nstderr={proc.stderr}") from None
-    result["_rc"] = proc.returncode
-    result["_raw"] = proc.stdout + proc.stderr
-    return result
+    return run_module_process(name, {"provider": "vault", **args}, vault_env(server, env), check=check, diff=diff, tmp_dir=tmp_dir)
 
 
 def server_state(server, key_id) -> dict:
