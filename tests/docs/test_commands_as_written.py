@@ -48,7 +48,8 @@ BREAK_LOCK_EXAMPLE = (
 # (document, command as written): why it is not run here.
 EXCLUDED = {
     ("README.md", "make demo"): "runs its simulator on the fixed port 18480 of inventories/demo/hosts.yml, shared by "
-                                "every checkout on the machine; CI runs it (.ci/run -> make test is the suite itself)",
+                                "every checkout on the machine; tests/integration/test_demo.py runs its "
+                                "tools/demo/run_demo.py on a free port instead",
     ("README.md", "make test"): "the whole test suite, which contains this test",
     ("docs/runbook.md", BREAK_LOCK_EXAMPLE): (
         "names an example owner (elided with ...) of a dead job's lock, so there is no such lock to break here; "
