@@ -322,20 +322,58 @@ class Runner:
                     handle.close()
 
 
+def _descendants(pid: int) -> set:
+    """Every live descendant of ``pid``, from /proc (Ansible's workers leave the process group:
+    each calls setsid, so killing the group alone would let a worker finish its task)."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), set()).add(int(entry))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
 def kill_group(proc) -> None:
-    """SIGKILL the run's whole process group and wait until every member is gone: a forked
-    worker can finish a store write it was inside of after ansible-playbook itself has died."""
+    """SIGKILL the run as a crash of the controller (a killed container) would: ansible-playbook,
+    its process group and every descendant, including the workers in sessions of their own; then
+    wait until every one of them is gone."""
+    # Freeze first (nothing can fork or write while its tree is collected), then kill.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGSTOP)
+    victims = set()
+    while True:
+        found = _descendants(proc.pid) - victims
+        if not found:
+            break
+        for pid in found:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+        victims |= found
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
+    for pid in victims:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     proc.wait(30)
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(proc.pid, 0)
-        except ProcessLookupError:
-            return
+    while any(Path(f"/proc/{pid}").exists() and "Z" not in _state(pid) for pid in victims):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"descendants of {proc.pid} still run 30 s after SIGKILL")
         time.sleep(0.01)
-    raise AssertionError(f"process group {proc.pid} still has members 30 s after SIGKILL")
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "Z"
 
 
 @pytest.fixture
