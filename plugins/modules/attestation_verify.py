@@ -28,7 +28,7 @@ author:
 requirements:
   - cryptography
   - cbor2
-  - requests
+  - requests (only for an endpoint the environment sends through a proxy, C(HTTP_PROXY) and the like)
 extends_documentation_fragment:
   - alfred.tee_kms.attestation
   - alfred.tee_kms.attestation.freshness
@@ -243,7 +243,7 @@ audit:
 """
 
 # Imports only the standard library at load time; each verifier checks the libraries it needs
-# (cryptography, cbor2) and the live client requests, when they are used.
+# (cryptography, cbor2), and the live client requests for a proxied endpoint, when they are used.
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import trust
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.client import freshness_argument_spec, run
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import InputError

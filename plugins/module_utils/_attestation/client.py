@@ -12,8 +12,8 @@ Live evidence is always bound to a fresh nonce (``secrets.token_hex(32)``) per r
 - nitro/jwt: ``GET {url}/v1/attestation/document?format=<fmt>&nonce=<hex>``; the document
   must carry the nonce (nitro: its bytes; jwt: the hex string in ``eat_nonce``/``nonce``).
 
-``attest_endpoints`` attests many enclaves concurrently on one pooled ``requests.Session``
-with a bounded thread pool; every request has its own deadline, so one slow or dead enclave
+``attest_endpoints`` attests many enclaves concurrently on one session of kept-alive connections
+(``transport.Session``) with a bounded thread pool; every request has its own deadline, so one slow or dead enclave
 costs at most ``timeout`` seconds of one worker and never stalls the others. Failures are
 result rows (check ``fetch`` naming host:port and the cause), never exceptions.
 """
@@ -30,7 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.common import (
     FORMATS, AttestationError, VerifyOptions, decode_document, digest, loads_json, parse_time, result_row, utcnow)
-from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import trust
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import transport, trust
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common import deps
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import InputError, MissingLibraryError
 
@@ -48,7 +48,8 @@ DEFAULT_WINDOW = 300              # seconds an alfred challenge stays valid
 DEFAULT_PURPOSE = "attestation-verify"
 MAX_RESPONSE_BYTES = 1024 * 1024  # evidence is a few KiB; refuse anything absurd
 MAX_DOCUMENT_FILE_BYTES = trust.MAX_FILE_BYTES
-# Libraries the live client needs (the verifiers declare their own).
+# Libraries the live client needs for a URL the environment may send through a proxy (the
+# verifiers declare their own; a direct request needs only the standard library).
 REQUIREMENTS = (deps.REQUESTS,)
 
 
@@ -73,19 +74,27 @@ def safe_source(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
-def new_session(workers: int = 16):
-    """One Session whose connection pool fits ``workers`` concurrent requests; no retries."""
-    for requirement in REQUIREMENTS:
-        requirement.check("live attestation")
-    import requests
-    from requests.adapters import HTTPAdapter
+def new_session():
+    """A session for enclave requests: kept-alive connections, shared by threads (transport.Session)."""
+    return transport.Session()
 
-    session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=max(1, workers), pool_maxsize=max(1, workers), max_retries=0)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    session.headers["User-Agent"] = "alfred.tee_kms-attestation"
-    return session
+
+def _proxied_session(session):
+    """The requests Session of the URLs the environment may send through a proxy: requests handles proxies as before."""
+    for requirement in REQUIREMENTS:
+        requirement.check("live attestation through a proxy")
+
+    def make():
+        import requests
+        from requests.adapters import HTTPAdapter
+
+        proxied = requests.Session()
+        adapter = HTTPAdapter(pool_connections=16, pool_maxsize=16, max_retries=0)
+        proxied.mount("http://", adapter)
+        proxied.mount("https://", adapter)
+        proxied.headers["User-Agent"] = transport.USER_AGENT
+        return proxied
+    return session.proxied_session(make)
 
 
 def _fetch_error(url: str, cause: str) -> AttestationError:
@@ -96,12 +105,22 @@ def http_request(session, method: str, url: str, timeout: float, **kwargs):
     """Return (status, content_type, body) or raise AttestationError('fetch', ...).
 
     ``timeout`` bounds connecting, each read and (checked between chunks) the whole body.
+    ``kwargs``: ``json`` (a body sent as JSON) and ``params`` (query parameters).
     """
+    if session.may_use_proxy(url):
+        return _proxied_request(_proxied_session(session), method, url, timeout, **kwargs)
+    try:
+        return session.request(method, url, timeout, MAX_RESPONSE_BYTES, json_body=kwargs.get("json"), params=kwargs.get("params"))
+    except transport.FetchError as exc:
+        raise _fetch_error(url, exc.cause) from None
+
+
+def _proxied_request(proxied, method: str, url: str, timeout: float, **kwargs):
     import requests
 
     deadline = time.monotonic() + timeout
     try:
-        with session.request(method, url, timeout=(timeout, timeout), stream=True,
+        with proxied.request(method, url, timeout=(timeout, timeout), stream=True,
                              allow_redirects=False, **kwargs) as response:
             chunks, size = [], 0
             for chunk in response.iter_content(64 * 1024):
@@ -127,7 +146,7 @@ def http_request(session, method: str, url: str, timeout: float, **kwargs):
 def healthz(url: str, session=None, timeout: float = 5) -> tuple:
     """GET {url}/healthz -> (healthy, detail). Healthy means 200 with {"status": "ok"}."""
     own = session is None
-    session = session or new_session(1)
+    session = session or new_session()
     try:
         status, _ctype, body = http_request(session, "GET", url.rstrip("/") + HEALTH_PATH, timeout)
     except AttestationError as exc:
@@ -172,7 +191,7 @@ def fetch_evidence(url: str, fmt: str, session=None, timeout: float = 5, operati
     if fmt not in FORMATS:
         raise AttestationError("unknown_format", f"format '{fmt}' is not one of {', '.join(FORMATS)}")
     own = session is None
-    session = session or new_session(1)
+    session = session or new_session()
     nonce = nonce or secrets.token_hex(32)
     base = url.rstrip("/")
     try:
@@ -253,7 +272,7 @@ def attest_endpoints(urls, fmt: str, base_options: VerifyOptions, allowed=None, 
         return []
     workers = max(1, min(int(workers), len(urls)))
     own = session is None
-    session = session or new_session(workers)
+    session = session or new_session()
     try:
         with concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="attest") as pool:
             futures = [pool.submit(attest_endpoint, url, fmt, base_options, allowed, session, timeout, operation_purpose)
@@ -289,7 +308,7 @@ def load_jwks(checked: dict, timeout: float):
     if not checked.get("jwks_url"):
         return trust.parse_jwks(checked["jwks"], trust.TASK) if checked.get("jwks") is not None else None
     url = checked["jwks_url"]
-    session = new_session(1)
+    session = new_session()
     try:
         status, _ctype, body = http_request(session, "GET", url, timeout)
     except AttestationError as exc:

@@ -83,7 +83,7 @@ def canary_proof(url: str, ciphertext_blob: bytes, context: dict, canary: bytes,
     nonce = secrets.token_bytes(32)
     body = {"ciphertext_blob": base64.b64encode(ciphertext_blob).decode("ascii"), "encryption_context": context,
             "nonce": nonce.hex()}
-    session = new_session(1)
+    session = new_session()
     try:
         status, dummy, raw = http_request(session, "POST", url.rstrip("/") + CANARY_PATH, timeout, json=body)
     except AttestationError as exc:
