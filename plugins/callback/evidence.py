@@ -139,10 +139,17 @@ from ansible_collections.alfred.tee_kms.plugins.plugin_utils._evidence_run impor
     AuditCollector,
     build_summary,
     collection_version,
+    combined_outcome,
     describe_audit,
+    key_results,
 )
 from ansible_collections.alfred.tee_kms.plugins.plugin_utils._evidence_report import write_report
-from ansible_collections.alfred.tee_kms.plugins.plugin_utils._run_summary import inventory_enclave_names, operator, render_summary
+from ansible_collections.alfred.tee_kms.plugins.plugin_utils._run_summary import (
+    inventory_enclave_names,
+    inventory_key_hosts,
+    operator,
+    render_summary,
+)
 
 ENV_BUNDLE = "ALFRED_EVIDENCE_BUNDLE"
 # Read by the evidence_head lookup (current_run): which process exported ENV_BUNDLE, and why
@@ -210,6 +217,9 @@ class CallbackModule(CallbackBase):
         self._playbook = None
         self._redactor = Redactor()
         self._collector = AuditCollector()
+        # A run over the inventory group kms_keys: each key's audits, by key host, besides the run's.
+        self._key_hosts = set()
+        self._key_collectors = {}
         self._task_starts = {}
         self._roles_seen = set()
         self._failed = []
@@ -284,6 +294,7 @@ class CallbackModule(CallbackBase):
         self._add_play_vars(play)
         self._add_inventory_vars(play)
         self._enclave_names = inventory_enclave_names(play)
+        self._key_hosts = inventory_key_hosts(play)
 
         self._show_commands = _truthy(extra.get("show_commands", self._opt("show_commands", False)))
         self._allow_no_evidence = _truthy(extra.get("allow_no_evidence", False))
@@ -546,7 +557,11 @@ class CallbackModule(CallbackBase):
             if not item:  # loop audits are collected once, from the final result
                 for audit in iter_audits(data):
                     try:
-                        audits.append(self._collector.add(self._redactor.redact(to_plain(audit)), task_name, host_name))
+                        record = self._redactor.redact(to_plain(audit))
+                        audits.append(self._collector.add(record, task_name, host_name))
+                        if host_name in self._key_hosts:
+                            self._key_collectors.setdefault(host_name, AuditCollector(show_commands=self._show_commands)).add(
+                                record, task_name, host_name)
                     except Exception as exc:  # a malformed audit must not stop recording
                         self._errors.append(f"audit from task {task_name!r}: {exc}")
             if audits:
@@ -632,7 +647,8 @@ class CallbackModule(CallbackBase):
         collector = self._collector
         ctx = collector.run_context
         action = str(ctx.get("action") or self._ctx.get("action") or "all")
-        outcome = collector.outcome(action, run_failed or aborted)
+        keys = key_results(self._key_collectors, self._key_hosts, hosts, self._failed, action, aborted) if self._key_hosts else None
+        outcome = collector.outcome(action, run_failed or aborted) if keys is None else combined_outcome(keys, run_failed or aborted)
         check_mode = self._check_mode or _truthy(ctx.get("check_mode", False))
         level = {"success": "INFO", "failed": "ERROR", "rolled_back": "ERROR"}[outcome]
         end_event = {"outcome": outcome, "aborted": aborted, "rollback_executed": collector.rollback_executed,
@@ -648,7 +664,7 @@ class CallbackModule(CallbackBase):
             failed_tasks=self._failed, started=self._started, ended=ended, duration_ms=end_event["duration_ms"],
             playbook=self._playbook, awx=self._awx, stats=hosts, chain=self._chain, signing_key=self._signing_key,
             signing_error=self._signing_error, evidence_errors=self._errors, show_commands=self._show_commands,
-            ansible_core_version=ANSIBLE_CORE_VERSION)
+            ansible_core_version=ANSIBLE_CORE_VERSION, keys=keys)
         summary.update(enclave_names=self._enclave_names, operator=operator(self._awx))
         try:
             self._chain.close()

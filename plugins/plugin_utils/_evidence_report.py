@@ -75,7 +75,8 @@ def _header(summary: dict) -> str:
     else:
         signature = "not signed (no signing key configured)"
     job = awx.get("awx_job_id") or awx.get("tower_job_id")
-    rows = [("Environment", summary.get("env")), ("Key", summary.get("key_id")), ("Provider", summary.get("provider")),
+    key = summary.get("key_id") or ", ".join(str(k) for k in summary.get("key_ids") or []) or None
+    rows = [("Environment", summary.get("env")), ("Key", key), ("Provider", summary.get("provider")),
             ("Action", summary.get("action")), ("Mode", ("html", f'<b class="{mode(summary)}">{mode(summary)}</b>')),
             ("Outcome", ("html", f'<b class="{_e(summary.get("outcome"))}">{_e(summary.get("outcome"))}</b>')),
             ("Cause", failure_cause(summary) or "-"), ("Operator", summary.get("operator") or "-"),
@@ -103,7 +104,7 @@ def _timeline(summary: dict) -> list:
     return rows
 
 
-def _attestation(summary: dict) -> str:
+def _attestation(summary: dict, suffix: str = "") -> str:
     steps = attestation_steps(summary)
     headers = ["Enclave", "URL"] + [f"{step}: {what}" for step in steps for what in ("measurement", "result")]
     rows = []
@@ -117,11 +118,11 @@ def _attestation(summary: dict) -> str:
             row += [_measurement(cell["measurement"], cell["label"]) if cell["measurement"] else "-",
                     ("html", f'<span class="{"verified" if cell["verified"] else "refused"}">{_e(cell["reason"])}</span>')]
         rows.append(row)
-    return _table("attestation", headers, rows)
+    return _table("attestation" + suffix, headers, rows)
 
 
-def _hooks(summary: dict) -> str:
-    parts = [_table("hooks", ["Hook", "Outcome", "rc", "Duration (ms)", "Command"],
+def _hooks(summary: dict, suffix: str = "") -> str:
+    parts = [_table("hooks" + suffix, ["Hook", "Outcome", "rc", "Duration (ms)", "Command"],
                     [(h.get("name"), h.get("outcome"), h.get("rc"), h.get("duration_ms"), h.get("command") or h.get("command_sha256"))
                      for h in summary.get("hooks") or []])]
     for hook in summary.get("hooks") or []:
@@ -134,29 +135,55 @@ def _hooks(summary: dict) -> str:
     return "".join(parts)
 
 
-def render_report(summary: dict) -> str:
+def _key_sections(summary: dict, suffix: str = "", level: int = 2) -> list:
+    """The sections about one key (the whole page of a single-key run; one block per key otherwise).
+    ``suffix`` keeps element ids unique when there are several keys."""
     diff = allowlist_diff(summary)
     probes = summary.get("probes") or []
     rollback = summary.get("rollback") or {}
-    title = f"{summary.get('env')} {summary.get('action')} of {summary.get('key_id')}: {summary.get('outcome')} ({mode(summary)})"
-    body = [
-        f"<h1>{_e(title)}</h1>",
-        "<h2>Run</h2>", _header(summary),
-        "<h2>Primary version timeline</h2>", _table("versions", ["Step", "Primary version", "Note"], _timeline(summary)),
-        "<h2>Allow-list</h2>", _table("allowlist", ["Change", "Measurement"],
-                                      [(r["change"], _measurement(r["measurement"], r["label"])) for r in diff]),
-        "<h2>Attestation per enclave</h2>", _attestation(summary),
-        "<h2>Measurement labels</h2>", _table("labels", ["Measurement", "Label"],
-                                              [(("html", f"<code>{_e(m)}</code>"), name)
-                                               for m, name in sorted((summary.get("measurement_labels") or {}).items())]),
-        "<h2>Probes</h2>", _table("probes", ["Probe", "Status", "Detail"],
-                                  [(p.get("name"), probe_status(p), p.get("detail")) for p in probes]),
-        "<h2>Hooks</h2>", _hooks(summary),
-        "<h2>Rollback</h2>", _table("rollback", ["Fact", "Value"], [
+
+    def h(text):
+        return f"<h{level}>{_e(text)}</h{level}>"
+
+    return [
+        h("Primary version timeline"), _table("versions" + suffix, ["Step", "Primary version", "Note"], _timeline(summary)),
+        h("Allow-list"), _table("allowlist" + suffix, ["Change", "Measurement"],
+                                [(r["change"], _measurement(r["measurement"], r["label"])) for r in diff]),
+        h("Attestation per enclave"), _attestation(summary, suffix),
+        h("Measurement labels"), _table("labels" + suffix, ["Measurement", "Label"],
+                                        [(("html", f"<code>{_e(m)}</code>"), name)
+                                         for m, name in sorted((summary.get("measurement_labels") or {}).items())]),
+        h("Probes"), _table("probes" + suffix, ["Probe", "Status", "Detail"],
+                            [(p.get("name"), probe_status(p), p.get("detail")) for p in probes]),
+        h("Hooks"), _hooks(summary, suffix),
+        h("Rollback"), _table("rollback" + suffix, ["Fact", "Value"], [
             ("Executed", "yes" if rollback.get("executed") else "no"), ("What happened", rollback_line(summary)),
             ("Outcome", rollback.get("outcome") or "-"), ("Restored primary", rollback.get("restored_primary", "-")),
             ("Restored allow-list", ", ".join(rollback.get("restored_allowed_measurements") or []) or "-")]),
     ]
+
+
+def _keys(summary: dict) -> list:
+    """A run over several keys: one row per key, then each key's sections."""
+    keys = summary.get("keys") or []
+    rows = []
+    for entry in keys:
+        v = versions(entry)
+        rows.append((entry.get("host"), entry.get("key_id"), entry.get("provider"),
+                     ("html", f'<b class="{_e(entry.get("outcome"))}">{_e(entry.get("outcome"))}</b>'),
+                     f"{v['before']} -> {v['after']}", rollback_line(entry), failure_cause(entry) or "-"))
+    body = ["<h2>Keys</h2>", _table("keys", ["Host", "Key", "Provider", "Outcome", "Primary version", "Rollback", "Cause"], rows)]
+    for index, entry in enumerate(keys):
+        body.append(f"<h2>Key {_e(entry.get('host'))} ({_e(entry.get('key_id'))}): {_e(entry.get('outcome'))}</h2>")
+        body += _key_sections(dict(entry, enclave_names=summary.get("enclave_names")), f"-{index}", level=3)
+    return body
+
+
+def render_report(summary: dict) -> str:
+    many = len(summary.get("keys") or []) > 1
+    key = f"{len(summary['keys'])} keys" if many else summary.get("key_id")
+    title = f"{summary.get('env')} {summary.get('action')} of {key}: {summary.get('outcome')} ({mode(summary)})"
+    body = [f"<h1>{_e(title)}</h1>", "<h2>Run</h2>", _header(summary)] + (_keys(summary) if many else _key_sections(summary))
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">"
             f"<title>{_e(title)}</title><style>{_STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")

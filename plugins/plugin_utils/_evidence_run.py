@@ -166,6 +166,35 @@ class AuditCollector:
         }
 
 
+def key_results(collectors: dict, key_hosts, host_stats: dict, failed_tasks: list, action: str, aborted: bool) -> list:
+    """The per-key results of a run over the inventory group ``kms_keys``: one entry per key host,
+    sorted by host, with the same summary fields as a single-key run (read from that host's audits)."""
+    keys = []
+    for host in sorted(key_hosts):
+        if host not in collectors and host not in host_stats:  # a key host the run never reached (--limit)
+            continue
+        collector = collectors.get(host) or AuditCollector()
+        stats = host_stats.get(host) or {}
+        failed = aborted or bool(stats.get("failures") or stats.get("unreachable"))
+        ctx = collector.run_context
+        entry = {"host": host, "key_id": ctx.get("key_id"), "provider": ctx.get("provider"),
+                 "outcome": collector.outcome(action, failed),
+                 "failed_tasks": [t for t in failed_tasks if t.get("host") == host]}
+        entry.update(collector.summary_fields())
+        keys.append(entry)
+    return keys
+
+
+def combined_outcome(keys: list, run_failed: bool) -> str:
+    """A many-key run fails when any key failed; it is rolled_back when a key was rolled back and none failed."""
+    outcomes = {k["outcome"] for k in keys}
+    if not keys or "failed" in outcomes:
+        return "failed"
+    if "rolled_back" in outcomes:
+        return "rolled_back"
+    return "failed" if run_failed else "success"
+
+
 def collection_version() -> str:
     """The collection's version from MANIFEST.json (built) or galaxy.yml (checkout)."""
     import json
@@ -207,11 +236,12 @@ def describe_audit(audit) -> str:
 
 
 def build_summary(collector, cli_ctx, action, check_mode, outcome, aborted, failed_tasks, started, ended, duration_ms, playbook,
-                  awx, stats, chain, signing_key, signing_error, evidence_errors, show_commands, ansible_core_version) -> dict:
+                  awx, stats, chain, signing_key, signing_error, evidence_errors, show_commands, ansible_core_version,
+                  keys=None) -> dict:
     """The content of ``summary.json`` (before redaction): run facts, chain head, signature, audit fields.
 
     ``cli_ctx`` is what the callback learned from the extra vars; the run context audit record
-    (``collector.run_context``) wins over it.
+    (``collector.run_context``) wins over it. ``keys``: the per-key results of a run over kms_keys.
     """
     ctx = collector.run_context
     summary = {
@@ -245,4 +275,22 @@ def build_summary(collector, cli_ctx, action, check_mode, outcome, aborted, fail
         "run_context": ctx,
     }
     summary.update(collector.summary_fields())
+    if keys is not None:
+        _add_keys(summary, keys)
     return summary
+
+
+def _add_keys(summary: dict, keys: list) -> None:
+    """A run over kms_keys: the per-key results; run-level fields that belong to one key say so."""
+    summary["keys"] = keys
+    summary["key_ids"] = [k.get("key_id") for k in keys]
+    providers = sorted({str(k.get("provider")) for k in keys})
+    if len(keys) == 1:
+        summary.update({"key_id": keys[0].get("key_id"), "provider": keys[0].get("provider") or summary["provider"]})
+        return
+    summary.update({"key_id": None, "provider": providers[0] if len(providers) == 1 else "mixed"})
+    # These describe one key: in a run over several they are in each entry of "keys" only.
+    for field in ("versions", "key_state", "allowed_measurements", "transition"):
+        summary[field] = None
+    rolled = [k["host"] for k in keys if k.get("rollback_executed")]
+    summary["rollback"] = {"executed": bool(rolled), "keys": rolled}

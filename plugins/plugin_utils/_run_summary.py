@@ -41,6 +41,15 @@ def inventory_enclave_names(play) -> dict:
     return names
 
 
+def inventory_key_hosts(play) -> set:
+    """The hosts of the inventory group ``kms_keys`` (one per key in a many-key run); empty otherwise."""
+    try:
+        group = play.get_variable_manager()._inventory.groups.get("kms_keys")
+        return {str(host.get_name()) for host in group.get_hosts()} if group is not None else set()
+    except Exception:  # a callback must never break the run over a display nicety
+        return set()
+
+
 def operator(awx: dict) -> str:
     """Who ran it: the AWX user of a job, else the controller's user@host."""
     if awx.get("awx_user_name") or awx.get("tower_user_name"):
@@ -188,16 +197,10 @@ def failure_cause(summary: dict):
 # --------------------------------------------------------------------------------------
 # The console summary
 # --------------------------------------------------------------------------------------
-def render_summary(summary: dict, bundle: str) -> str:
-    """The end-of-run summary printed on stdout: every fact from ``summary.json`` of ``bundle``."""
+def _key_lines(summary: dict) -> list:
+    """What one key went through: cause, versions, allow-list, attestation, probes, hooks, rollback."""
     labels = summary.get("measurement_labels") or {}
-    head = summary.get("chain_head") or {}
-    out = [f"ALFRED TEE KMS {mode(summary)} SUMMARY " + "*" * 40,
-           f"env: {summary.get('env')}  key: {summary.get('key_id')}  provider: {summary.get('provider')}  "
-           f"action: {summary.get('action')}  mode: {mode(summary)}",
-           f"outcome: {str(summary.get('outcome')).upper()}" + (" (run aborted)" if summary.get("aborted") else "")]
-    if mode(summary) == "REHEARSAL":
-        out.append("  REHEARSAL (check mode): nothing was changed; 'would' marks what a live run would do")
+    out = []
     cause = failure_cause(summary)
     if cause:
         out.append(f"  cause: {' '.join(cause.split())}")
@@ -223,6 +226,27 @@ def render_summary(summary: dict, bundle: str) -> str:
     if summary.get("provider") == "command":
         out.append("  (kms_provider=command: these hooks are the evidence of the transition)")
     out.append(f"rollback: {rollback_line(summary)}")
+    return out
+
+
+def render_summary(summary: dict, bundle: str) -> str:
+    """The end-of-run summary printed on stdout: every fact from ``summary.json`` of ``bundle``."""
+    head = summary.get("chain_head") or {}
+    keys = summary.get("keys") or []
+    key = summary.get("key_id") if len(keys) <= 1 else f"{len(keys)} keys"
+    out = [f"ALFRED TEE KMS {mode(summary)} SUMMARY " + "*" * 40,
+           f"env: {summary.get('env')}  key: {key}  provider: {summary.get('provider')}  "
+           f"action: {summary.get('action')}  mode: {mode(summary)}",
+           f"outcome: {str(summary.get('outcome')).upper()}" + (" (run aborted)" if summary.get("aborted") else "")]
+    if mode(summary) == "REHEARSAL":
+        out.append("  REHEARSAL (check mode): nothing was changed; 'would' marks what a live run would do")
+    if len(keys) > 1:
+        for entry in keys:
+            out.append(f"key {entry.get('host')} ({entry.get('key_id')}, {entry.get('provider')}): "
+                       f"{str(entry.get('outcome')).upper()}")
+            out.extend("  " + line for line in _key_lines(dict(entry, enclave_names=summary.get("enclave_names"))))
+    else:
+        out.extend(_key_lines(summary))
     out.append(f"evidence: {bundle}")
     out.append(f"chain head: seq {head.get('seq')} sha256 {head.get('hash')}")
     out.append("report: " + bundle.rstrip("/") + "/report.html")
