@@ -16,6 +16,8 @@ on) against the local provider and one enclave simulator process:
 - N rotations of different keys one after the other (``--sequential``, 50 by default), sharing
   one store and one evidence directory: the first and the last runs show whether the cost grows
   with the history kept (wall time moves with load; CPU time of the run is the steadier sign);
+- many keys in one run (``--keys``, 50 by default): one ``kms_keys`` inventory host per key, 3
+  enclaves, Ansible's default forks, against one key's ``all`` run, with its peak RSS;
 - the peak RSS of the controller (the largest process of an ``ansible-playbook`` run);
 - baselines: ansible-playbook start-up and per-task overhead (playbooks of 1 and 41
   ``ansible.builtin.debug`` tasks) and the cost of one module task (playbooks of 1 and 11
@@ -73,6 +75,13 @@ def run_measured(cmd: list, env: dict, cwd: str) -> tuple:
         return proc.returncode, out.read(), err.read(), wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
+def configured_forks() -> int:
+    """The forks the runs use: the repository ansible.cfg's, else Ansible's default."""
+    from ansible.config.manager import ConfigManager
+
+    return int(ConfigManager(str(REPO / "ansible.cfg")).get_config_value("DEFAULT_FORKS"))
+
+
 def measurement_of(index: int) -> str:
     return M_NEW if index % 3 == 2 else M_CURRENT  # two thirds run the current image, one third the new one
 
@@ -107,6 +116,19 @@ class Bench:
         path.write_text("\n".join(lines) + "\n")
         return path
 
+    def keys_inventory(self, directory: Path, keys: list, enclaves: int) -> Path:
+        """Many keys in one run: one kms_keys host per key (its kms_key_id), the shared inputs as group vars."""
+        lines = ["all:", "  children:", "    kms_keys:", "      hosts:"]
+        lines += [f"        key{i}: {{kms_key_id: '{key}'}}" for i, key in enumerate(keys)]
+        lines += ["      vars:", "        ansible_connection: local", f"        ansible_python_interpreter: {sys.executable}",
+                  "        kms_key_version: '1'", "        next_kms_key_version: '2'",
+                  f"        kms_allowed_measurements: '{M_CURRENT},{M_NEW}'", "    enclaves:", "      hosts:"]
+        lines += [f"        e{i}: {{enclave_url: '{self.fleet.urls[f'e{i}']}'}}" for i in range(enclaves)]
+        lines += ["    probe_enclaves:", "      hosts:", f"        probe: {{enclave_url: '{self.fleet.urls['probe']}'}}"]
+        path = directory / "keys.yml"
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
     def store(self, directory: Path, keys) -> Path:
         (directory / "kms").mkdir(mode=0o700)
         path = directory / "kms" / "store.json"
@@ -115,14 +137,16 @@ class Bench:
             provider.create_key(key_id, [M_CURRENT], "sha384", self.trust)
         return path
 
-    def rotate(self, directory: Path, inventory: Path, store: Path, key_id: str, action: str = "all", evidence: Path | None = None) -> dict:
+    def rotate(self, directory: Path, inventory: Path, store: Path, key_id: str, action: str = "all", evidence: Path | None = None,
+               versions: bool = True) -> dict:
         """One rotation; ``evidence`` shared by several runs keeps every bundle beside the others."""
         own = evidence is None
         evidence = evidence or directory / f"evidence-{key_id.replace('/', '_')}-{action}"
         before = set(glob.glob(str(evidence / "*")))
         cmd = [str(BIN / "ansible-playbook"), "-i", str(inventory), str(PLAYBOOK), "-e", "env=staging",
                "-e", json.dumps({"attestation_trust": self.trust}), "-e", f"evidence_dir={evidence}", "-e", f"rotation_action={action}"]
-        rc, stdout, stderr, wall, cpu, rss = run_measured(cmd, self.env(store, key_id, versions=action != "rollback"), str(directory))
+        env = self.env(store, key_id, versions=versions and action != "rollback")
+        rc, stdout, stderr, wall, cpu, rss = run_measured(cmd, env, str(directory))
         if rc != 0:
             raise SystemExit(f"rotation of {key_id} ({action}) failed (rc {rc}):\n{stdout[-4000:]}\n{stderr[-2000:]}")
         new = sorted(set(glob.glob(str(evidence / "*"))) - before)
@@ -189,13 +213,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--enclaves", default="3,30,300", help="fleet sizes for the growth runs (the first is the reference)")
     parser.add_argument("--sequential", type=int, default=int(os.environ.get("BENCH_SEQUENTIAL", "50")), help="rotations of different keys run one after the other (default: $BENCH_SEQUENTIAL or 50)")
+    parser.add_argument("--keys", type=int, default=int(os.environ.get("BENCH_KEYS", "50")),
+                        help="keys rotated in one run (kms_keys hosts; default: $BENCH_KEYS or 50; 0 skips the row)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per fleet size and of the floor (the median is reported)")
     parser.add_argument("--output", default=str(REPO / "benchmarks" / "results" / "workflow.json"))
     args = parser.parse_args()
     sizes = [int(x) for x in args.enclaves.split(",") if x]
     load_before = os.getloadavg()
     bench_started = time.perf_counter()
-    report: dict = {"sequential_runs": args.sequential, "repeat": args.repeat}
+    report: dict = {"sequential_runs": args.sequential, "repeat": args.repeat, "keys_in_one_run": args.keys}
 
     with tempfile.TemporaryDirectory(prefix="bench-workflow-") as tmp:
         workdir = Path(tmp)
@@ -247,6 +273,20 @@ def main() -> int:
             report["floor"] = {"tasks": floor_tasks, "wall_s": statistics.median(floors), "walls_s": floors}
             print(f"floor: {floor_tasks} debug tasks {report['floor']['wall_s']:.1f}s", flush=True)
 
+            # -- many keys in one run (kms_keys), against one key's run -----------------------------
+            if args.keys:
+                d = bench.fresh_dir("keys")
+                keys = [f"tokens/m{i}" for i in range(args.keys)]
+                store = bench.store(d, keys)
+                run = bench.rotate(d, bench.keys_inventory(d, keys, sizes[0]), store, "kms_keys", versions=False)
+                summaries = glob.glob(str(d / "evidence-kms_keys-all" / "*" / "summary.json"))
+                outcomes = [k["outcome"] for k in json.loads(Path(summaries[0]).read_text()).get("keys", [])] if summaries else []
+                if outcomes != ["success"] * args.keys:
+                    raise SystemExit(f"the run of {args.keys} keys did not rotate every key: outcomes {outcomes}")
+                report["keys"] = {"keys": args.keys, "enclaves": sizes[0], "forks": configured_forks(), **run}
+                print(f"keys={args.keys} in one run: {run['wall_s']:.1f}s wall, {run['cpu_s']:.1f}s CPU, "
+                      f"peak RSS {run['peak_rss_mib']:.0f} MiB", flush=True)
+
             # -- sequential rotations sharing one store and one evidence directory ------------------
             d = bench.fresh_dir("sequential")
             inventory = bench.inventory(d, 3)
@@ -259,7 +299,8 @@ def main() -> int:
                 print(f"  sequential {i + 1}/{args.sequential}: {run['wall_s']:.1f}s wall, {run['cpu_s']:.1f}s CPU", flush=True)
             report["sequential"] = runs
 
-    rotations = [r for row in report["enclaves"] for a in ("all", "rollback") if a in row for r in [row[a]]] + report["sequential"]
+    rotations = ([r for row in report["enclaves"] for a in ("all", "rollback") if a in row for r in [row[a]]] + report["sequential"]
+                 + ([report["keys"]] if "keys" in report else []))
     report["peak_rss_mib"] = max(r["peak_rss_mib"] for r in rotations)
     report["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform(),
                          "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
@@ -299,6 +340,12 @@ def goals(report: dict) -> list:
                      "measured": f"{seq[0]['wall_s']:.1f} s -> {seq[-1]['wall_s']:.1f} s wall; median of first/last {k}: "
                                  f"{hw:.1f} -> {tw:.1f} s wall ({(tw / hw - 1) * 100:+.0f} %), {hc:.2f} -> {tc:.2f} s CPU ({(tc / hc - 1) * 100:+.0f} %)",
                      "goal": "flat within 10 %", "met": tw <= 1.1 * hw})
+    if "keys" in report:
+        many, one = report["keys"], first["all"]["wall_s"]
+        rows.append({"run": f"{many['keys']} keys in one run ({many['enclaves']} enclaves, forks {many['forks']}) / one key's run",
+                     "measured": f"{many['wall_s']:.1f} s / {one:.1f} s = {many['wall_s'] / one:.1f} x "
+                                 f"({many['cpu_s']:.1f} s CPU; peak RSS {many['peak_rss_mib']:.0f} MiB)",
+                     "goal": "<= 8 x", "met": many["wall_s"] <= 8 * one})
     rows.append({"run": "peak RSS of the controller", "measured": f"{report['peak_rss_mib']:.0f} MiB", "goal": "(reported)", "met": None})
     return rows
 
