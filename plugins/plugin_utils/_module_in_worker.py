@@ -56,12 +56,12 @@ except ImportError:
     remove_internal_keys = None
 
 try:  # ansible-core >= 2.19: arguments and results are encoded with a serialization profile
-    from ansible.module_utils.common.json import Direction, get_module_encoder
+    from ansible.module_utils.common.json import Direction, get_module_decoder, get_module_encoder
     from ansible.module_utils._internal._ansiballz import _loader as ansiballz_loader
     AnsibleJSONEncoder = None
 except ImportError:  # ansible-core 2.17 and 2.18
     from ansible.parsing.ajson import AnsibleJSONEncoder
-    get_module_encoder = ansiballz_loader = None
+    get_module_decoder = get_module_encoder = ansiballz_loader = None
 
 display = Display()
 
@@ -92,7 +92,21 @@ def _preload_modules() -> None:
             importlib.import_module(f"{package}.{info.name}")
 
 
+def _preload_profiles() -> None:
+    """Import the serialization profile modules of both directions here, once per run.
+
+    ansible-core imports a profile's module on its first use: in each forked worker, where the
+    import is lost when the worker exits, so every in-worker module task would pay for it again.
+    """
+    if get_module_encoder is None:
+        return
+    for direction in (Direction.CONTROLLER_TO_MODULE, Direction.MODULE_TO_CONTROLLER):
+        get_module_encoder(PROFILE, direction)
+        get_module_decoder(PROFILE, direction)
+
+
 _preload_modules()
+_preload_profiles()
 
 
 class ActionModule(NormalAction):

@@ -75,3 +75,18 @@ def test_the_controller_python_is_the_same_executable_in_the_same_bin_directory(
                                              (True, True), ("yes", True), ("true", True)])
 def test_opt_out_values(value, expected):
     assert worker._truthy(value) is expected
+
+
+@pytest.mark.skipif(worker.get_module_encoder is None, reason="ansible-core < 2.19 has no serialization profiles")
+def test_the_serialization_profiles_are_imported_before_any_worker_is_forked():
+    """Imported in a worker, a profile module is lost when the worker exits: every module task would import it again."""
+    import subprocess
+
+    from ansible.module_utils._internal._json import get_module_serialization_profile_module_name
+
+    names = [get_module_serialization_profile_module_name(worker.PROFILE, c2m) for c2m in (True, False)]
+    code = ("import sys\n"
+            "from ansible_collections.alfred.tee_kms.plugins.plugin_utils import _module_in_worker\n"
+            f"print(all(name in sys.modules for name in {names!r}))\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.strip() == "True"
