@@ -139,12 +139,12 @@ class Session:
                 if not _dropped(conn):
                     conn.timeout = timeout
                     conn.sock.settimeout(timeout)
-                    return conn, True
+                    return conn
                 conn.close()
         scheme, host, port = origin
         if scheme == "https":
-            return _TlsConnection(host, port, timeout=timeout, context=self._tls()), False
-        return _Connection(host, port, timeout=timeout), False
+            return _TlsConnection(host, port, timeout=timeout, context=self._tls())
+        return _Connection(host, port, timeout=timeout)
 
     def _give_back(self, origin, conn) -> None:
         with self._lock:
@@ -186,17 +186,10 @@ class Session:
             headers["Content-Type"] = "application/json"
         origin = (parts.scheme, parts.hostname, port)
         deadline = time.monotonic() + timeout
-        conn, reused = self._take(origin, timeout)
+        conn = self._take(origin, timeout)
         try:
-            try:
-                response = self._send(conn, method, target, body, headers)
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-                if not reused or time.monotonic() >= deadline:
-                    raise
-                # The server closed the kept-alive connection as this request went out: once more on a new one.
-                conn.close()
-                conn, reused = self._take(origin, max(0.001, deadline - time.monotonic()))
-                response = self._send(conn, method, target, body, headers)
+            conn.request(method, target, body=body, headers=headers)
+            response = conn.getresponse()
             status, ctype = response.status, response.getheader("Content-Type", "")
             chunks, size = [], 0
             while True:
@@ -236,8 +229,3 @@ class Session:
         else:
             self._give_back(origin, conn)
         return status, ctype, b"".join(chunks)
-
-    @staticmethod
-    def _send(conn, method, target, body, headers):
-        conn.request(method, target, body=body, headers=headers)
-        return conn.getresponse()
