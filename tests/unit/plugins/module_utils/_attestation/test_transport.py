@@ -17,7 +17,6 @@ import threading
 import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
@@ -100,7 +99,7 @@ def test_a_fleet_is_attested_on_kept_alive_connections(enclaves):
 
 def test_each_request_gets_its_own_fresh_nonce_on_a_shared_connection(enclaves):
     session = client.new_session()
-    requests_sent = [client.fetch_evidence(enclaves.url("a"), "alfred", session=session)[1] for _ in range(3)]
+    requests_sent = [client.fetch_evidence(enclaves.url("a"), "alfred", session=session)[1] for dummy in range(3)]
     session.close()
     assert len({r["challenge_nonce"] for r in requests_sent}) == 3 and len({r["request_id"] for r in requests_sent}) == 3
     assert enclaves.connections == 1
@@ -268,7 +267,7 @@ def test_a_slow_body_is_cut_at_the_deadline():
             self.send_header("Content-Length", str(100 * 1000))
             self.end_headers()
             try:
-                for _ in range(100):  # each chunk inside the per-read timeout, the whole far beyond it
+                for dummy in range(100):  # each chunk inside the per-read timeout, the whole far beyond it
                     self.wfile.write(b"x" * 1000)
                     self.wfile.flush()
                     time.sleep(0.3)
@@ -286,4 +285,3 @@ def test_a_slow_body_is_cut_at_the_deadline():
         httpd.shutdown()
         httpd.server_close()
     assert time.monotonic() - started < 5
-
