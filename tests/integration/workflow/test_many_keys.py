@@ -174,3 +174,16 @@ def test_many_keys_under_awx_refuse_enclaves_read_from_inventory_hosts(keys):
     ok = keys.run(keys.inventory(_hosts(), enclave_hosts=False), "-e", "awx_job_id=43")
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert all(keys.state(k) == ROTATED for k in KEYS)
+
+
+def test_a_secret_in_one_keys_host_vars_reaches_no_output(keys):
+    secret = "Zq7tK2pW9mXv4LbN8sRc"
+    hosts = _hosts(key2={"rotation_stage_cmd": f"true --api-token={secret}", "kms_deploy_password": secret + "-pw"})
+    run = keys.run(keys.inventory(hosts))
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert secret not in run.stdout + run.stderr
+    bundle = keys.bundles()[0]
+    for path in bundle.iterdir():
+        assert secret not in path.read_text(encoding="utf-8"), path.name
+    key2 = next(k for k in keys.summary()["keys"] if k["host"] == "key2")
+    assert [h["outcome"] for h in key2["hooks"] if h["name"] == "stage"] == ["ok"]
