@@ -180,6 +180,13 @@ def started_and_ended(job: Job) -> tuple[str, str]:
     return job.events[0]["created"], job.stats_event()["created"]
 
 
+def credential(marker: Path, hooks=("preflight", "stage", "validate", "rollback")) -> dict:
+    """The staging credential; each hook in ``hooks`` appends '<hook> <action> <key id>' to marker, the
+    others are left empty (a hook is a process per key: the 20-key run keeps the stage hook only)."""
+    inputs = credential_inputs(f"SliceTok-{uuid.uuid4().hex}", marker)
+    return {name: "" if name.endswith("_cmd") and name[:-4] not in hooks else value for name, value in inputs.items()}
+
+
 def hook_lines(marker: Path) -> list[str]:
     return marker.read_text().splitlines() if marker.exists() else []
 
@@ -213,8 +220,7 @@ def test_slices_are_awx_slices():
 def test_two_slices_rotate_disjoint_halves_concurrently(sliced_job, key_store, fleet, tmp_path, signing_key):
     evidence_root = tmp_path / "evidence"  # one evidence volume shared by the execution nodes
     marker = tmp_path / "hooks.log"
-    jobs = sliced_job(fleet_inventory(key_store, fleet), credential_inputs(f"SliceTok-{uuid.uuid4().hex}", marker),
-                      evidence_root)
+    jobs = sliced_job(fleet_inventory(key_store, fleet), credential(marker, hooks=("stage", "rollback")), evidence_root)
 
     for job in jobs:
         assert job.runner.status == "successful" and job.runner.rc == 0, job.stdout[-6000:]
@@ -260,7 +266,7 @@ def test_sliced_job_with_enclaves_as_hosts_is_refused(sliced_job, key_store, fle
     evidence_root = tmp_path / "evidence"
     marker = tmp_path / "hooks.log"
     inventory = fleet_inventory(key_store, fleet, enclaves_as_hosts=True)
-    jobs = sliced_job(inventory, credential_inputs(f"SliceTok-{uuid.uuid4().hex}", marker), evidence_root)
+    jobs = sliced_job(inventory, credential(marker), evidence_root)
 
     for job in jobs:
         # The premise: each slice holds one enclave of the two.
@@ -278,7 +284,7 @@ def test_key_given_twice_across_slices_rotates_once(sliced_job, key_store, fleet
     evidence_root = tmp_path / "evidence"
     marker = tmp_path / "hooks.log"
     inventory = fleet_inventory(key_store, fleet, hosts={"key01": KEY_IDS["key01"], "key01-again": KEY_IDS["key01"]})
-    jobs = sliced_job(inventory, credential_inputs(f"SliceTok-{uuid.uuid4().hex}", marker), evidence_root)
+    jobs = sliced_job(inventory, credential(marker, hooks=("stage", "rollback")), evidence_root)
 
     assert [job.inventory["kms_keys"]["hosts"] for job in jobs] == [["key01"], ["key01-again"]]
     assert key_state(key_store, KEY_IDS["key01"]) == {
