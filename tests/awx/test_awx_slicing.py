@@ -235,8 +235,13 @@ def test_two_slices_rotate_disjoint_halves_concurrently(sliced_job, key_store, f
     for job, bundle in zip(jobs, bundles):
         verified = verify_bundle(str(bundle), signing_key["public_pem"])
         assert verified["verified"] and verified["signature_verified"], verified
+        # The slice job's own set_stats artifact is a link of its own bundle's chain.
+        head = job.stats_event()["event_data"]["artifact_data"]["tee_kms_evidence"]
+        chain = (bundle / "events.jsonl").read_text().splitlines()
+        assert json.loads(chain[head["seq"]])["hash"] == head["hash"], head
         summary = json.loads((bundle / "summary.json").read_text())
         assert summary["outcome"] == "success" and summary["key_id"] is None, summary
+        assert summary["key_ids"] == sorted(KEY_IDS[host] for host in job.inventory["kms_keys"]["hosts"])
         assert summary["awx"]["awx_job_id"] == int(job.ident)
         assert summary["awx"]["awx_workflow_job_id"] == WORKFLOW_JOB_ID
         # The bundle covers exactly the keys of its slice, each rotated 1 -> 2.
