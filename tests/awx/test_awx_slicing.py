@@ -91,6 +91,8 @@ def key_state(store: Path, key_id: str) -> dict:
 
 
 UNTOUCHED = {"primary": 1, "versions": {1: "enabled"}, "allowed": [M_CURRENT], "lock": None, "snapshot_status": None}
+ROTATED = {"primary": 2, "versions": {1: "enabled", 2: "enabled"}, "allowed": sorted([M_CURRENT, M_NEW]), "lock": None,
+           "snapshot_status": "completed"}
 
 
 def fleet_inventory(store: Path, fleet, *, enclaves_as_hosts: bool = False, hosts=None) -> dict:
@@ -182,7 +184,8 @@ def started_and_ended(job: Job) -> tuple[str, str]:
 
 def credential(marker: Path, hooks=("preflight", "stage", "validate", "rollback")) -> dict:
     """The staging credential; each hook in ``hooks`` appends '<hook> <action> <key id>' to marker, the
-    others are left empty (a hook is a process per key: the 20-key run keeps the stage hook only)."""
+    others are left empty (a hook is a process per key: the rotations keep only the rollback hook, which
+    they must not need)."""
     inputs = credential_inputs(f"SliceTok-{uuid.uuid4().hex}", marker)
     return {name: "" if name.endswith("_cmd") and name[:-4] not in hooks else value for name, value in inputs.items()}
 
@@ -220,7 +223,7 @@ def test_slices_are_awx_slices():
 def test_two_slices_rotate_disjoint_halves_concurrently(sliced_job, key_store, fleet, tmp_path, signing_key):
     evidence_root = tmp_path / "evidence"  # one evidence volume shared by the execution nodes
     marker = tmp_path / "hooks.log"
-    jobs = sliced_job(fleet_inventory(key_store, fleet), credential(marker, hooks=("stage", "rollback")), evidence_root)
+    jobs = sliced_job(fleet_inventory(key_store, fleet), credential(marker, hooks=("rollback",)), evidence_root)
 
     for job in jobs:
         assert job.runner.status == "successful" and job.runner.rc == 0, job.stdout[-6000:]
@@ -257,15 +260,11 @@ def test_two_slices_rotate_disjoint_halves_concurrently(sliced_job, key_store, f
 
     # Every key rotated exactly once: one new version, promoted, the allow-list extended, unlocked.
     for key_id in KEY_IDS.values():
-        assert key_state(key_store, key_id) == {
-            "primary": 2, "versions": {1: "enabled", 2: "enabled"}, "allowed": sorted([M_CURRENT, M_NEW]),
-            "lock": None, "snapshot_status": "completed"}, key_id
-    # ... and each key's stage hook ran once, in one slice or the other.
-    stages = [line for line in hook_lines(marker) if line.startswith("stage ")]
-    assert sorted(stages) == sorted(f"stage all {key_id}" for key_id in KEY_IDS.values())
+        assert key_state(key_store, key_id) == ROTATED, key_id
+    assert hook_lines(marker) == [], "a rollback hook ran"
 
 
-def test_sliced_job_with_enclaves_as_hosts_is_refused(sliced_job, key_store, fleet, tmp_path):
+def test_sliced_job_with_enclaves_as_hosts_is_refused(sliced_job, key_store, fleet, tmp_path, signing_key):
     """The tired operator keeps the enclaves as inventory hosts: AWX slices them like the keys, so
     each slice would attest only part of the fleet. Every slice is refused before any change."""
     evidence_root = tmp_path / "evidence"
@@ -278,6 +277,11 @@ def test_sliced_job_with_enclaves_as_hosts_is_refused(sliced_job, key_store, fle
         assert len(job.inventory["enclaves"]["hosts"]) == 1, job.inventory
         assert job.runner.status == "failed" and job.runner.rc != 0, job.stdout[-4000:]
         assert "kms_enclave_urls" in job.stdout, job.stdout[-4000:]
+        # The refusal is on record: a verified bundle of a failed run that rolled nothing back.
+        bundle = job.bundle(evidence_root)
+        assert verify_bundle(str(bundle), signing_key["public_pem"])["verified"]
+        summary = json.loads((bundle / "summary.json").read_text())
+        assert summary["outcome"] == "failed" and summary["rollback_executed"] is False, summary
     for key_id in KEY_IDS.values():
         assert key_state(key_store, key_id) == UNTOUCHED, key_id
     assert hook_lines(marker) == [], "a hook ran before the refusal"
@@ -287,14 +291,12 @@ def test_key_given_twice_across_slices_rotates_once(sliced_job, key_store, fleet
     """Two hosts naming the same key land in different slices (sorted names key01, key01-again):
     the key's lock and version check let it change once; the other slice changes nothing."""
     evidence_root = tmp_path / "evidence"
-    marker = tmp_path / "hooks.log"
     inventory = fleet_inventory(key_store, fleet, hosts={"key01": KEY_IDS["key01"], "key01-again": KEY_IDS["key01"]})
-    jobs = sliced_job(inventory, credential(marker, hooks=("stage", "rollback")), evidence_root)
+    marker = tmp_path / "hooks.log"
+    jobs = sliced_job(inventory, credential(marker, hooks=("rollback",)), evidence_root)
 
     assert [job.inventory["kms_keys"]["hosts"] for job in jobs] == [["key01"], ["key01-again"]]
-    assert key_state(key_store, KEY_IDS["key01"]) == {
-        "primary": 2, "versions": {1: "enabled", 2: "enabled"}, "allowed": sorted([M_CURRENT, M_NEW]),
-        "lock": None, "snapshot_status": "completed"}
+    assert key_state(key_store, KEY_IDS["key01"]) == ROTATED
     changed = []
     for job in jobs:
         summary = json.loads((job.bundle(evidence_root) / "summary.json").read_text())
@@ -303,8 +305,9 @@ def test_key_given_twice_across_slices_rotates_once(sliced_job, key_store, fleet
                 changed.append(entry["host"])
     assert len(changed) == 1, changed
     assert sum(job.runner.status == "successful" for job in jobs) >= 1, [job.stdout[-3000:] for job in jobs]
-    # The other slice changed nothing. It either waited and found the key already rotated, or was refused
-    # by the key's lock: that one names the lock.
+    # The other slice changed nothing and rolled nothing back: it found the key already rotated, or was
+    # refused by the key's lock, and says so.
     for job in jobs:
         if job.runner.status != "successful":
-            assert "lock" in job.stdout, job.stdout[-4000:]
+            assert "another rotation holds the key" in job.stdout, job.stdout[-4000:]
+    assert hook_lines(marker) == [], "a rollback hook ran"
