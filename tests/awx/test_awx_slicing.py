@@ -18,33 +18,31 @@ its own evidence bundle into one evidence directory.
 from __future__ import annotations
 
 import json
-import os
-import stat
 import sys
 import uuid
 from pathlib import Path
 
 import ansible_runner
 import pytest
-import yaml
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 # The AWX job layout (project checkout, credential injectors, AWX's extra vars) is the one of the
 # single-job test; its fixtures and helpers are reused, not copied.
 sys.path.insert(0, str(REPO / "tests" / "integration" / "awx"))
+sys.path.insert(0, str(REPO / "tools" / "enclave_sim"))
 
 from awx_slicing import slices  # noqa: E402
+from fleet import SimulatorFleet  # noqa: E402  (helper outside the collection)
 from test_awx_runner import (  # noqa: E402,F401  (fixtures: project, clean_environ, signing_key)
     AWX_VARS,
-    BIN,
     Job,
-    SimulatorFleet,
     clean_environ,
     credential_inputs,
+    lay_out_job,
     project,
-    render_credential,
     signing_key,
+    write_inventory_json,
 )
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence.verify import verify_bundle  # noqa: E402
@@ -133,14 +131,6 @@ def run_extravars(evidence_root: Path, number: int) -> dict:
             "evidence_dir": str(evidence_root), "health_retries": 0, "health_delay": 0, **slice_job_vars(number)}
 
 
-def write_inventory_script(pdd: Path, data: dict) -> None:
-    """AWX gives ansible-runner an executable script printing the slice's inventory as JSON."""
-    script = pdd / "inventory" / "hosts"
-    script.parent.mkdir(parents=True)
-    script.write_text(f"#!{sys.executable}\nimport json\nprint(json.dumps({data!r}))\n")
-    script.chmod(script.stat().st_mode | stat.S_IXUSR)
-
-
 @pytest.fixture
 def sliced_job(tmp_path, project, clean_environ, signing_key):
     """sliced_job(inventory, credential, evidence_root) -> [Job per slice]: slice the inventory as
@@ -150,18 +140,9 @@ def sliced_job(tmp_path, project, clean_environ, signing_key):
         started = []
         for number, data in enumerate(slices(inventory, SLICE_COUNT), start=1):
             pdd = tmp_path / f"slice{number}"
-            (pdd / "env").mkdir(parents=True)
-            (pdd / "project").symlink_to(project["dir"])
-            write_inventory_script(pdd, data)
-            key_file = pdd / "env" / f"tmp{uuid.uuid4().hex[:8]}"
-            injected, files = render_credential(dict(credential, evidence_signing_key=signing_key["pem"]), str(key_file))
-            key_file.write_text(files["template.evidence_signing_key"])
-            key_file.chmod(0o600)
-            envvars = {"PATH": str(BIN) + os.pathsep + os.environ.get("PATH", ""), "ANSIBLE_COLLECTIONS_PATH": str(project["collections"]),
-                       "ANSIBLE_FORCE_COLOR": "False", **injected}
-            (pdd / "env" / "envvars").write_text(yaml.safe_dump(envvars))
             extravars = run_extravars(evidence_root, number)
-            (pdd / "env" / "extravars").write_text(yaml.safe_dump(extravars))
+            lay_out_job(pdd, project, extravars, credential, signing_key)
+            write_inventory_json(pdd, data)  # what AWX's inventory script prints for this slice
             ident = str(extravars["awx_job_id"])
             thread, runner = ansible_runner.run_async(private_data_dir=str(pdd), playbook="playbooks/rotate.yml",
                                                       ident=ident, forks=FORKS, quiet=True, timeout=240)
