@@ -48,6 +48,9 @@ from test_awx_runner import (  # noqa: E402,F401  (fixtures: project, clean_envi
 from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence.verify import verify_bundle  # noqa: E402
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.local import LocalKmsProvider  # noqa: E402
 
+# The fixtures reused from the single-job test: pytest finds them by name in this module.
+__all__ = ["clean_environ", "project", "signing_key"]
+
 M_CURRENT = "a1" * 48   # enclave-1: the running image, allowed before and after
 M_NEW = "b2" * 48       # enclave-2: the new image every key's rotation adds
 ENCLAVES = [{"name": "enclave-1", "measurement": M_CURRENT}, {"name": "enclave-2", "measurement": M_NEW}]
