@@ -36,6 +36,13 @@ options:
       - Used by C(playbooks/rotate.yml) to refuse a live run that no bundle records.
     type: bool
     default: false
+  report_cause:
+    description:
+      - When no bundle is active, return C({cause}) instead of an empty dict. The cause says why, that is
+        the callback is not enabled for this run, or where and why it could not create the bundle.
+      - Used by C(playbooks/rotate.yml) to name the cause when it refuses a live run that no bundle records.
+    type: bool
+    default: false
 seealso:
   - plugin: alfred.tee_kms.evidence
     plugin_type: callback
@@ -100,6 +107,9 @@ class LookupModule(LookupBase):
                 raise AnsibleLookupError(f"Could not read the evidence chain head: {cause}")
             if on_missing == "warn":
                 display.warning(f"Could not read the evidence chain head: {cause}")
+            if self.get_option("report_cause"):
+                # The callback's own words when it ran and failed; else it did not run for this process.
+                return [{"cause": error or (cause if bundle else "the alfred.tee_kms.evidence callback is not enabled")}]
             return [{}]
         try:
             head = read_head(bundle)

@@ -145,8 +145,7 @@ def rotate_env_inputs() -> set[str]:
     """Environment variables rotate.yml reads as defaults (lookup('ansible.builtin.env', NAME))."""
     text = ROTATE.read_text()
     names = set(re.findall(r"lookup\('ansible\.builtin\.env', '([A-Z_]+)'\)", text))
-    # ALFRED_EVIDENCE_ERROR is not an input: the evidence callback exports it for its own run.
-    return {n for n in names if not n.startswith("AWS_")} - {"ALFRED_EVIDENCE_ERROR"}
+    return {n for n in names if not n.startswith("AWS_")}
 
 
 def test_credentials_hold_only_secrets_injected_as_what_rotate_reads():

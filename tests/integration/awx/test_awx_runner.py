@@ -178,10 +178,35 @@ def write_inventory_script(pdd: Path, fleet) -> None:
         "enclaves": {"hosts": ["enclave-1", "enclave-2"]},
         "_meta": {"hostvars": {name: {"enclave_url": fleet.urls[name]} for name in ("enclave-1", "enclave-2")}},
     }
+    write_inventory_json(pdd, inventory)
+
+
+def write_inventory_json(pdd: Path, inventory: dict) -> None:
     script = pdd / "inventory" / "hosts"
     script.parent.mkdir(parents=True)
     script.write_text(f"#!{sys.executable}\n# -*- coding: utf-8 -*-\nimport json\nprint(json.dumps({inventory!r}))\n")
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
+
+
+def lay_out_job(pdd: Path, project: dict, extravars: dict, credential: dict, signing_key: dict) -> None:
+    """A private data dir as AWX lays one out for a job, the inventory aside: project/, env/extravars,
+    env/envvars with the credential's injectors."""
+    (pdd / "env").mkdir(parents=True)
+    (pdd / "project").symlink_to(project["dir"])
+    # The credential type's injectors, rendered as AWX renders them: file injectors are
+    # written into the private data dir (env/) and the env injector points at the file.
+    key_file = pdd / "env" / f"tmp{uuid.uuid4().hex[:8]}"
+    injected_env, files = render_credential(dict(credential, evidence_signing_key=signing_key["pem"]), str(key_file))
+    key_file.write_text(files["template.evidence_signing_key"])
+    key_file.chmod(0o600)
+    full_env = {
+        "PATH": str(BIN) + os.pathsep + os.environ.get("PATH", ""),
+        "ANSIBLE_COLLECTIONS_PATH": str(project["collections"]),
+        "ANSIBLE_FORCE_COLOR": "False",
+    }
+    full_env.update(injected_env)
+    (pdd / "env" / "envvars").write_text(yaml.safe_dump(full_env))
+    (pdd / "env" / "extravars").write_text(yaml.safe_dump(extravars))
 
 
 @pytest.fixture
@@ -193,23 +218,8 @@ def awx_job(tmp_path, fleet, project, clean_environ, signing_key):
             ident: str | None = None) -> Job:
         counter["n"] += 1
         pdd = tmp_path / f"pdd{counter['n']}"
-        (pdd / "env").mkdir(parents=True)
-        (pdd / "project").symlink_to(project["dir"])
+        lay_out_job(pdd, project, extravars, credential, signing_key)
         write_inventory_script(pdd, fleet)
-        # The credential type's injectors, rendered as AWX renders them: file injectors are
-        # written into the private data dir (env/) and the env injector points at the file.
-        key_file = pdd / "env" / f"tmp{uuid.uuid4().hex[:8]}"
-        injected_env, files = render_credential(dict(credential, evidence_signing_key=signing_key["pem"]), str(key_file))
-        key_file.write_text(files["template.evidence_signing_key"])
-        key_file.chmod(0o600)
-        full_env = {
-            "PATH": str(BIN) + os.pathsep + os.environ.get("PATH", ""),
-            "ANSIBLE_COLLECTIONS_PATH": str(project["collections"]),
-            "ANSIBLE_FORCE_COLOR": "False",
-        }
-        full_env.update(injected_env)
-        (pdd / "env" / "envvars").write_text(yaml.safe_dump(full_env))
-        (pdd / "env" / "extravars").write_text(yaml.safe_dump(extravars))
         ident = ident or str(extravars.get("awx_job_id", counter["n"]))
         runner = ansible_runner.run(private_data_dir=str(pdd), playbook=playbook, ident=ident, quiet=True,
                                     timeout=240)

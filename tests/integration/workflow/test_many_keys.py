@@ -43,14 +43,13 @@ class Fleetwide:
         urls = self.fleet.urls
         keys_vars = {"kms_store_path": str(self.store), "kms_key_version": 1, "next_kms_key_version": 2,
                      "kms_allowed_measurements": f"{M_CURRENT},{M_NEW}", **(group_vars or {})}
-        if not enclave_hosts:
-            keys_vars["kms_enclave_urls"] = [urls[n] for n in ("enclave-1", "enclave-2", "enclave-3")]
-        data = {"all": {"children": {
-            "kms_keys": {"hosts": hosts, "vars": keys_vars},
-            "probe_enclaves": {"hosts": {"probe-1": {"enclave_url": urls["probe-1"]}}},
-        }}}
+        data = {"all": {"children": {"kms_keys": {"hosts": hosts, "vars": keys_vars}}}}
         if enclave_hosts:
             data["all"]["children"]["enclaves"] = {"hosts": {n: {"enclave_url": urls[n]} for n in ("enclave-1", "enclave-2", "enclave-3")}}
+            data["all"]["children"]["probe_enclaves"] = {"hosts": {"probe-1": {"enclave_url": urls["probe-1"]}}}
+        else:  # what a sliced AWX job keeps whole: the enclaves as group vars of kms_keys
+            keys_vars["kms_enclave_urls"] = [urls[n] for n in ("enclave-1", "enclave-2", "enclave-3")]
+            keys_vars["kms_probe_enclave_urls"] = urls["probe-1"]
         path = self.tmp / f"inventory-{len(list(self.tmp.glob('inventory-*')))}.json"
         path.write_text(json.dumps(data))
         return str(path)
@@ -169,8 +168,48 @@ def test_many_keys_under_awx_refuse_enclaves_read_from_inventory_hosts(keys):
     assert run.returncode != 0
     for key_id in KEYS:
         assert keys.state(key_id) == UNTOUCHED, key_id
-    assert "must be listed in kms_enclave_urls" in " ".join(run.stdout.split())
+    assert "must be listed in kms_enclave_urls (and probe enclaves in kms_probe_enclave_urls)" in " ".join(run.stdout.split())
     # The same job with the enclaves in kms_enclave_urls (what a sliced job keeps whole) rotates.
     ok = keys.run(keys.inventory(_hosts(), enclave_hosts=False), "-e", "awx_job_id=43")
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert all(keys.state(k) == ROTATED for k in KEYS)
+
+
+def test_a_secret_in_one_keys_host_vars_reaches_no_output(keys):
+    secret = "Zq7tK2pW9mXv4LbN8sRc"
+    hosts = _hosts(key2={"rotation_stage_cmd": f"true --api-token={secret}", "kms_deploy_password": secret + "-pw"})
+    run = keys.run(keys.inventory(hosts))
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert secret not in run.stdout + run.stderr
+    bundle = keys.bundles()[0]
+    for path in bundle.iterdir():
+        assert secret not in path.read_text(encoding="utf-8"), path.name
+    key2 = next(k for k in keys.summary()["keys"] if k["host"] == "key2")
+    assert [h["outcome"] for h in key2["hooks"] if h["name"] == "stage"] == ["ok"]
+
+
+def test_many_keys_under_awx_refuse_probe_enclaves_read_from_inventory_hosts(keys):
+    path = Path(keys.inventory(_hosts(), enclave_hosts=False))
+    data = json.loads(path.read_text())
+    data["all"]["children"]["kms_keys"]["vars"].pop("kms_probe_enclave_urls")
+    data["all"]["children"]["probe_enclaves"] = {"hosts": {"probe-1": {"enclave_url": keys.fleet.urls["probe-1"]}}}
+    path.write_text(json.dumps(data))
+    run = keys.run(str(path), "-e", "awx_job_id=44")
+    assert run.returncode != 0
+    assert all(keys.state(k) == UNTOUCHED for k in KEYS)
+    assert "kms_probe_enclave_urls" in run.stdout
+
+
+def test_an_awx_slice_dealt_no_key_host_refuses_the_single_key_fallback(keys):
+    """AWX keeps a group with vars even when a slice gives it no host: that slice must not rotate
+    the key named by the environment."""
+    path = Path(keys.inventory({}, enclave_hosts=False))
+    data = json.loads(path.read_text())
+    data["all"]["hosts"] = {"probe-9": {"enclave_url": keys.fleet.urls["probe-1"]}}
+    path.write_text(json.dumps(data))
+    env = {"KMS_KEY_ID": "tokens/k1", "ALFRED_TEE_KMS_STORE": str(keys.store), "KMS_KEY_VERSION": "1",
+           "NEXT_KMS_KEY_VERSION": "2", "KMS_ALLOWED_MEASUREMENTS": f"{M_CURRENT},{M_NEW}"}
+    run = keys.run(str(path), "-e", "awx_job_id=45", extra_env=env)
+    assert run.returncode != 0
+    assert all(keys.state(k) == UNTOUCHED for k in KEYS)
+    assert "this AWX job holds no host of the group kms_keys" in " ".join(run.stdout.split())
