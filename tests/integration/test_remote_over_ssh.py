@@ -116,7 +116,7 @@ def test_bastion_runs_each_module_as_a_process_over_ssh(runs, bastion):
         assert f"{module}: runs as a module process (connection ssh)" in out
     # Each module task: the AnsiballZ payload was started over SSH, on this sshd, by the target's Python.
     assert _started_over_ssh(out, bastion.port) == ["kms_key_info", "measurement_allowlist", "kms_key_info"]
-    # The sshd itself saw the key login and ran the commands (temp dir, transfer, chmod, run, clean-up).
+    # The sshd itself saw the key login and ran the commands: at least temp dir, chmod and run per module task.
     assert f"Accepted publickey for {bastion.user} from 127.0.0.1" in bastion.log.read_text()
     assert runs["bastion"]["sessions"] >= 3 * 3
 
