@@ -20,6 +20,20 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 
 
+def unavailable_here(message: str) -> None:
+    """Something a test needs is missing: skip, naming it; with CI=true fail instead, since CI
+    provides it (.ci/run, shared/ beside the clone) and a skip there would hide the test."""
+    if in_ci():
+        pytest.fail(message + "; CI=true, so this is a failure, not a skip", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def unavailable():
+    """``unavailable(message)``: skip outside CI, fail with CI=true (see unavailable_here)."""
+    return unavailable_here
+
+
 @pytest.fixture(scope="session")
 def nitro_vectors() -> Path:
     """The folder of genuine AWS Nitro vectors. Missing outside CI: skip, naming the path.
@@ -29,9 +43,7 @@ def nitro_vectors() -> Path:
     if missing:
         message = (f"genuine AWS Nitro test vectors {', '.join(missing)} not found in {NITRO_VECTORS} "
                    "(expected ../shared/testvectors/nitro beside the repository root)")
-        if in_ci():
-            pytest.fail(message + "; CI=true, so this is a failure, not a skip", pytrace=False)
-        pytest.skip(message)
+        unavailable_here(message)
     return NITRO_VECTORS
 
 
@@ -126,9 +138,7 @@ def chromium_dom():
     found = shutil.which("chromium") or shutil.which("chromium-browser")
     if not found:
         message = "chromium not found on PATH (Debian package 'chromium': apt-get install -y chromium)"
-        if in_ci():
-            pytest.fail(message + "; CI=true, so this is a failure, not a skip", pytrace=False)
-        pytest.skip(message)
+        unavailable_here(message)
     return functools.partial(_chromium_dump_dom, found)
 
 
