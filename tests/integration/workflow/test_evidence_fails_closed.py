@@ -17,7 +17,7 @@ from pathlib import Path
 
 from workflow_support import REPO, ROTATED
 
-GUARD = "Refuse a live run that no evidence bundle records"
+GUARD = "Refuse a run that must not start"
 
 
 def installed_collection_config(tmp_path: Path) -> dict:
