@@ -77,7 +77,7 @@ def floor_once(urls, fmt, options):
     """Fetch every document once (untimed), then time verifying them all in-process."""
     import dataclasses
 
-    session = client.new_session(4)
+    session = client.new_session()
     try:
         fetched = [client.fetch_evidence(url, fmt, session=session) for url in urls]
     finally:

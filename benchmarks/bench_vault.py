@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests" / "vault"))
+sys.path[:0] = [str(REPO / "tests" / "vault"), str(REPO / "tests")]  # vault_support imports tests/module_process.py
 
 from vault_support import M_CURRENT, TARGET, BaoServer, build, new_key_id, start_fleet, trust_of, vault_env  # noqa: E402
 
