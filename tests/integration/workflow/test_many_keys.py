@@ -69,6 +69,10 @@ class Fleetwide:
                 "allowed": sorted(raw["allowed_measurements"]), "lock": raw.get("lock"),
                 "snapshot_status": (raw.get("snapshot") or {}).get("status")}
 
+    def assert_every_key(self, expected: dict, keys=KEYS) -> None:
+        for key_id in keys:
+            assert self.state(key_id) == expected, key_id
+
     def bundles(self) -> list:
         return sorted(p for p in self.evidence.iterdir() if p.is_dir()) if self.evidence.exists() else []
 
@@ -97,8 +101,7 @@ UNTOUCHED = {"primary": 1, "versions": [1], "allowed": [M_CURRENT], "lock": None
 def test_three_keys_rotated_in_one_run_each_with_its_own_result(keys):
     run = keys.run(keys.inventory(_hosts()), "-f", "3")
     assert run.returncode == 0, run.stdout + run.stderr
-    for key_id in KEYS:
-        assert keys.state(key_id) == ROTATED, key_id
+    keys.assert_every_key(ROTATED)
     summary = keys.summary()
     assert summary["outcome"] == "success"
     assert summary["key_id"] is None and summary["key_ids"] == KEYS
@@ -117,15 +120,14 @@ def test_three_keys_rotated_in_one_run_each_with_its_own_result(keys):
     # Idempotent: a second run finds every key rotated and changes nothing.
     again = keys.run(keys.inventory(_hosts()))
     assert again.returncode == 0, again.stdout + again.stderr
-    assert all(keys.state(k) == ROTATED for k in KEYS)
+    keys.assert_every_key(ROTATED)
 
 
 def test_one_keys_failure_rolls_back_that_key_only(keys):
     failing = f"{sys.executable} -c 'import sys; sys.exit(3)'"
     run = keys.run(keys.inventory(_hosts(key2={"rotation_stage_cmd": failing})), "-f", "3")
     assert run.returncode == 2, run.stdout + run.stderr
-    assert keys.state("tokens/k1") == ROTATED
-    assert keys.state("tokens/k3") == ROTATED
+    keys.assert_every_key(ROTATED, keys=["tokens/k1", "tokens/k3"])
     # k2 created version 2 and widened its allow-list before its stage hook failed: the rollback
     # restores its primary and keeps every version (data encrypted under 2 stays decryptable).
     k2 = keys.state("tokens/k2")
@@ -146,8 +148,7 @@ def test_a_key_listed_twice_stops_every_key_before_any_change(keys):
     hosts["key1-again"] = {"kms_key_id": "tokens/k1"}
     run = keys.run(keys.inventory(hosts))
     assert run.returncode != 0
-    for key_id in KEYS:
-        assert keys.state(key_id) == UNTOUCHED, key_id
+    keys.assert_every_key(UNTOUCHED)
     assert "the hosts key1, key1-again of the group kms_keys name the same key" in " ".join(run.stdout.split())
     summary = keys.summary()
     assert summary["outcome"] == "failed"
@@ -157,8 +158,7 @@ def test_a_key_listed_twice_stops_every_key_before_any_change(keys):
 def test_many_key_rehearsal_changes_nothing(keys):
     run = keys.run(keys.inventory(_hosts()), "--check", "--diff")
     assert run.returncode == 0, run.stdout + run.stderr
-    for key_id in KEYS:
-        assert keys.state(key_id) == UNTOUCHED, key_id
+    keys.assert_every_key(UNTOUCHED)
     summary = keys.summary()
     assert summary["check_mode"] is True and [k["outcome"] for k in summary["keys"]] == ["success"] * 3
 
@@ -166,13 +166,12 @@ def test_many_key_rehearsal_changes_nothing(keys):
 def test_many_keys_under_awx_refuse_enclaves_read_from_inventory_hosts(keys):
     run = keys.run(keys.inventory(_hosts()), "-e", "awx_job_id=42")
     assert run.returncode != 0
-    for key_id in KEYS:
-        assert keys.state(key_id) == UNTOUCHED, key_id
+    keys.assert_every_key(UNTOUCHED)
     assert "must be listed in kms_enclave_urls (and probe enclaves in kms_probe_enclave_urls)" in " ".join(run.stdout.split())
     # The same job with the enclaves in kms_enclave_urls (what a sliced job keeps whole) rotates.
     ok = keys.run(keys.inventory(_hosts(), enclave_hosts=False), "-e", "awx_job_id=43")
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert all(keys.state(k) == ROTATED for k in KEYS)
+    keys.assert_every_key(ROTATED)
 
 
 def test_a_secret_in_one_keys_host_vars_reaches_no_output(keys):
@@ -196,7 +195,7 @@ def test_many_keys_under_awx_refuse_probe_enclaves_read_from_inventory_hosts(key
     path.write_text(json.dumps(data))
     run = keys.run(str(path), "-e", "awx_job_id=44")
     assert run.returncode != 0
-    assert all(keys.state(k) == UNTOUCHED for k in KEYS)
+    keys.assert_every_key(UNTOUCHED)
     assert "kms_probe_enclave_urls" in run.stdout
 
 
@@ -211,5 +210,5 @@ def test_an_awx_slice_dealt_no_key_host_refuses_the_single_key_fallback(keys):
            "NEXT_KMS_KEY_VERSION": "2", "KMS_ALLOWED_MEASUREMENTS": f"{M_CURRENT},{M_NEW}"}
     run = keys.run(str(path), "-e", "awx_job_id=45", extra_env=env)
     assert run.returncode != 0
-    assert all(keys.state(k) == UNTOUCHED for k in KEYS)
+    keys.assert_every_key(UNTOUCHED)
     assert "this AWX job holds no host of the group kms_keys" in " ".join(run.stdout.split())
