@@ -69,8 +69,8 @@ class Fleetwide:
                 "allowed": sorted(raw["allowed_measurements"]), "lock": raw.get("lock"),
                 "snapshot_status": (raw.get("snapshot") or {}).get("status")}
 
-    def assert_every_key(self, expected: dict, keys=KEYS) -> None:
-        for key_id in keys:
+    def assert_every_key(self, expected: dict, keys=None) -> None:
+        for key_id in keys or KEYS:
             assert self.state(key_id) == expected, key_id
 
     def bundles(self) -> list:
