@@ -557,11 +557,10 @@ class CallbackModule(CallbackBase):
             if not item:  # loop audits are collected once, from the final result
                 for audit in iter_audits(data):
                     try:
-                        record = self._redactor.redact(to_plain(audit))
-                        audits.append(self._collector.add(record, task_name, host_name))
-                        if host_name in self._key_hosts:
+                        audits.append(self._collector.add(self._redactor.redact(to_plain(audit)), task_name, host_name))
+                        if host_name in self._key_hosts:  # the record redacted and normalized once, above
                             self._key_collectors.setdefault(host_name, AuditCollector(show_commands=self._show_commands)).add(
-                                record, task_name, host_name)
+                                audits[-1], task_name, host_name)
                     except Exception as exc:  # a malformed audit must not stop recording
                         self._errors.append(f"audit from task {task_name!r}: {exc}")
             if audits:
