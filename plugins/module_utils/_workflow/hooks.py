@@ -13,7 +13,10 @@ only the shell, and a hanging hook can never hold a rotation open past its limit
 Their own session also means the signals of an interrupted run (Ctrl-C, AWX cancel, SIGTERM
 to ansible-playbook, which its worker passes on to this module process) never reach them:
 the module catches those signals while a hook runs and stops the hook's group itself, so no
-hook process keeps changing the system while the operator starts a rollback.
+hook process keeps changing the system while the operator starts a rollback. Some cores do not
+pass a controller's SIGTERM on (ansible-core 2.17 ends its workers and leaves this process
+running), so on Linux the module also watches the ansible-playbook process above it and stops
+the hook's group when that process is gone.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import threading
 import time
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence.secret_patterns import Redactor, command_fragments
@@ -60,6 +64,83 @@ def _raise_interrupted(signum, frame):
     raise Interrupted(signum)
 
 
+def _stat(pid: int):
+    """(state, parent pid, start time) of a Linux process, or None when it does not exist (or no /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return None
+    # The command name (2nd field) may hold spaces and parentheses: the fields follow its last ')'.
+    fields = data[data.rindex(b")") + 2:].split()
+    return fields[0].decode(), int(fields[1]), int(fields[19])
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read()
+    except OSError:
+        return b""
+
+
+def controller_chain(max_depth: int = 4):
+    """The processes from this one's parent up to the ansible-playbook process that runs it, as
+    (pid, start time) pairs; None when that process cannot be told (no /proc, a remote target).
+
+    A worker is a fork of ansible-playbook without exec: the first parent whose own parent has the
+    same command line is the worker, and that parent is the controller. The chain stops there, so
+    what started ansible-playbook (a shell that exits, AWX's runner) is not watched.
+    """
+    chain, pid = [], os.getppid()
+    for _depth in range(max_depth):
+        stat = _stat(pid) if pid > 1 else None
+        if stat is None:
+            return None
+        chain.append((pid, stat[2]))
+        parent = stat[1]
+        cmdline = _cmdline(pid)
+        if parent > 1 and cmdline and cmdline == _cmdline(parent):
+            parent_stat = _stat(parent)
+            return chain + [(parent, parent_stat[2])] if parent_stat else None
+        pid = parent
+    return None
+
+
+def chain_alive(chain) -> bool:
+    """False once a process of ``chain`` has exited (a zombie counts as exited; a reused pid too)."""
+    for pid, started in chain:
+        stat = _stat(pid)
+        if stat is None or stat[0] in ("Z", "X") or stat[2] != started:
+            return False
+    return True
+
+
+@contextlib.contextmanager
+def _watch_controller(interval: float = 0.25):
+    """While the block runs, interrupt it as a SIGTERM would when the controller above this module
+    process exits: nobody is left to read the result, but the hook must not outlive the run."""
+    chain = controller_chain()
+    if chain is None:
+        yield
+        return
+    done = threading.Event()
+
+    def watch():
+        while not done.wait(interval):
+            if not chain_alive(chain) and not done.is_set():
+                signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
+                return
+
+    watcher = threading.Thread(target=watch, name="controller-watch", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
+
+
 def run_hook(command: str, timeout: int, env: dict | None = None, chdir: str | None = None, secrets=()) -> dict:
     """Run one hook; return rc, outcome (ok|failed|timeout|interrupted), duration_ms and redacted output.
 
@@ -73,7 +154,7 @@ def run_hook(command: str, timeout: int, env: dict | None = None, chdir: str | N
     child_env.update({k: str(v) for k, v in (env or {}).items()})
     started = time.monotonic()
     proc, stdout, stderr, interrupted = None, b"", b"", None
-    with _signals(_raise_interrupted):
+    with _signals(_raise_interrupted), _watch_controller():
         try:
             proc = subprocess.Popen(["/bin/sh", "-c", command], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, cwd=chdir, env=child_env, start_new_session=True)
