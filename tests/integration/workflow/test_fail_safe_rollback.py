@@ -80,7 +80,7 @@ def test_rollback_of_an_interrupted_rotation_keeps_every_live_enclave(key, runne
     assert result.rc == 2, result.output
     state = key.state()
     assert state["primary"] == 1 and state["allowed"] == TARGET and state["snapshot_status"] == "rolled_back"
-    assert "Kept measurement(s) b2b2b2b2b2b2b2b2... allowed beside the snapshot's allow-list" in result.output
+    assert "Kept measurement(s) b2b2b2b2b2b2b2b2... allowed beside the snapshot's allow-list" in result.flat
 
 
 def test_emergency_rollback_breaks_dead_runs_lock(key, runner):
@@ -112,7 +112,7 @@ def test_emergency_rollback_breaks_dead_runs_lock(key, runner):
     before = _bundles(runner)
     broken = runner.run(["-e", "rotation_action=rollback", "-e", json.dumps({"break_lock_owner": DEAD_OWNER})], versions=False)
     assert broken.rc == 0, broken.output
-    assert f"Broke the rotation lock of '{DEAD_OWNER}' on the operator's request (break_lock_owner)" in broken.output
+    assert f"Broke the rotation lock of '{DEAD_OWNER}' on the operator's request (break_lock_owner)" in broken.flat
     state = key.state()
     assert state["primary"] == 1 and state["lock"] is None
     changes = _summary(runner, before)["changes"]
@@ -152,7 +152,7 @@ def test_env_mismatch_refused_before_change(key, runner):
     ALFRED_ENV agreeing, is refused before it changes anything."""
     first = runner.run()
     assert first.rc == 0, first.output
-    assert "recorded no environment (created before keys recorded one); it now belongs to env 'staging'" in first.output
+    assert "recorded no environment (created before keys recorded one); it now belongs to env 'staging'" in first.flat
     assert key.raw()["env"] == "staging"
 
     stored = key.store_bytes()

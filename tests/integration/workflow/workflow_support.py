@@ -217,6 +217,12 @@ class Result:
         return f"rc={self.rc}\n--- stdout ---\n{self.stdout}\n--- stderr ---\n{self.stderr}"
 
     @property
+    def flat(self) -> str:
+        """The output with its lines joined: ansible-core 2.17 wraps warnings to the terminal width
+        (at spaces, or after a hyphen), so a message is searched for here, not in ``output``."""
+        return " ".join(self.output.replace("-\n", "-").split())
+
+    @property
     def recap(self) -> dict:
         lines = [m.group(1) for m in map(RECAP.match, self.stdout.splitlines()) if m]
         assert lines, f"no PLAY RECAP in the output\n{self.output}"
