@@ -14,10 +14,37 @@ diff, warning and error handling lines live here instead of being repeated in ev
 
 from __future__ import annotations
 
+import re
+from urllib.parse import unquote
+
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import MissingLibraryError, TeeKmsError
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms import registry
+
+
+# The password of a URL's userinfo (scheme://user:password@host): enclave, health check and JWKS URLs
+# may carry credentials (sent as Basic authentication), and a module's result repeats its arguments.
+_URL_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#@\s:]*:([^/?#@\s]+)@")
+
+
+def _strings(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _strings(item)
+
+
+def hide_url_passwords(module: AnsibleModule) -> None:
+    """Treat every URL password among the module's arguments as a no_log value: AnsibleModule then
+    masks it wherever it appears in the result, the echoed arguments (``invocation``) included."""
+    for text in _strings(module.params):
+        for match in _URL_PASSWORD.finditer(text):
+            module.no_log_values.update({match.group(1), unquote(match.group(1))})
 
 
 def make_module(argument_spec: dict, with_provider: bool = True, requirements=(), **kwargs) -> AnsibleModule:
@@ -30,6 +57,7 @@ def make_module(argument_spec: dict, with_provider: bool = True, requirements=()
     spec.update(argument_spec)
     kwargs.setdefault("supports_check_mode", True)
     module = AnsibleModule(argument_spec=spec, **kwargs)
+    hide_url_passwords(module)
     for requirement in requirements:
         problem = requirement.problem()
         if problem is not None:
