@@ -199,7 +199,7 @@ def test_credential_injectors_render_the_runbook_environment():
 
 def test_job_templates_surveys_workflow_and_schedule():
     data = play_vars()
-    rotate_vars = next(play for play in load(ROTATE) if "vars" in play)["vars"]  # after the create import
+    rotate_vars = next(play for play in load(ROTATE) if "tasks" in play)["vars"]  # the rotation play, after the create import
     templates = {t["suffix"]: t for t in data["tee_kms_awx_job_templates"]}
     assert {k: (t["action"], t["job_type"]) for k, t in templates.items()} == {
         "preflight": ("preflight", "run"), "rehearsal": ("all", "check"), "rotate": ("all", "run"),
