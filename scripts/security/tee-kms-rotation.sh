@@ -172,7 +172,10 @@ else
 fi
 
 cmd=("$ansible_playbook" "$repo_root/playbooks/rotate.yml"
-  -e "rotation_action=$action" -e "env=$env_name" -e "kms_provider=$provider")
+  -e "rotation_action=$action" -e "env=$env_name")
+# Only a provider the operator set is passed: an extra var outranks every inventory var, so passing
+# the default would override each key's own kms_provider in a many-key inventory (group kms_keys).
+[[ -n ${ALFRED_KMS_PROVIDER:-} ]] && cmd+=(-e "kms_provider=$provider")
 $confirm_production && cmd+=(-e confirm_production=true)
 $show_commands && cmd+=(-e show_commands=true)
 [[ -n $evidence_dir ]] && cmd+=(-e "{\"evidence_dir\": $(json_string "$evidence_dir")}")
@@ -183,8 +186,10 @@ shown=("${cmd[@]}")
 
 mode="live run"
 $dry_run && mode="dry run (check mode, nothing changes)"
-printf '%s: %s of key %s in %s, provider %s - %s\n' "$PROG" "$action" "${KMS_KEY_ID:-<KMS_KEY_ID unset>}" \
-  "$env_name" "$provider" "$mode"
+key_shown=${KMS_KEY_ID:-"<KMS_KEY_ID unset: the keys of the inventory group kms_keys, if any>"}
+provider_shown=$provider
+[[ -z ${ALFRED_KMS_PROVIDER:-} ]] && provider_shown="$provider (default; a key's own kms_provider in the inventory wins)"
+printf '%s: %s of key %s in %s, provider %s - %s\n' "$PROG" "$action" "$key_shown" "$env_name" "$provider_shown" "$mode"
 for hook in PREFLIGHT STAGE VALIDATE ROLLBACK; do
   var=ALFRED_ROTATION_${hook}_CMD
   if [[ -z ${!var:-} ]]; then

@@ -214,3 +214,34 @@ def test_an_awx_slice_dealt_no_key_host_refuses_the_single_key_fallback(keys):
     assert run.returncode != 0
     keys.assert_every_key(UNTOUCHED)
     assert "this AWX job holds no host of the group kms_keys" in " ".join(run.stdout.split())
+
+
+def test_runbook_wrapper_keeps_each_keys_own_provider(keys):
+    """The runbook wrapper with a kms_keys inventory: without ALFRED_KMS_PROVIDER it passes no
+    provider, so key2's own kms_provider (aws, at an endpoint that refuses connections) is used and
+    fails that key alone before any change; an extra var would have rotated it as a local key."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    hosts = _hosts(key2={"kms_provider": "aws", "kms_aws_region": "us-east-1",
+                         "kms_aws_endpoint_url": f"http://127.0.0.1:{closed}"})
+    env = {k: v for k, v in os.environ.items() if not k.startswith(RUNBOOK_ENV_PREFIXES)}
+    env.update({"ANSIBLE_NOCOLOR": "1", "AWS_ACCESS_KEY_ID": "AKIAEXAMPLEEXAMPLE00", "AWS_SECRET_ACCESS_KEY": "x" * 40,
+                "AWS_MAX_ATTEMPTS": "1", "AWS_EC2_METADATA_DISABLED": "true"})
+    env.pop("ALFRED_KMS_PROVIDER", None)
+    env.pop("KMS_KEY_ID", None)
+    run = subprocess.run([str(REPO / "scripts" / "security" / "tee-kms-rotation.sh"), "all", "--env", "staging",
+                          "--evidence-dir", str(keys.evidence), "--", "-i", keys.inventory(hosts),
+                          "-e", json.dumps({"attestation_trust": keys.trust}), "-e", "health_retries=0", "-e", "health_delay=0"],
+                         env=env, cwd=str(keys.tmp), capture_output=True, text=True, timeout=300, check=False)
+    assert run.returncode == 2, run.stdout[-3000:] + run.stderr[-2000:]
+    banner = run.stdout.splitlines()[0]
+    assert "the keys of the inventory group kms_keys" in banner and "a key's own kms_provider in the inventory wins" in banner
+    assert "kms_provider=" not in next(line for line in run.stdout.splitlines() if ": running " in line)
+    keys.assert_every_key(ROTATED, keys=["tokens/k1", "tokens/k3"])
+    keys.assert_every_key(UNTOUCHED, keys=["tokens/k2"])
+    entries = {k["host"]: k for k in keys.summary()["keys"]}
+    assert entries["key2"]["provider"] == "aws" and entries["key2"]["outcome"] == "failed"
+    assert entries["key1"]["outcome"] == entries["key3"]["outcome"] == "success"
