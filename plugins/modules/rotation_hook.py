@@ -17,10 +17,11 @@ description:
   - When the run is interrupted while the hook runs (SIGINT, SIGTERM or SIGHUP reaching this module,
     as Ctrl-C or a cancel of C(ansible-playbook) does), the whole process group of the hook is stopped
     too and the task fails with outcome C(interrupted) and the C(signal).
-  - On Linux the module also watches the C(ansible-playbook) process whose worker started it (the
-    first parent forked from a process with the same command line) and stops the hook's group when
-    that process or its worker exits, since not every ansible-core passes a controller's SIGTERM on to
-    the module (2.17 does not). A module with no such parent (a remote target) is not watched.
+  - On Linux the module also watches the processes above it up to the C(ansible-playbook) (or
+    C(ansible-runner)) process that runs the play, the one the rotation lock names as its owner, and
+    stops the hook's group when one of them exits, since not every ansible-core passes a controller's
+    SIGTERM on to the module (2.17 does not). A module with no such process above it (a remote
+    target) is not watched.
   - The command text is secret (it may hold credentials); given as O(command) it is returned only as
     a SHA-256 digest. Given as O(visible_command) instead (the playbook does this only with
     C(show_commands=true)), the text is returned too. Output is kept as its last lines with known

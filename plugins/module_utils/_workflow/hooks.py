@@ -29,6 +29,7 @@ import threading
 import time
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence.secret_patterns import Redactor, command_fragments
+from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.processes import chain_alive, controller_chain
 
 OUTPUT_LINES = 50        # lines of stdout/stderr kept, from the end
 OUTPUT_BYTES = 1 << 20   # bytes read per stream at most; hooks are not log shippers
@@ -62,58 +63,6 @@ def _signals(handler):
 
 def _raise_interrupted(signum, frame):
     raise Interrupted(signum)
-
-
-def _stat(pid: int):
-    """(state, parent pid, start time) of a Linux process, or None when it does not exist (or no /proc)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            data = handle.read()
-    except OSError:
-        return None
-    # The command name (2nd field) may hold spaces and parentheses: the fields follow its last ')'.
-    fields = data[data.rindex(b")") + 2:].split()
-    return fields[0].decode(), int(fields[1]), int(fields[19])
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            return handle.read()
-    except OSError:
-        return b""
-
-
-def controller_chain(max_depth: int = 4):
-    """The processes from this one's parent up to the ansible-playbook process that runs it, as
-    (pid, start time) pairs; None when that process cannot be told (no /proc, a remote target).
-
-    A worker is a fork of ansible-playbook without exec: the first parent whose own parent has the
-    same command line is the worker, and that parent is the controller. The chain stops there, so
-    what started ansible-playbook (a shell that exits, AWX's runner) is not watched.
-    """
-    chain, pid = [], os.getppid()
-    for _depth in range(max_depth):
-        stat = _stat(pid) if pid > 1 else None
-        if stat is None:
-            return None
-        chain.append((pid, stat[2]))
-        parent = stat[1]
-        cmdline = _cmdline(pid)
-        if parent > 1 and cmdline and cmdline == _cmdline(parent):
-            parent_stat = _stat(parent)
-            return chain + [(parent, parent_stat[2])] if parent_stat else None
-        pid = parent
-    return None
-
-
-def chain_alive(chain) -> bool:
-    """False once a process of ``chain`` has exited (a zombie counts as exited; a reused pid too)."""
-    for pid, started in chain:
-        stat = _stat(pid)
-        if stat is None or stat[0] in ("Z", "X") or stat[2] != started:
-            return False
-    return True
 
 
 @contextlib.contextmanager

@@ -14,43 +14,13 @@ import getpass
 import os
 import socket
 
-
-def _proc_start(pid: int):
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
-        return int(fields[1]), int(fields[19])  # ppid, starttime (clock ticks since boot)
-    except (OSError, ValueError, IndexError):
-        return None
+from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.processes import controller_chain, proc_stat
 
 
 def _controller_process():
-    """(pid, starttime) of the ansible-playbook (or ansible-runner) process running us.
-
-    A module runs in a worker that ansible-playbook forks for each task, and a fork keeps
-    the parent's command line: the first ``ansible-playbook`` ancestor is that short-lived
-    worker, gone as soon as the task ends. The owner must be the process that lives for the
-    whole run, so keep walking up while the parent is still ansible-playbook.
-    """
-    pid = os.getpid()
-    found = None
-    for dummy in range(16):
-        info = _proc_start(pid)
-        if info is None:
-            break
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as handle:
-                cmdline = handle.read().replace(b"\0", b" ")
-        except OSError:
-            break
-        if b"ansible-playbook" in cmdline or b"ansible-runner" in cmdline:
-            found = (pid, info[1])
-        elif found:
-            break
-        pid = info[0]
-        if pid <= 1:
-            break
-    return found
+    """(pid, starttime) of the ansible-playbook (or ansible-runner) process running us."""
+    chain = controller_chain()
+    return chain[-1] if chain else None
 
 
 def _boot_id():
@@ -109,5 +79,5 @@ def holder_is_gone(owner: str) -> bool:
     here = {"host": socket.gethostname(), "boot": _boot_id(), "pidns": _pid_namespace()}
     if None in here.values() or any(fields.get(name) != value for name, value in here.items()):
         return False
-    info = _proc_start(pid)
-    return info is None or info[1] != start
+    info = proc_stat(pid)
+    return info is None or info[2] != start

@@ -2,9 +2,9 @@
 # Copyright (c) 2026, Alfred security engineering
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""A hook must not outlive the run: the module running it watches the ansible-playbook process
-above it, in real process trees shaped like Ansible's (a controller, its forked worker, the
-worker's /bin/sh and the module's Python)."""
+"""A hook must not outlive the run: the module running it watches the processes up to the
+ansible-playbook process above it, in real process trees shaped like Ansible's (a controller
+named ansible-playbook, its forked worker, the worker's /bin/sh and the module's Python)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow import hooks
+from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow import processes
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="the controller watch reads Linux /proc")
 
@@ -41,8 +41,8 @@ os.waitpid(pid, 0)
 
 MODULE_CHAIN = r"""
 import json, sys
-from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow import hooks
-open(sys.argv[1], "w").write(json.dumps(hooks.controller_chain()))
+from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow import processes
+open(sys.argv[1], "w").write(json.dumps(processes.controller_chain()))
 """
 
 MODULE_HOOK = r"""
@@ -59,7 +59,7 @@ def _tree(tmp_path, module_source: str, name: str):
     module.write_text(module_source)
     out = tmp_path / name
     env = dict(os.environ, PYTHONPATH=COLLECTIONS)
-    controller = tmp_path / "controller.py"
+    controller = tmp_path / "ansible-playbook"  # the name the controller is known by
     controller.write_text(CONTROLLER)
     proc = subprocess.Popen([sys.executable, str(controller), str(out), str(module)], env=env)
     return proc, out
@@ -92,38 +92,38 @@ def test_chain_ends_at_the_controller_above_the_worker(tmp_path):
     assert proc.wait(60) == 0
     chain = json.loads(out.read_text())
     worker, controller = int(Path(f"{out}.worker").read_text()), int(Path(f"{out}.controller").read_text())
-    # The module's /bin/sh, the worker, the controller - and not what started the controller.
+    # The module, its /bin/sh, the worker, the controller - and not what started the controller.
     assert [pid for pid, _start in chain][-2:] == [worker, controller]
-    assert len(chain) == 3
+    assert len(chain) == 4
 
 
-def test_no_chain_without_a_forked_worker_above(tmp_path):
-    """A module started by a process that is not a fork of its parent (a remote target's sshd,
-    a plain shell) has no controller to watch: None, and run_hook does not watch."""
+def test_no_chain_without_a_controller_above(tmp_path):
+    """A module with no ansible-playbook process above it (a remote target's sshd, a plain shell)
+    has no controller to watch: None, and run_hook does not watch."""
     module = tmp_path / "module.py"
     module.write_text(MODULE_CHAIN)
     out = tmp_path / "chain.json"
-    # Two shells, then this test process: each level has a command line of its own.
+    # Two shells, then this test process: none of them is ansible-playbook.
     subprocess.run(["/bin/sh", "-c", f"/bin/sh -c '{sys.executable} {module} {out}; true'; true"],
                    env=dict(os.environ, PYTHONPATH=COLLECTIONS), check=True, timeout=60)
     assert json.loads(out.read_text()) is None
 
 
 def test_chain_alive_notices_exit_and_pid_reuse():
-    me = hooks._stat(os.getpid())
-    assert hooks.chain_alive([(os.getpid(), me[2])])
-    assert not hooks.chain_alive([(os.getpid(), me[2] + 1)])  # same pid, another process
+    me = processes.proc_stat(os.getpid())
+    assert processes.chain_alive([(os.getpid(), me[2])])
+    assert not processes.chain_alive([(os.getpid(), me[2] + 1)])  # same pid, another process
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
-    assert not hooks.chain_alive([(gone.pid, 0)])
+    assert not processes.chain_alive([(gone.pid, 0)])
 
 
 def test_zombie_controller_counts_as_exited():
     child = subprocess.Popen([sys.executable, "-c", "pass"])
-    _wait(lambda: hooks._stat(child.pid) is None or hooks._stat(child.pid)[0] == "Z", 30, "the child to exit")
-    stat = hooks._stat(child.pid)
+    _wait(lambda: processes.proc_stat(child.pid) is None or processes.proc_stat(child.pid)[0] == "Z", 30, "the child to exit")
+    stat = processes.proc_stat(child.pid)
     try:
-        assert stat is None or not hooks.chain_alive([(child.pid, stat[2])])
+        assert stat is None or not processes.chain_alive([(child.pid, stat[2])])
     finally:
         child.wait()
 
