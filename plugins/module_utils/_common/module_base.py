@@ -28,21 +28,22 @@ from ansible_collections.alfred.tee_kms.plugins.module_utils._kms import registr
 _URL_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#@\s:]*:([^/?#@\s]+)@")
 
 
-def _strings(value):
+def strings_in(value):
+    """Every string in ``value`` and in the dicts, lists and tuples it holds."""
     if isinstance(value, str):
         yield value
     elif isinstance(value, dict):
         for item in value.values():
-            yield from _strings(item)
+            yield from strings_in(item)
     elif isinstance(value, (list, tuple)):
         for item in value:
-            yield from _strings(item)
+            yield from strings_in(item)
 
 
 def hide_url_passwords(module: AnsibleModule) -> None:
     """Treat every URL password among the module's arguments as a no_log value: AnsibleModule then
     masks it wherever it appears in the result, the echoed arguments (``invocation``) included."""
-    for text in _strings(module.params):
+    for text in strings_in(module.params):
         for match in _URL_PASSWORD.finditer(text):
             module.no_log_values.update({match.group(1), unquote(match.group(1))})
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import strings_in
 from ansible_collections.alfred.tee_kms.plugins.modules import attestation_verify
 
 HERE = Path(__file__).resolve()
@@ -41,17 +42,6 @@ def run_module(args: dict, capsys) -> tuple:
     return bool(result.get("failed")), result
 
 
-def _strings(value):
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
-
-
 def assert_no_raw_evidence(result: dict, *raws: str):
     text = json.dumps(result)
     for raw in raws:
@@ -60,7 +50,7 @@ def assert_no_raw_evidence(result: dict, *raws: str):
     for row in result.get("results", []):
         assert set(row) <= ROW_KEYS, row
     # No token, signature or base64 blob of any size: the longest legitimate value is a reason.
-    for string in _strings({k: v for k, v in result.items() if k not in ("msg", "invocation")}):
+    for string in strings_in({k: v for k, v in result.items() if k not in ("msg", "invocation")}):
         assert not string.startswith("eyJ"), string[:20]
         assert len(string) < 400, string[:60]
 
