@@ -260,4 +260,3 @@ def test_every_key_input_is_resolved_into_a_fact():
     assert readers and set(play["vars"]["tee_kms_key_input_names"]) <= readers
     assert readers <= facts, sorted(readers - facts)
     assert resolve["no_log"] is True
-
