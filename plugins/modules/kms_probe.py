@@ -12,7 +12,7 @@ short_description: Prove a key version and its attestation policy work, through 
 version_added: 0.1.0
 description:
   - V(canary) encrypts a random canary under O(version) with the token encryption context
-    C({token_key_id, token_version}), fetches fresh evidence from the live enclave at
+    C({token_key_id, token_version}) marked as a canary, fetches fresh evidence from the live enclave at
     O(enclave_url) and decrypts through the attested path. The rotation runs it before promoting.
   - V(allowed_decrypt) is the same check as an enforcement probe after the rotation.
   - V(disallowed_denied) checks that an enclave outside the allow-list is refused. With
@@ -28,7 +28,15 @@ description:
     canary, bound to a fresh nonce. C(result) says what was shown - C(decrypt_proven),
     C(kms_accepted_only) (the enclave has no canary endpoint), C(kms_denied) or C(kms_allowed).
     V(decrypt) is refused there.
-  - Canary plaintexts never leave the module; only digests and ciphertexts are returned.
+  - With O(provider=vault) only the enclave can log in (the key's JWT role refuses the tokens an
+    enclave's public endpoint hands out), so the controller never decrypts. V(canary) and
+    V(allowed_decrypt) ask the enclave's canary endpoint, where the enclave logs in with its own
+    login token and proves the decrypt (C(decrypt_proven); C(unproven) and a failure without a canary
+    endpoint). V(disallowed_denied) asks the probe enclave the same and passes when Vault refuses its
+    login. V(unattested_denied) also fetches a token from O(enclave_url)'s public attestation endpoint
+    and passes only when Vault refuses it at login (RV(probe.public_token_refused)). V(decrypt) is refused.
+  - Canary plaintexts never leave the module; only digests and ciphertexts are returned. Canaries are
+    encrypted under the token context plus C(tee_kms_purpose=canary), which real tokens never carry.
   - In check mode nothing is encrypted or decrypted; the task is reported as skipped, with the reason
     in RV(skip_reason) (a rehearsal has not made the change the probe would prove).
 author:
@@ -49,7 +57,9 @@ options:
     description: Key version to encrypt under. Default is the primary version.
     type: int
   enclave_url:
-    description: Base URL of the enclave that provides the attestation evidence.
+    description:
+      - Base URL of the enclave that provides the attestation evidence (or, with O(provider=vault) and the AWS
+        Recipient flow, that proves the decrypt through its canary endpoint).
     type: str
   attestation_format:
     description: Evidence format the enclave serves.
@@ -91,10 +101,18 @@ probe:
   contains:
     result:
       description:
-        - With O(provider=aws) and O(attestation_format=nitro) only, what the probe showed (see the description).
+        - With O(provider=aws) and O(attestation_format=nitro), and with O(provider=vault), what the probe showed
+          (see the description).
       type: str
-      returned: when the AWS Recipient flow was used
+      returned: when the enclave proved or was refused the decrypt (AWS Recipient flow, Vault)
       sample: decrypt_proven
+    public_token_refused:
+      description:
+        - O(provider=vault), V(unattested_denied) with O(enclave_url) only. Whether Vault refused to log in a
+          token fetched from the enclave's public attestation endpoint, as anyone who reaches the enclave can.
+      type: bool
+      returned: when checked
+      sample: true
 skip_reason:
   description: Why the probe did not run (check mode).
   type: str

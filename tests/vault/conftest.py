@@ -5,6 +5,6 @@ free loopback port, with Transit, KV v2 and JWT auth trusting the enclave simula
 killed at teardown. The helpers live in vault_support.py under a unique module name: every
 suite's conftest is importable only as "conftest", so tests must not import it."""
 
-from vault_support import bao, fleet, inventory, key_id, provider, proxy  # noqa: F401  (fixtures)
+from vault_support import bao, bao_server, enclave_path, fleet, inventory, key_id, provider, proxy  # noqa: F401  (fixtures)
 
-__all__ = ["bao", "fleet", "inventory", "key_id", "provider", "proxy"]
+__all__ = ["bao", "bao_server", "enclave_path", "fleet", "inventory", "key_id", "provider", "proxy"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import yaml
 from jinja2.sandbox import ImmutableSandboxedEnvironment
-from vault_support import M_CURRENT, REPO, approle_with_documented_policy, new_key_id, run_module, trust_of
+from vault_support import M_CURRENT, REPO, new_key, new_key_id, rotation_approle, run_module
 
 CREDENTIAL_TYPE = REPO / "playbooks" / "vars" / "awx_vault_credential_type.yml"
 
@@ -38,8 +38,7 @@ def without_vault(env: dict) -> dict:
 
 
 def test_token_credential_reaches_the_server(bao, fleet, provider, tmp_path):
-    key_id = new_key_id()
-    provider.create_key(key_id, [M_CURRENT], "sha384", trust_of(fleet))
+    key_id = new_key(bao, fleet, provider)
     env = render({"url": bao.url, "token": bao.root_token})
     assert env["ANSIBLE_HASHI_VAULT_AUTH_METHOD"] == "token" and env["VAULT_CACERT"] == "" and env["VAULT_NAMESPACE"] == ""
     got = run_module("kms_key_info", dict(key_id=key_id), bao, env=without_vault(env), tmp_dir=tmp_path)
@@ -48,9 +47,9 @@ def test_token_credential_reaches_the_server(bao, fleet, provider, tmp_path):
 
 
 def test_approle_credential_reaches_the_server(bao, fleet, provider, tmp_path):
-    role_id, secret_id = approle_with_documented_policy(bao, "awx")
     key_id = new_key_id()
-    provider.create_key(key_id, [M_CURRENT], "sha384", trust_of(fleet))
+    role_id, secret_id = rotation_approle(bao, fleet, "awx", [key_id])
+    new_key(bao, fleet, provider, key_id)
     env = render({"url": bao.url, "auth_method": "approle", "role_id": role_id, "secret_id": secret_id})
     assert env["VAULT_TOKEN"] == ""
     got = run_module("kms_key_info", dict(key_id=key_id), bao, env=without_vault(env), tmp_dir=tmp_path)

@@ -14,7 +14,7 @@ import shlex
 
 import pytest
 from test_workflow_vault import Canaries, rotate, summary
-from vault_support import M_CURRENT, REPO, TARGET, bao_binary, new_key_id, server_state, trust_of
+from vault_support import M_CURRENT, TARGET, bao_binary, new_key, rotation_approle, server_state
 
 pytestmark = pytest.mark.slow
 
@@ -22,9 +22,8 @@ AT_SNAPSHOT = {"primary": 1, "allowed": [M_CURRENT], "lock": None, "min_decrypti
 ROTATED = {"primary": 2, "allowed": TARGET, "lock": None, "min_decryption_version": 1}
 
 
-def key_with_canary(provider, fleet):
-    key_id = new_key_id()
-    provider.create_key(key_id, [M_CURRENT], "sha384", trust_of(fleet))
+def key_with_canary(provider, fleet, bao):
+    key_id = new_key(bao, fleet, provider)
     canaries = Canaries(provider, key_id, fleet)
     canaries.add(1)
     return key_id, canaries
@@ -36,7 +35,7 @@ def shape(bao, key_id) -> dict:
 
 
 def test_server_stops_answering_mid_stage_then_emergency_rollback(bao, proxy, inventory, fleet, tmp_path, provider):
-    key_id, canaries = key_with_canary(provider, fleet)
+    key_id, canaries = key_with_canary(provider, fleet, bao)
     failed = rotate(bao, inventory, fleet, tmp_path, key_id, env={"VAULT_ADDR": proxy.url, "ALFRED_ROTATION_STAGE_CMD": proxy.hook("down")})
     assert failed.returncode != 0
     assert "could not be reached" in failed.stdout, failed.stdout[-3000:]
@@ -53,7 +52,7 @@ def test_server_stops_answering_mid_stage_then_emergency_rollback(bao, proxy, in
 
 
 def test_transient_503s_mid_stage_are_retried_and_the_rotation_completes(bao, proxy, inventory, fleet, tmp_path, provider):
-    key_id, canaries = key_with_canary(provider, fleet)
+    key_id, canaries = key_with_canary(provider, fleet, bao)
     run = rotate(bao, inventory, fleet, tmp_path, key_id, env={"VAULT_ADDR": proxy.url, "ALFRED_ROTATION_STAGE_CMD": proxy.hook("503", 2)})
     assert run.returncode == 0, run.stdout[-3000:]
     assert proxy.hits_503 == 2
@@ -63,7 +62,7 @@ def test_transient_503s_mid_stage_are_retried_and_the_rotation_completes(bao, pr
 
 
 def test_sealed_server_mid_stage_then_unseal_and_emergency_rollback(bao, inventory, fleet, tmp_path, provider):
-    key_id, canaries = key_with_canary(provider, fleet)
+    key_id, canaries = key_with_canary(provider, fleet, bao)
     seal = f"{shlex.quote(bao_binary())} operator seal"
     try:
         failed = rotate(bao, inventory, fleet, tmp_path, key_id, env={"ALFRED_ROTATION_STAGE_CMD": seal})
@@ -80,15 +79,16 @@ def test_sealed_server_mid_stage_then_unseal_and_emergency_rollback(bao, invento
 
 
 def test_token_without_permission_to_change_the_allow_list(bao, inventory, fleet, tmp_path, provider):
-    """The documented policy minus write on the JWT roles: the stage is refused at the allow-list,
+    """The key's rotation policy minus write on its JWT role: the stage is refused at the allow-list,
     the automatic rollback leaves the key at its snapshot, and the message names the cause."""
-    policy = (REPO / "docs" / "providers" / "vault-policy.hcl").read_text()
-    limited = policy.replace('path "auth/jwt/role/tee-kms-*" {\n  capabilities = ["create", "read", "update"]',
-                             'path "auth/jwt/role/tee-kms-*" {\n  capabilities = ["read"]')
+    key_id, canaries = key_with_canary(provider, fleet, bao)
+    rotation_approle(bao, fleet, "no-allowlist", [key_id])
+    policy = bao.api("GET", f"sys/policies/acl/tee-kms-{key_id}-rotation")["data"]["policy"]
+    limited = policy.replace(f'path "auth/jwt/role/tee-kms-{key_id}" {{\n  capabilities = ["read", "update"]',
+                             f'path "auth/jwt/role/tee-kms-{key_id}" {{\n  capabilities = ["read"]')
     assert limited != policy
     bao.api("POST", "sys/policies/acl/tee-kms-no-allowlist", {"policy": limited})
     token = bao.api("POST", "auth/token/create", {"policies": ["tee-kms-no-allowlist"], "ttl": "10m"})["auth"]["client_token"]
-    key_id, canaries = key_with_canary(provider, fleet)
     failed = rotate(bao, inventory, fleet, tmp_path, key_id, env={"VAULT_TOKEN": token})
     assert failed.returncode != 0
     assert "permission denied" in failed.stdout and f"key '{key_id}'" in failed.stdout, failed.stdout[-3000:]

@@ -8,12 +8,49 @@ module runs as its own process; the connection comes from VAULT_ADDR/VAULT_TOKEN
 
 from __future__ import annotations
 
-from vault_support import M_CURRENT, M_NEW, M_PROBE, TARGET, new_key_id, run_module, server_state, trust_of
+from pathlib import Path
+
+from module_process import run_module_process
+from vault_support import M_CURRENT, M_NEW, M_PROBE, REPO, TARGET, grant_access, new_key_id, run_module, server_state, trust_of, vault_env
 
 
 def create(bao, fleet, tmp_path, key_id, check=False, diff=False):
+    if not check:
+        grant_access(bao, fleet, key_id)  # the administrator's one-time step
     return run_module("kms_key", dict(key_id=key_id, allowed_measurements=[M_CURRENT], attestation_trust=trust_of(fleet)),
                       bao, check=check, diff=diff, tmp_dir=tmp_path)
+
+
+def access(bao, fleet, tmp_path, key_id, check=False, diff=False, **extra):
+    """vault_key_access (no provider option: it is Vault's) as the administrator (root token)."""
+    args = dict(key_id=key_id, login_audience=fleet.trust["jwt_login_audience"], **extra)
+    return run_module_process("vault_key_access", args, vault_env(bao), check=check, diff=diff, tmp_dir=tmp_path)
+
+
+def test_vault_key_access_check_mode_apply_idempotent(bao, fleet, tmp_path):
+    key_id = new_key_id()
+    checked = access(bao, fleet, tmp_path, key_id, check=True, diff=True)
+    assert checked["_rc"] == 0, checked
+    assert checked["changed"] and sorted(checked["updated"]) == ["decrypt_policy", "role", "rotation_policy"]
+    assert checked["diff"]["before"]["role"] is None and checked["diff"]["after"]["role"]["bound_audiences"] == ["alfred-tee-kms-login"]
+    missing = run_module("kms_key", dict(key_id=key_id, allowed_measurements=[M_CURRENT], attestation_trust=trust_of(fleet)),
+                         bao, tmp_dir=tmp_path)
+    assert missing["failed"] and "does not exist" in missing["msg"] and "vault_setup.yml" in missing["msg"], missing  # check wrote nothing
+    applied = access(bao, fleet, tmp_path, key_id)
+    assert applied["changed"] and applied["names"]["role"] == f"tee-kms-{key_id}"
+    assert access(bao, fleet, tmp_path, key_id, diff=True)["changed"] is False
+    role = bao.api("GET", f"auth/jwt/role/tee-kms-{key_id}")["data"]
+    assert role["bound_claims"] == {"measurement": ["tee-kms:no-enclave-allowed-yet"]}  # nobody until the key is created
+    assert role["expiration_leeway"] == -1 and role["token_num_uses"] == 1 and role["token_policies"] == [f"tee-kms-{key_id}-decrypt"]
+    refused = access(bao, fleet, tmp_path, "a/b")
+    assert refused["failed"] and "Transit key name" in refused["msg"]
+    assert bao.root_token not in checked["_raw"] + applied["_raw"]
+
+
+def test_documented_rotation_policy_is_what_the_module_writes(bao, fleet, tmp_path):
+    """docs/providers/vault-policy.hcl is the rotation policy of the example key tokens-refresh, exactly."""
+    written = access(bao, fleet, tmp_path, "tokens-refresh", check=True)["rotation_policy"]
+    assert written == (Path(REPO) / "docs" / "providers" / "vault-policy.hcl").read_text()
 
 
 def test_kms_key_check_mode_apply_idempotent(bao, fleet, tmp_path):

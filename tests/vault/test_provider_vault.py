@@ -11,9 +11,12 @@ import base64
 import multiprocessing
 import sys
 import urllib.error
+import urllib.request
 
 import pytest
-from vault_support import M_CURRENT, M_NEW, M_PROBE, TARGET, approle_with_documented_policy, build, new_key_id, server_state, trust_of
+from vault_support import (
+    M_CURRENT, M_NEW, M_PROBE, TARGET, build, enclave_decrypts, grant_access, new_key, new_key_id, rotation_approle, server_state, trust_of,
+)
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import (
     AccessDeniedError,
@@ -24,13 +27,15 @@ from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors impo
     NotFoundError,
     ProviderError,
 )
-from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.probes import evidence_from, run_probe, token_context
+from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.probes import canary_context, evidence_from, run_probe
 
-CONTEXT = {"token_key_id": "k", "token_version": "1"}
+# Ciphertexts the tests let an enclave decrypt go through its canary endpoint, which decrypts canaries only.
+CONTEXT = canary_context("k", 1)
 
 
-def attested(fleet, name):
-    return evidence_from(fleet.urls[name], "jwt", 5.0, "test")
+def public_token(fleet, name, purpose="test"):
+    """What anyone who reaches the enclave gets from its public attestation endpoint."""
+    return evidence_from(fleet.urls[name], "jwt", 5.0, purpose)
 
 
 # --------------------------------------------------------------------------- rotation model
@@ -58,9 +63,8 @@ def test_staged_version_is_not_used_until_promoted_and_rollback_keeps_every_vers
     assert after["primary"] == 1 and after["allowed"] == [M_CURRENT] and after["versions"] == [1, 2]
     assert after["min_decryption_version"] == 1 and after["min_encryption_version"] == 0
     assert provider.encrypt(key_id, b"back", CONTEXT).startswith("vault:v1:")
-    enclave = attested(fleet, "enclave-1")
-    assert provider.decrypt(key_id, v2, CONTEXT, enclave) == b"two"
-    assert provider.decrypt(key_id, v1, CONTEXT, attested(fleet, "enclave-1")) == b"one"
+    assert enclave_decrypts(fleet, "enclave-1", key_id, v2, CONTEXT, b"two")
+    assert enclave_decrypts(fleet, "enclave-1", key_id, v1, CONTEXT, b"one")
 
 
 def test_versions_are_sequential_and_a_concurrent_rotate_is_detected(provider, key_id, bao):
@@ -85,8 +89,8 @@ def test_disable_destroy_and_delete_are_refused_without_touching_the_key(provide
 
 def test_ciphertext_is_bound_to_its_context(provider, key_id, fleet):
     sealed = provider.encrypt(key_id, b"bound", CONTEXT)
-    with pytest.raises(AccessDeniedError, match="does not authenticate under this encryption context"):
-        provider.decrypt(key_id, sealed, dict(CONTEXT, token_version="2"), attested(fleet, "enclave-1"))
+    assert enclave_decrypts(fleet, "enclave-1", key_id, sealed, CONTEXT, b"bound")
+    assert not enclave_decrypts(fleet, "enclave-1", key_id, sealed, dict(CONTEXT, token_version="2"), b"bound")
 
 
 # --------------------------------------------------------------------------- enforcement
@@ -94,48 +98,106 @@ def test_ciphertext_is_bound_to_its_context(provider, key_id, fleet):
 def test_server_enforces_the_allow_list_at_login(provider, key_id, fleet, bao, monkeypatch):
     # The operator's token in the environment must never be what decrypts (hvac reads VAULT_TOKEN).
     monkeypatch.setenv("VAULT_TOKEN", bao.root_token)
-    context = token_context(key_id, 1)
     allowed = run_probe(provider, "allowed_decrypt", key_id, 1, fleet.urls["enclave-1"], "jwt")
-    assert allowed["passed"], allowed
+    assert allowed["passed"] and allowed["result"] == "decrypt_proven", allowed
     probe = run_probe(provider, "disallowed_denied", key_id, 1, fleet.urls["probe-1"], "jwt")
-    assert probe["passed"] and 'claim "measurement" does not match' in probe["detail"], probe
-    unattested = run_probe(provider, "unattested_denied", key_id, 1)
-    assert unattested["passed"] and "permission denied" in unattested["detail"], unattested
+    assert probe["passed"] and probe["method"] == "probe_enclave" and 'claim "measurement" does not match' in probe["detail"], probe
+    unattested = run_probe(provider, "unattested_denied", key_id, 1, fleet.urls["enclave-1"], "jwt")
+    assert unattested["passed"] and unattested["public_token_refused"], unattested
+    assert "permission denied" in unattested["detail"] and "audience" in unattested["detail"], unattested
     # Adding the probe's measurement to the server's role is what lets it in: the server decides.
     provider.set_allowed_measurements(key_id, [M_CURRENT, M_PROBE])
-    sealed = provider.encrypt(key_id, b"now allowed", context)
-    assert provider.decrypt(key_id, sealed, context, attested(fleet, "probe-1")) == b"now allowed"
+    sealed = provider.encrypt(key_id, b"now allowed", CONTEXT)
+    assert enclave_decrypts(fleet, "probe-1", key_id, sealed, CONTEXT, b"now allowed")
 
 
-def test_forged_and_expired_tokens_are_refused_by_the_server(provider, key_id, fleet):
-    sealed = provider.encrypt(key_id, b"secret", CONTEXT)
-    for mode in ("bad-signature", "stale"):
+def test_forged_and_expired_login_tokens_are_refused_by_the_server(provider, key_id, fleet):
+    for mode, cause in (("bad-signature", "signature"), ("stale", "expired")):
         fleet.configure("enclave-1", mode=mode)
         try:
-            with pytest.raises(AccessDeniedError, match="the server refused the attestation login"):
-                provider.decrypt(key_id, sealed, CONTEXT, attested(fleet, "enclave-1"))
+            probe = run_probe(provider, "allowed_decrypt", key_id, 1, fleet.urls["enclave-1"], "jwt")
         finally:
             fleet.configure("enclave-1", mode="ok")
+        assert not probe["passed"] and probe["result"] == "kms_denied" and "login_refused" in probe["detail"], probe
+        assert cause in probe["detail"], probe
+    sealed = provider.encrypt(key_id, b"secret", CONTEXT)
     with pytest.raises(AccessDeniedError, match="jwt attestation tokens only"):
         provider.decrypt(key_id, sealed, CONTEXT, evidence_from(fleet.urls["enclave-1"], "alfred", 5.0, "test"))
 
 
-def test_login_token_decrypts_once_and_only_this_key(provider, key_id, fleet, bao):
-    other = new_key_id()
-    provider.create_key(other, [M_CURRENT], "sha384", trust_of(fleet))
+@pytest.mark.parametrize("purpose", ["kms-decrypt", "attestation-verify", "none"])
+def test_public_attestation_token_cannot_log_in(provider, key_id, fleet, bao, purpose):
+    """Finding 1: anyone who reaches an enclave gets its attestation tokens; none may log in, whatever
+    nonce the caller asked for (the decrypt gate's own purpose nonce included)."""
+    sealed = provider.encrypt(key_id, b"the application's token", CONTEXT)
+    wanted = {"kms-decrypt": f"kms-decrypt:{key_id}", "attestation-verify": "attestation-verify", "none": None}[purpose]
+    if wanted is None:
+        with urllib.request.urlopen(fleet.urls["enclave-1"] + "/v1/attestation/document?format=jwt", timeout=10) as answer:
+            token = answer.read().decode("ascii")
+        evidence = {"format": "jwt", "document": token.encode("ascii")}
+    else:
+        evidence = public_token(fleet, "enclave-1", wanted)
+        token = evidence["document"].decode("ascii")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        bao.api("POST", "auth/jwt/login", {"role": f"tee-kms-{key_id}", "jwt": token}, token="")
+    assert refused.value.code == 400 and b"audience" in refused.value.read()
+    with pytest.raises(AccessDeniedError, match="the server refused the attestation login .*audience"):
+        provider.decrypt(key_id, sealed, CONTEXT, evidence)
+    # The enclave itself still decrypts, with a login token it never hands out.
+    assert enclave_decrypts(fleet, "enclave-1", key_id, sealed, CONTEXT, b"the application's token")
+
+
+def _captured_login(bao, fleet, enclave_path, seconds):
+    """A genuine login token of enclave-2 (lifetime ``seconds``), captured on its path to Vault
+    while it decrypted for a new key: (key, ciphertext, the login JWT)."""
+    key = new_key(bao, fleet, measurements=(M_NEW,))
+    sealed = build(bao).encrypt(key, b"captured", CONTEXT)
+    fleet.configure("enclave-2", login_token_seconds=seconds)
+    try:
+        assert enclave_decrypts(fleet, "enclave-2", key, sealed, CONTEXT, b"captured")
+    finally:
+        fleet.configure("enclave-2", login_token_seconds=None)
+    [login] = [body for body in enclave_path.logins if body.get("role") == f"tee-kms-{key}"]
+    return key, sealed, login["jwt"]
+
+
+def test_login_token_decrypts_once_and_only_this_key(bao, fleet, enclave_path):
+    key_id, mine, jwt = _captured_login(bao, fleet, enclave_path, 30)
+    provider = build(bao)
+    other = new_key(bao, fleet, provider)
     theirs = provider.encrypt(other, b"other key", CONTEXT)
-    mine = provider.encrypt(key_id, b"mine", CONTEXT)
-    jwt = attested(fleet, "enclave-1")["document"].decode("ascii")
     login = bao.api("POST", "auth/jwt/login", {"role": f"tee-kms-{key_id}", "jwt": jwt}, token="")
     token = login["auth"]["client_token"]
     assert login["auth"]["policies"] == [f"tee-kms-{key_id}-decrypt"]
     with pytest.raises(urllib.error.HTTPError) as denied:
         bao.api("POST", f"transit/decrypt/{other}", {"ciphertext": theirs, "context": provider._context(CONTEXT)}, token=token)
     assert denied.value.code == 403
+    # Within its window (30 s here) a captured login token logs in again: Vault checks no nonce.
     one_use = bao.api("POST", "auth/jwt/login", {"role": f"tee-kms-{key_id}", "jwt": jwt}, token="")["auth"]["client_token"]
     assert bao.api("POST", f"transit/decrypt/{key_id}", {"ciphertext": mine, "context": provider._context(CONTEXT)}, token=one_use)
     with pytest.raises(urllib.error.HTTPError):
         bao.api("POST", f"transit/decrypt/{key_id}", {"ciphertext": mine, "context": provider._context(CONTEXT)}, token=one_use)
+    with pytest.raises(urllib.error.HTTPError) as wrong_role:  # and only to its own key's role
+        bao.api("POST", "auth/jwt/login", {"role": f"tee-kms-{other}", "jwt": jwt}, token="")
+    assert wrong_role.value.code == 400
+
+
+def test_captured_login_token_replayed_after_its_window_is_refused(bao, fleet, enclave_path):
+    """Finding 1: a login token replayed once its exp has passed is refused. Vault's default leeways
+    (150 s after exp) would still admit it; the role allows a few seconds of clock skew only."""
+    import base64
+    import json as json_module
+    import time
+
+    from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.vault_access import CLOCK_SKEW_LEEWAY
+
+    key_id, dummy, jwt = _captured_login(bao, fleet, enclave_path, 2)
+    claims = json_module.loads(base64.urlsafe_b64decode(jwt.split(".")[1] + "=="))
+    assert claims["exp"] - claims["iat"] == 2 and claims["aud"] == "alfred-tee-kms-login"
+    time.sleep(max(0.0, claims["exp"] + CLOCK_SKEW_LEEWAY + 1 - time.time()))
+    with pytest.raises(urllib.error.HTTPError) as late:
+        bao.api("POST", "auth/jwt/login", {"role": f"tee-kms-{key_id}", "jwt": jwt}, token="")
+    assert late.value.code == 400 and b"expired" in late.value.read()
 
 
 def test_evaluate_policy_reads_the_servers_role(provider, key_id, bao):
@@ -220,8 +282,15 @@ def test_snapshot_is_kept_on_the_server_for_a_fresh_controller(provider, key_id,
 
 def test_create_refusals_write_nothing(provider, fleet, bao):
     name = new_key_id()
-    with pytest.raises(InputError, match="attestation_trust.audience is required"):
-        provider.create_key(name, [M_CURRENT], "sha384", {"issuer": "x"})
+    with pytest.raises(InputError, match="attestation_trust.login_audience is required"):
+        provider.create_key(name, [M_CURRENT], "sha384", {"issuer": "x", "audience": "a"})
+    with pytest.raises(InputError, match="JWT role tee-kms-.* does not exist.*vault_setup.yml"):
+        provider.create_key(name, [M_CURRENT], "sha384", trust_of(fleet))  # no administrator's setup yet
+    grant_access(bao, fleet, name)
+    with pytest.raises(InputError, match="login_audience must differ from audience"):
+        provider.create_key(name, [M_CURRENT], "sha384", dict(trust_of(fleet), login_audience=trust_of(fleet)["audience"]))
+    with pytest.raises(InputError, match="bound_audiences is"):  # a trust the role does not enforce
+        provider.create_key(name, [M_CURRENT], "sha384", dict(trust_of(fleet), login_audience="something-else"))
     with pytest.raises(InputError, match="allowed_measurements must not be empty"):
         provider.create_key(name, [], "sha384", trust_of(fleet))
     with pytest.raises(InputError, match="Transit key name"):
@@ -230,20 +299,19 @@ def test_create_refusals_write_nothing(provider, fleet, bao):
         provider.describe_key(name)
     with pytest.raises(urllib.error.HTTPError):
         bao.api("GET", f"secret/data/tee-kms/{name}/meta")
-    provider.create_key(name, [M_CURRENT], "sha384", trust_of(fleet))
+    new_key(bao, fleet, provider, name)
     with pytest.raises(ConflictError, match="already exists"):
         provider.create_key(name, [M_NEW], "sha384", trust_of(fleet))
     assert server_state(bao, name)["allowed"] == [M_CURRENT]
 
 
-def test_environment_is_recorded_once(provider, key_id, fleet):
+def test_environment_is_recorded_once(provider, key_id, fleet, bao):
     assert provider.describe_key(key_id)["env"] is None
     provider.record_env(key_id, "staging")
     provider.record_env(key_id, "staging")
     with pytest.raises(ConflictError, match="it already belongs to env 'staging'"):
         provider.record_env(key_id, "production")
-    bound = new_key_id()
-    provider.create_key(bound, [M_CURRENT], "sha384", trust_of(fleet), env="production")
+    bound = new_key(bao, fleet, provider, env="production")
     assert provider.describe_key(bound)["env"] == "production"
 
 
@@ -270,11 +338,27 @@ def test_missing_hvac_is_reported(bao, monkeypatch):
     assert info.value.library == "hvac" and "the vault KMS provider" in str(info.value)
 
 
-def test_approle_login_with_the_documented_policy(bao, fleet):
-    """The policy docs/providers/vault.md gives the collection is enough for a whole rotation."""
-    role_id, secret_id = approle_with_documented_policy(bao, "rotation")
-    provider = build(bao, token=None, auth_method="approle", role_id=role_id, secret_id=secret_id)
+def _as(server, token):
+    """Call the server with ``token``: (HTTP status, body text)."""
+    def call(method, path, payload=None):
+        try:
+            server.api(method, path, payload, token=token)
+        except urllib.error.HTTPError as exc:
+            return exc.code
+        return 200
+    return call
+
+
+def _rotation_login(bao, fleet, role, keys):
+    role_id, secret_id = rotation_approle(bao, fleet, role, keys)
+    return role_id, secret_id, bao.api("POST", "auth/approle/login", {"role_id": role_id, "secret_id": secret_id}, token="")["auth"]
+
+
+def test_approle_login_with_the_documented_setup(bao, fleet):
+    """The rotation identity the administrator's setup gives (vault_key_access) is enough for a whole rotation."""
     name = new_key_id()
+    role_id, secret_id, dummy = _rotation_login(bao, fleet, "rotation", [name])
+    provider = build(bao, token=None, auth_method="approle", role_id=role_id, secret_id=secret_id)
     provider.create_key(name, [M_CURRENT], "sha384", trust_of(fleet))
     provider.acquire_lock(name, "run", 60)
     provider.save_snapshot(name, {"status": "recorded"})
@@ -284,7 +368,7 @@ def test_approle_login_with_the_documented_policy(bao, fleet):
     provider.set_primary(name, 2)
     provider.restore(name, 1, [M_CURRENT])
     assert provider.release_lock(name, "run")
-    # The policy gives no decrypt: the rotation's own login cannot read data.
+    # The identity gives no decrypt: the rotation's own login cannot read data.
     with pytest.raises(AccessDeniedError):
         provider.vault.call(lambda: provider.vault.client().secrets.transit.decrypt_data(
             name, provider.encrypt(name, b"x", CONTEXT), context=provider._context(CONTEXT)), "decrypt", "test")
@@ -292,3 +376,96 @@ def test_approle_login_with_the_documented_policy(bao, fleet):
     with pytest.raises(AccessDeniedError, match="refused the AppRole login") as info:
         wrong.describe_key(name)
     assert "not-the-secret-id" not in str(info.value)
+
+
+def test_rotation_identity_cannot_make_itself_root(bao, fleet):
+    """Finding 2: what the reviewer did with the documented identity, and every other way up, refused."""
+    name = new_key_id()
+    role_id, secret_id, auth = _rotation_login(bao, fleet, "rotation-escalation", [name])
+    assert sorted(auth["policies"]) == ["default", f"tee-kms-{name}-rotation"]
+    new_key(bao, fleet, name=name)
+    other = new_key(bao, fleet)  # another key on the same mounts, not this identity's
+    bao.api("POST", "secret/data/other-team/db", {"data": {"password": "theirs"}})
+    call = _as(bao, auth["client_token"])
+    root_policy = {"policy": 'path "*" { capabilities = ["create", "read", "update", "delete", "list", "sudo"] }'}
+    refused = {
+        "write a policy of its own": call("POST", "sys/policies/acl/tee-kms-evil", root_policy),
+        "rewrite the key's decrypt policy": call("POST", f"sys/policies/acl/tee-kms-{name}-decrypt", root_policy),
+        "rewrite its own rotation policy": call("POST", f"sys/policies/acl/tee-kms-{name}-rotation", root_policy),
+        "create a JWT role": call("POST", "auth/jwt/role/tee-kms-evil", {"role_type": "jwt", "user_claim": "sub",
+                                                                         "bound_audiences": ["x"], "token_policies": ["default"]}),
+        "give the key's role other policies": call("POST", f"auth/jwt/role/tee-kms-{name}", {"role_type": "jwt", "token_policies": ["root"]}),
+        "template the role's policies from claims": call("POST", f"auth/jwt/role/tee-kms-{name}",
+                                                         {"role_type": "jwt", "token_policies_template_claims": True}),
+        "let public tokens log in": call("POST", f"auth/jwt/role/tee-kms-{name}", {"role_type": "jwt", "bound_audiences": ["alfred-tee-kms"]}),
+        "lengthen the login": call("POST", f"auth/jwt/role/tee-kms-{name}", {"role_type": "jwt", "token_num_uses": 0, "token_ttl": "768h"}),
+        "accept expired tokens": call("POST", f"auth/jwt/role/tee-kms-{name}", {"role_type": "jwt", "expiration_leeway": 3600}),
+        "glob the allow-list": call("POST", f"auth/jwt/role/tee-kms-{name}", {"role_type": "jwt", "bound_claims_type": "glob"}),
+        "delete the key's role": call("DELETE", f"auth/jwt/role/tee-kms-{name}"),
+        "touch another key's role": call("POST", f"auth/jwt/role/tee-kms-{other}", {"role_type": "jwt", "bound_claims": {"measurement": [M_PROBE]}}),
+        "rotate another key": call("POST", f"transit/keys/{other}/rotate", {}),
+        "decrypt": call("POST", f"transit/decrypt/{name}", {"ciphertext": "vault:v1:AAAA", "context": "e30="}),
+        "trim versions": call("POST", f"transit/keys/{name}/trim", {"min_available_version": 1}),
+        "reconfigure the key": call("POST", f"transit/keys/{name}/config", {"min_decryption_version": 1, "deletion_allowed": True}),
+        "export the key": call("GET", f"transit/export/encryption-key/{name}"),
+        "back up the key": call("GET", f"transit/backup/{name}"),
+        "make an exportable key": call("POST", f"transit/keys/{new_key_id()}", {"type": "aes256-gcm96", "exportable": True}),
+        "delete a record": call("DELETE", f"secret/data/tee-kms/{name}/meta"),
+        "read another team's secret": call("GET", "secret/data/other-team/db"),
+        "read another key's records": call("GET", f"secret/data/tee-kms/{other}/meta"),
+        "list secrets": call("LIST", "secret/metadata/"),
+        "create an orphan token": call("POST", "auth/token/create-orphan", {"policies": ["root"]}),
+        "create a child token": call("POST", "auth/token/create", {"policies": [f"tee-kms-{other}-decrypt"]}),
+        "change its AppRole": call("POST", "auth/approle/role/rotation-escalation", {"token_policies": ["root"]}),
+        "mint secret ids": call("POST", "auth/approle/role/rotation-escalation/secret-id"),
+    }
+    for path in ("sys/auth", "sys/mounts", "sys/audit", "sys/policies/acl", "sys/raw/core", "sys/config/auditing/request-headers",
+                 "sys/leases/lookup/", "sys/plugins/catalog", "sys/key-status", "sys/rotate", "sys/seal", "sys/step-down",
+                 "sys/generate-root/attempt", "sys/internal/counters/activity", "sys/storage/raft/configuration",
+                 "sys/metrics", "sys/pprof/", "sys/host-info", "sys/config/cors", "sys/loggers"):
+        refused[f"GET {path}"] = call("GET", path)
+    for path in ("sys/auth/evil", "sys/mounts/evil", "sys/audit/evil", "sys/rotate", "sys/seal", "sys/step-down",
+                 "sys/leases/revoke-force/auth", "sys/revoke-prefix/auth", "sys/generate-root/attempt", "sys/plugins/reload/backend",
+                 "sys/config/cors", "sys/tools/random"):
+        refused[f"POST {path}"] = call("POST", path, {"type": "kv"} if path.startswith(("sys/auth/", "sys/mounts/", "sys/audit/")) else {})
+    # A request counts against the identity when it succeeds for it; a dev server answers a few sys/
+    # paths to anyone (metrics, a step-down on a single node): those say nothing about the identity.
+    anonymous = _as(bao, "")
+    succeeded = {what for what, status in refused.items() if status not in (400, 403, 405)}
+    gained = {what for what in succeeded if what.split(" ", 1)[0] not in ("GET", "POST")
+              or anonymous(*what.split(" ", 1)) in (400, 403, 405)}
+    # sys/tools/random is in Vault's default policy (harmless): everything else is refused.
+    assert gained <= {"POST sys/tools/random"}, {what: refused[what] for what in gained}
+    # What the identity is for still works: the allow-list of its own key.
+    assert call("POST", f"auth/jwt/role/tee-kms-{name}", {"role_type": "jwt", "bound_claims": {"measurement": [M_CURRENT, M_NEW]}}) == 200
+    assert server_state(bao, name)["allowed"] == sorted([M_CURRENT, M_NEW])
+    role = bao.api("GET", f"auth/jwt/role/tee-kms-{name}")["data"]
+    assert role["token_policies"] == [f"tee-kms-{name}-decrypt"] and role["bound_audiences"] == ["alfred-tee-kms-login"]
+
+
+def test_key_whose_role_admits_public_tokens_is_not_rotated(provider, key_id, bao, fleet):
+    """A role left as the old collection wrote it (the public audience) is refused for every change but a rollback."""
+    bao.api("POST", f"auth/jwt/role/tee-kms-{key_id}", {"role_type": "jwt", "bound_audiences": [trust_of(fleet)["audience"]]})
+    for change in (lambda: provider.create_version(key_id, 2), lambda: provider.set_allowed_measurements(key_id, TARGET)):
+        with pytest.raises(InputError, match="Vault access is not set up .*bound_audiences.*vault_setup.yml"):
+            change()
+    assert not provider.evaluate_policy(key_id, M_CURRENT)
+    assert server_state(bao, key_id)["versions"] == [1]
+    provider.restore(key_id, 1, [M_CURRENT])  # an emergency rollback still works
+    assert grant_access(bao, fleet, key_id)["updated"] == ["role"]  # the administrator's step repairs it
+    assert grant_access(bao, fleet, key_id)["changed"] is False
+    provider.create_version(key_id, 2)
+
+
+def test_vault_soft_deleted_lock_record_does_not_block_the_lock(provider, key_id, bao):
+    """Finding 6: a lock record whose latest version was (soft) deleted blocked every later lock."""
+    provider.acquire_lock(key_id, "run-a", 60)
+    bao.api("DELETE", f"secret/data/tee-kms/{key_id}/lock")
+    assert provider.get_lock(key_id) is None
+    assert provider.acquire_lock(key_id, "run-b", 60)["owner"] == "run-b"
+    assert provider.release_lock(key_id, "run-b") is True
+    bao.api("DELETE", f"secret/data/tee-kms/{key_id}/snapshot") if server_state(bao, key_id)["snapshot"] else None
+    provider.save_snapshot(key_id, {"status": "recorded"})
+    bao.api("DELETE", f"secret/data/tee-kms/{key_id}/snapshot")
+    provider.save_snapshot(key_id, {"status": "recorded", "primary_version": 1})
+    assert provider.get_snapshot(key_id) == {"status": "recorded", "primary_version": 1}

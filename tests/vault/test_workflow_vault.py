@@ -5,7 +5,8 @@
 """playbooks/rotate.yml with kms_provider=vault against a real OpenBao server and simulated
 enclaves serving jwt attestation tokens: the check-mode rehearsal, the rotation, an emergency
 rollback in a later run that knows only the key name, and the automatic rollback of a failing
-validate. After each run every canary written so far still decrypts through the enclave login."""
+validate. After each run every canary written so far still decrypts through the enclave's own login.
+The rotation itself also runs as the least-privilege identity an administrator sets up."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from vault_support import M_CURRENT, M_NEW, M_PROBE, REPO, TARGET, new_key_id, server_state, trust_of, vault_env
-
-from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.probes import evidence_from
+from vault_support import (
+    M_CURRENT, M_NEW, M_PROBE, REPO, TARGET, enclave_decrypts, new_key, new_key_id, rotation_approle, server_state, trust_of, vault_env,
+)
 
 
 def rotate(bao, inventory, fleet, tmp_path, key_id, *extra, env=None):
@@ -42,20 +43,19 @@ class Canaries:
         self.provider, self.key_id, self.fleet, self.sealed = provider, key_id, fleet, []
 
     def add(self, version):
-        context = {"canary": str(len(self.sealed))}
+        # Marked as a canary: an enclave's canary endpoint decrypts nothing else.
+        context = {"canary": str(len(self.sealed)), "tee_kms_purpose": "canary"}
         plaintext = f"canary {len(self.sealed)} v{version}".encode()
         self.sealed.append((self.provider.encrypt(self.key_id, plaintext, context, version=version), context, plaintext))
 
     def all_decrypt(self):
         for ciphertext, context, plaintext in self.sealed:
-            evidence = evidence_from(self.fleet.urls["enclave-1"], "jwt", 5.0, "test")
-            assert self.provider.decrypt(self.key_id, ciphertext, context, evidence) == plaintext
+            assert enclave_decrypts(self.fleet, "enclave-1", self.key_id, ciphertext, context, plaintext), ciphertext
         return True
 
 
 def test_rehearsal_rotation_emergency_rollback_and_automatic_rollback(bao, inventory, fleet, tmp_path, provider):
-    key_id = new_key_id()
-    provider.create_key(key_id, [M_CURRENT], "sha384", trust_of(fleet))
+    key_id = new_key(bao, fleet, provider)
     canaries = Canaries(provider, key_id, fleet)
     canaries.add(1)
     initial = server_state(bao, key_id)
@@ -97,3 +97,23 @@ def test_rehearsal_rotation_emergency_rollback_and_automatic_rollback(bao, inven
     assert summary(tmp_path)["outcome"] == "rolled_back"
     assert canaries.all_decrypt()
     assert bao.root_token not in run.stdout + failed.stdout + rollback.stdout
+
+
+def test_rotation_and_rollback_as_the_least_privilege_identity(bao, inventory, fleet, tmp_path, provider):
+    """A whole rotate.yml (its probes included: the public-token login refused) and a rollback as the
+    AppRole vault_key_access sets up, which can change nothing but its key's allow-list (finding 2)."""
+    key_id = new_key_id()
+    role_id, secret_id = rotation_approle(bao, fleet, "rotation-workflow", [key_id])
+    new_key(bao, fleet, provider, key_id)
+    identity = {"VAULT_TOKEN": None, "ANSIBLE_HASHI_VAULT_AUTH_METHOD": "approle", "VAULT_ROLE_ID": role_id, "VAULT_SECRET_ID": secret_id}
+    run = rotate(bao, inventory, fleet, tmp_path, key_id, env=identity)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert {k: server_state(bao, key_id)[k] for k in ("primary", "allowed", "lock")} == {"primary": 2, "allowed": TARGET, "lock": None}
+    probes = {p["name"]: p for p in summary(tmp_path)["probes"]}
+    assert probes["unattested_denied"]["passed"] and probes["unattested_denied"]["public_token_refused"] is True, probes
+    assert probes["allowed_decrypt"]["result"] == "decrypt_proven", probes
+    rollback = rotate(bao, inventory, fleet, tmp_path, key_id, "-e", "rotation_action=rollback",
+                      env=dict(identity, KMS_KEY_VERSION="", NEXT_KMS_KEY_VERSION="", KMS_ALLOWED_MEASUREMENTS=""))
+    assert rollback.returncode == 0, rollback.stdout[-3000:]
+    assert {k: server_state(bao, key_id)[k] for k in ("primary", "allowed", "lock")} == {"primary": 1, "allowed": [M_CURRENT], "lock": None}
+    assert secret_id not in run.stdout + rollback.stdout

@@ -126,32 +126,48 @@ class BaoServer:
         self.proc = None
 
 
-def start_fleet(path: Path) -> SimulatorFleet:
+def start_fleet(path: Path, vault_addr: str) -> SimulatorFleet:
+    """The enclaves; their canary endpoint logs in to the Vault at ``vault_addr`` as each enclave."""
     enclaves = [{"name": "enclave-1", "measurement": M_CURRENT}, {"name": "enclave-2", "measurement": M_NEW},
                 {"name": "probe-1", "measurement": M_PROBE}]
-    return SimulatorFleet(path, enclaves=enclaves).start()
+    return SimulatorFleet(path, enclaves=enclaves, vault_addr=vault_addr).start()
 
 
 def trust_of(fleet) -> dict:
-    """The key's attestation trust: the JWT audience the role binds (and the verifier's anchors)."""
-    return {"jwks": fleet.trust["jwks"], "issuer": fleet.trust["jwt_issuer"], "audience": fleet.trust["jwt_audience"]}
+    """The key's attestation trust: the audience of the tokens the enclaves hand out (which the
+    controller verifies), the login audience the JWT role binds, and the verifier's anchors."""
+    return {"jwks": fleet.trust["jwks"], "issuer": fleet.trust["jwt_issuer"], "audience": fleet.trust["jwt_audience"],
+            "login_audience": fleet.trust["jwt_login_audience"]}
 
 
 @pytest.fixture(scope="session")
-def fleet(tmp_path_factory):
-    running = start_fleet(tmp_path_factory.mktemp("sim"))
+def bao_server(tmp_path_factory):
+    server = BaoServer(tmp_path_factory.mktemp("bao")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def enclave_path(bao_server):
+    """The enclaves' path to Vault: a proxy that keeps the login bodies it forwards (``logins``),
+    as an eavesdropper on that path would, so tests can replay a genuine login token."""
+    path = FaultProxy(bao_server.url)
+    yield path
+    path.close()
+
+
+@pytest.fixture(scope="session")
+def fleet(tmp_path_factory, enclave_path):
+    running = start_fleet(tmp_path_factory.mktemp("sim"), enclave_path.url)
     yield running
     running.stop()
 
 
 @pytest.fixture(scope="session")
-def bao(tmp_path_factory, fleet):
-    server = BaoServer(tmp_path_factory.mktemp("bao")).start()
-    try:
-        server.configure(fleet)
-        yield server
-    finally:
-        server.stop()
+def bao(bao_server, fleet):
+    """The server as a Vault admin left it: Transit, JWT auth trusting the enclaves' attestation service."""
+    bao_server.configure(fleet)
+    return bao_server
 
 
 @pytest.fixture(scope="session")
@@ -197,21 +213,55 @@ def new_key_id() -> str:
     return f"tkms-{uuid.uuid4().hex[:12]}"
 
 
-@pytest.fixture
-def key_id(provider, fleet):
-    name = new_key_id()
-    provider.create_key(name, [M_CURRENT], "sha384", trust_of(fleet))
+def grant_access(server, fleet, key_id, rotation_approle=None) -> dict:
+    """The administrator's one-time step for a key (what playbooks/vault_setup.yml runs), with the root token."""
+    from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.vault_access import AccessSetup
+
+    return AccessSetup(build(server), key_id, fleet.trust["jwt_login_audience"], rotation_approle=rotation_approle).apply(False)
+
+
+def new_key(server, fleet, provider=None, name=None, measurements=(M_CURRENT,), env=None) -> str:
+    """A key as an operator gets one: the administrator's access setup, then the collection's create."""
+    name = name or new_key_id()
+    grant_access(server, fleet, name)
+    (provider or build(server)).create_key(name, list(measurements), "sha384", trust_of(fleet), env=env)
     return name
 
 
-def approle_with_documented_policy(server, role: str) -> tuple:
-    """An AppRole whose tokens carry exactly docs/providers/vault-policy.hcl: (role_id, secret_id)."""
-    server.api("POST", "sys/policies/acl/tee-kms-rotation", {"policy": (REPO / "docs" / "providers" / "vault-policy.hcl").read_text()})
+@pytest.fixture
+def key_id(bao, fleet, provider):
+    return new_key(bao, fleet, provider)
+
+
+def rotation_approle(server, fleet, role: str, key_ids) -> tuple:
+    """An AppRole as docs/providers/vault.md has an administrator set it up: no policy of its own, and
+    the rotation policy of each key (vault_key_access with rotation_approle). (role_id, secret_id)."""
     if "approle/" not in server.api("GET", "sys/auth")["data"]:
         server.api("POST", "sys/auth/approle", {"type": "approle"})
-    server.api("POST", f"auth/approle/role/{role}", {"token_policies": ["tee-kms-rotation"]})
+    server.api("POST", f"auth/approle/role/{role}", {"token_policies": [], "token_ttl": "20m"})
+    for key_id in key_ids:
+        grant_access(server, fleet, key_id, rotation_approle=role)
     role_id = server.api("GET", f"auth/approle/role/{role}/role-id")["data"]["role_id"]
     return role_id, server.api("POST", f"auth/approle/role/{role}/secret-id")["data"]["secret_id"]
+
+
+def enclave_decrypts(fleet, name: str, key_id: str, ciphertext: str, context: dict, plaintext: bytes) -> bool:
+    """Whether enclave ``name`` decrypts ``ciphertext`` to ``plaintext`` through its own Vault login
+    (its canary endpoint: the proof is SHA-256(nonce || plaintext) for a nonce chosen here)."""
+    import base64
+    import hashlib
+
+    nonce = secrets.token_bytes(32)
+    body = json.dumps({"ciphertext_blob": base64.b64encode(ciphertext.encode()).decode(), "key_id": key_id,
+                       "encryption_context": context, "nonce": nonce.hex()}).encode()
+    request = urllib.request.Request(fleet.urls[name] + "/v1/kms/canary", data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            proof = json.loads(answer.read())["proof"]
+    except urllib.error.HTTPError:
+        return False
+    return proof == hashlib.sha256(nonce + plaintext).hexdigest()
 
 
 def run_module(name: str, args: dict, server, check=False, diff=False, env=None, tmp_dir=None):
@@ -242,7 +292,8 @@ class FaultProxy:
     """Loopback HTTP proxy in front of the server. ``GET /_fault/<mode>?times=N`` (sent by a
     test or by a rotation hook) switches it: ``down`` closes every connection unanswered, like
     a stopped server; ``503`` answers the next N requests 503 as a sealed or overloaded
-    server does, without forwarding them; ``up`` clears every fault."""
+    server does, without forwarding them; ``up`` clears every fault. It keeps the bodies of the
+    logins it forwards (``logins``), as an eavesdropper on that path would."""
 
     def __init__(self, upstream: str):
         import http.client
@@ -254,6 +305,8 @@ class FaultProxy:
         self.down = False
         self.fail_503 = 0
         self.hits_503 = 0
+        # The bodies of the JWT logins that went through: what someone on the path would capture.
+        self.logins = []
         self.lock = threading.Lock()
         proxy = self
 
@@ -280,6 +333,9 @@ class FaultProxy:
                     return None
                 if fault == "503":
                     return self._reply(503, b'{"errors":["Vault is sealed"]}')
+                if self.path.endswith("/login"):
+                    with proxy.lock:
+                        proxy.logins.append(json.loads(body or b"{}"))
                 conn = http.client.HTTPConnection(proxy.upstream, timeout=30)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
                 conn.request(self.command, self.path, body=body or None, headers=headers)

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from kms_canary import shut_down  # noqa: E402 - the path above makes siblings importable
 from sim_server import (  # noqa: E402 - the path above makes siblings importable when run as a script
-    DEFAULT_RUNTIME, DEFAULT_SLOW_SECONDS, MODES, ConfigError, Enclave, EnclaveConfig, Simulator,
+    DEFAULT_RUNTIME, DEFAULT_SLOW_SECONDS, LOGIN_TOKEN_SECONDS, MODES, ConfigError, Enclave, EnclaveConfig, Simulator,
 )
 
 DEFAULT_NAME = "default"
@@ -52,7 +52,7 @@ def load_fleet(path: str, *, runtime: str, slow_seconds: float) -> list[Enclave]
     if not isinstance(entries, list) or not entries:
         raise ConfigError(f'fleet file {path} must hold {{"enclaves": [{{"name": .., "measurement": ..}}, ..]}}')
     enclaves = []
-    allowed = {"name", "measurement", "mode", "slow_seconds", "runtime", "canary"}
+    allowed = {"name", "measurement", "mode", "slow_seconds", "runtime", "canary", "login_token_seconds"}
     for index, entry in enumerate(entries):
         if not isinstance(entry, dict):
             raise ConfigError(f"fleet file {path}: enclaves[{index}] is not an object")
@@ -68,6 +68,7 @@ def load_fleet(path: str, *, runtime: str, slow_seconds: float) -> list[Enclave]
                 slow_seconds=entry.get("slow_seconds", slow_seconds),
                 runtime=entry.get("runtime", runtime),
                 canary=entry.get("canary", True),
+                login_token_seconds=entry.get("login_token_seconds"),
             )))
         except ConfigError as exc:
             raise ConfigError(f"fleet file {path}: enclaves[{index}]: {exc}") from None
@@ -103,6 +104,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="KMS endpoint URL the enclaves decrypt through (canary endpoint); credentials from AWS_* variables")
     parser.add_argument("--kms-region", default=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
                         help="region of --kms-endpoint (default AWS_REGION, else us-east-1)")
+    parser.add_argument("--vault-addr", default=None,
+                        help="Vault/OpenBao address the enclaves log in to and decrypt Transit ciphertexts through (canary endpoint)")
+    parser.add_argument("--login-token-seconds", type=int, default=LOGIN_TOKEN_SECONDS,
+                        help=f"lifetime of the login tokens the enclaves mint for their own Vault login (default {LOGIN_TOKEN_SECONDS})")
     args = parser.parse_args(argv)
     if args.fleet and args.mode:
         parser.error("--mode applies to --measurement; give per-enclave modes in the fleet file")
@@ -139,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
                 slow_seconds=args.slow_seconds, runtime=args.runtime))]
             default_name = DEFAULT_NAME
         sim = Simulator(enclaves, default_name=default_name, verbose=args.verbose,
-                        kms_endpoint=args.kms_endpoint, kms_region=args.kms_region)
+                        kms_endpoint=args.kms_endpoint, kms_region=args.kms_region,
+                        vault_addr=args.vault_addr, login_token_seconds=args.login_token_seconds)
     except ConfigError as exc:
         print(f"enclave-sim: error: {exc}", file=sys.stderr)
         return 2

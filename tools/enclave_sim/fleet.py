@@ -108,7 +108,8 @@ class SimulatorFleet:
     def __init__(self, state_dir, enclaves: list[dict] | None = None, *, measurement: str | None = None,
                  mode: str | None = None, slow_seconds: float | None = None, runtime: str | None = None,
                  port: int = 0, python: str = sys.executable, timeout: float = 60.0,
-                 kms_endpoint: str | None = None, env: dict | None = None) -> None:
+                 kms_endpoint: str | None = None, env: dict | None = None,
+                 vault_addr: str | None = None, login_token_seconds: int | None = None) -> None:
         if (enclaves is None) == (measurement is None):
             raise ValueError("give exactly one of enclaves=[...] or measurement=...")
         self.state_dir = Path(state_dir)
@@ -121,6 +122,8 @@ class SimulatorFleet:
         self.python = python
         self.timeout = timeout
         self.kms_endpoint = kms_endpoint
+        self.vault_addr = vault_addr
+        self.login_token_seconds = login_token_seconds
         self.env = env
         self.process: subprocess.Popen | None = None
         self.ready: dict = {}
@@ -137,6 +140,10 @@ class SimulatorFleet:
                        mode=self.mode, slow_seconds=self.slow_seconds, runtime=self.runtime, port=self.port)
         if self.kms_endpoint:
             cmd += ["--kms-endpoint", self.kms_endpoint]
+        if self.vault_addr:
+            cmd += ["--vault-addr", self.vault_addr]
+        if self.login_token_seconds is not None:
+            cmd += ["--login-token-seconds", str(self.login_token_seconds)]
         # stderr goes to a file, not a pipe: a chatty simulator can never block on a full pipe.
         with open(self.state_dir / LOG_FILE, "wb") as log:
             self.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=self.env)

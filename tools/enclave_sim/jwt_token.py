@@ -45,16 +45,17 @@ class JwtIssuer:
         return requested
 
     def build(self, *, enclave_name: str, measurement: str, issued_at: int, nonce: str | None,
-              alg: str, rogue_signature: bool = False) -> str:
+              alg: str, rogue_signature: bool = False, audience: str = JWT_AUDIENCE,
+              lifetime: int = TOKEN_LIFETIME_SECONDS) -> str:
         header = {"alg": alg, "typ": "JWT", "kid": self._trust.jwk_kid(alg)}
         claims = {
             "iss": self.issuer,
-            "aud": JWT_AUDIENCE,
+            "aud": audience,
             "sub": enclave_name,
             "jti": uuid.uuid4().hex,
             "iat": issued_at,
             "nbf": issued_at,
-            "exp": issued_at + TOKEN_LIFETIME_SECONDS,
+            "exp": issued_at + lifetime,
             "measurement": measurement,
             "x-ms-attestation-type": "sevsnpvm",
             "x-ms-sevsnpvm-launchmeasurement": measurement,

@@ -35,6 +35,10 @@ EnvelopeError, open_envelope = _ENVELOPE.EnvelopeError, _ENVELOPE.open_envelope
 
 CANARY_PATH = "/v1/kms/canary"
 RSA_BITS = 2048
+# The canary endpoint decrypts canaries only: a ciphertext whose encryption context does not carry
+# this entry is refused before the KMS is asked. Tokens are never encrypted under it, so whoever
+# reaches the endpoint cannot use it as an oracle on real tokens (docs/attestation.md).
+CANARY_CONTEXT = ("tee_kms_purpose", "canary")
 
 
 class CanaryError(Exception):
@@ -133,6 +137,9 @@ def parse_request(body) -> tuple:
     if not blob or not 16 <= len(nonce) <= 1024 or not isinstance(context, dict) \
             or not all(isinstance(k, str) and isinstance(v, str) for k, v in context.items()):
         raise CanaryError(400, "need a ciphertext_blob, a nonce of 16-1024 bytes and a string-to-string encryption_context")
+    if context.get(CANARY_CONTEXT[0]) != CANARY_CONTEXT[1]:
+        raise CanaryError(400, f"the canary endpoint decrypts canaries only: encryption_context must carry "
+                          f"{CANARY_CONTEXT[0]}={CANARY_CONTEXT[1]}")
     return blob, context, nonce
 
 

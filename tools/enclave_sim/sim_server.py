@@ -7,6 +7,8 @@ Behaviour per enclave is driven by its mode (see MODES) and can change at run ti
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import json
 import re
@@ -23,7 +25,8 @@ from alfred_evidence import ChallengeError, build_evidence, parse_challenge
 from jwt_token import JwtIssuer
 from kms_canary import CANARY_PATH, CanaryError, kms_client, recipient_key, run_canary, warm_up
 from nitro_document import NitroDocumentIssuer, pcr0_for
-from sim_trust import TrustMaterial
+from sim_trust import JWT_LOGIN_AUDIENCE, TrustMaterial
+from vault_canary import is_vault_ciphertext, run_vault_canary
 
 DEFAULT_RUNTIME = "alfred-enclave-runtime/sim"
 DEFAULT_SLOW_SECONDS = 5.0
@@ -35,7 +38,10 @@ ENCLAVE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 DOCUMENT_FORMATS = ("alfred", "nitro", "jwt")
 MAX_NONCE_BYTES = 1024  # the genuine AWS vectors carry a 1024-byte nonce
 MAX_BODY_BYTES = 64 * 1024
-CONFIG_KEYS = ("mode", "measurement", "slow_seconds", "runtime", "canary")
+# Lifetime of the login tokens an enclave mints for its own Vault login: what a captured one is
+# worth. The JWT role allows no leeway beyond a few seconds of clock skew (docs/providers/vault.md).
+LOGIN_TOKEN_SECONDS = 30
+CONFIG_KEYS = ("mode", "measurement", "slow_seconds", "runtime", "canary", "login_token_seconds")
 
 
 class ConfigError(ValueError):
@@ -61,6 +67,8 @@ class EnclaveConfig:
     runtime: str = DEFAULT_RUNTIME
     # Serves the canary endpoint (an enclave runtime without it answers 404 there).
     canary: bool = True
+    # Lifetime of this enclave's Vault login tokens; None: the simulator's --login-token-seconds.
+    login_token_seconds: int | None = None
 
     def __post_init__(self) -> None:
         # Any value is allowed as long as it can be served: verifiers must be able to see
@@ -74,10 +82,14 @@ class EnclaveConfig:
             raise ConfigError(f"slow_seconds must be a number between 0 and {MAX_SLOW_SECONDS:g}")
         if not isinstance(self.canary, bool):
             raise ConfigError("canary must be true or false")
+        seconds = self.login_token_seconds
+        if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, int) or not 1 <= seconds <= 3600):
+            raise ConfigError("login_token_seconds must be a whole number of seconds between 1 and 3600")
 
     def public(self) -> dict:
         return {"measurement": self.measurement, "mode": self.mode,
                 "slow_seconds": self.slow_seconds, "runtime": self.runtime, "canary": self.canary,
+                "login_token_seconds": self.login_token_seconds,
                 "pcr0": pcr0_for(self.measurement).hex()}
 
 
@@ -120,7 +132,8 @@ class Simulator:
 
     def __init__(self, enclaves: list[Enclave], *, default_name: str | None = None,
                  trust: TrustMaterial | None = None, verbose: bool = False,
-                 kms_endpoint: str | None = None, kms_region: str | None = None) -> None:
+                 kms_endpoint: str | None = None, kms_region: str | None = None,
+                 vault_addr: str | None = None, login_token_seconds: int = LOGIN_TOKEN_SECONDS) -> None:
         self.enclaves = {}
         for enclave in enclaves:
             if enclave.name in self.enclaves:
@@ -137,6 +150,10 @@ class Simulator:
         # the standard AWS environment of this process, as the parent instance's role would.
         self.kms_endpoint = kms_endpoint
         self.kms_region = kms_region
+        # A Vault/OpenBao Transit KMS: the enclaves log in to it with login tokens they mint
+        # themselves (never served on any endpoint) and decrypt Transit ciphertexts.
+        self.vault_addr = vault_addr
+        self.login_token_seconds = login_token_seconds
         warm_up()
         self._kms = None
         self.server: ThreadingHTTPServer | None = None
@@ -208,6 +225,8 @@ class Simulator:
         )
 
     def kms_canary(self, enclave: Enclave, cfg: EnclaveConfig, body) -> dict:
+        if is_vault_ciphertext(_blob_of(body)):
+            return self.vault_canary(enclave, cfg, body)
         if not self.kms_endpoint:
             raise CanaryError(503, "this simulator was started without --kms-endpoint")
         if self._kms is None:
@@ -217,6 +236,26 @@ class Simulator:
         honest = dataclasses.replace(cfg, mode="ok") if cfg.mode == "wrong-nonce" else cfg
         return run_canary(self._kms, lambda public_der, nonce: self.nitro_document(enclave, honest, nonce.hex(), public_der),
                           body, proof_nonce=wrong)
+
+    def vault_canary(self, enclave: Enclave, cfg: EnclaveConfig, body) -> dict:
+        if not self.vault_addr:
+            raise CanaryError(503, "this simulator was started without --vault-addr")
+        wrong = bytes.fromhex(_wrong_hex(None)) if cfg.mode == "wrong-nonce" else None
+        return run_vault_canary(self.vault_addr, lambda key_id: self.login_token(enclave, cfg), body, proof_nonce=wrong)
+
+    def login_token(self, enclave: Enclave, cfg: EnclaveConfig) -> str:
+        """The enclave's own login token: the login audience, a fresh nonce, a short life."""
+        now = int(time.time())
+        return self.jwt.build(
+            enclave_name=enclave.name,
+            measurement=DEBUG_MEASUREMENT if cfg.mode == "debug" else cfg.measurement,
+            issued_at=now - STALE_SECONDS if cfg.mode == "stale" else now,
+            nonce=secrets.token_hex(32),
+            alg=self.jwt.pick_alg(None),
+            rogue_signature=cfg.mode == "bad-signature",
+            audience=JWT_LOGIN_AUDIENCE,
+            lifetime=cfg.login_token_seconds or self.login_token_seconds,
+        )
 
     def jwt_token(self, enclave: Enclave, cfg: EnclaveConfig, nonce_hex: str | None,
                   alg: str | None) -> str:
@@ -231,6 +270,14 @@ class Simulator:
             alg=self.jwt.pick_alg(alg),
             rogue_signature=cfg.mode == "bad-signature",
         )
+
+
+def _blob_of(body) -> bytes:
+    """The canary request's ciphertext bytes, or b"" (parse_request then names what is wrong)."""
+    try:
+        return base64.b64decode(body.get("ciphertext_blob") or "", validate=True) if isinstance(body, dict) else b""
+    except (binascii.Error, ValueError, TypeError):
+        return b""
 
 
 def _is_hex(value: str) -> bool:

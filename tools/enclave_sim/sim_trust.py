@@ -19,6 +19,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
 JWT_AUDIENCE = "alfred-tee-kms"
+# The audience of the tokens an enclave presents to its KMS's login (Vault/OpenBao JWT auth):
+# the enclave asks its attestation service for one inside itself and never hands it out. Its
+# public document endpoint only ever issues JWT_AUDIENCE tokens, which that login refuses.
+JWT_LOGIN_AUDIENCE = "alfred-tee-kms-login"
 
 # AWS intermediates live for weeks and the root for decades; the leaf is per document
 # (see nitro_document.py). Backdating by a day lets `stale` evidence (2 h old) still chain.
@@ -174,4 +178,5 @@ class TrustMaterial:
             "jwks_url": base_url + "/.well-known/jwks.json",
             "jwt_issuer": base_url,
             "jwt_audience": JWT_AUDIENCE,
+            "jwt_login_audience": JWT_LOGIN_AUDIENCE,
         }

@@ -103,6 +103,7 @@ class VerifyOptions:
     jwks: dict | None = None
     issuer: str | None = None
     audience: str | None = None
+    login_audience: str | None = None  # jwt: a KMS login audience, never acceptable in evidence (refused)
     algorithms: list | None = None
     measurement_claim: str = "measurement"
     clock_skew: int = 60               # seconds tolerated between clocks

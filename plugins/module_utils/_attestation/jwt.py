@@ -269,6 +269,10 @@ def verify(document: bytes, options: VerifyOptions) -> Evidence:
         raise _fail("claims", f"token issuer '{str(claims.get('iss'))[:128]}' is not the trusted issuer", measurement)
     if options.audience is not None and options.audience not in _as_list(claims.get("aud")):
         raise _fail("claims", "token audience does not include the expected audience", measurement)
+    if options.login_audience is not None and options.login_audience in _as_list(claims.get("aud")):
+        # An enclave that hands out login tokens to whoever asks gives away its KMS access.
+        raise _fail("claims", "token audience includes the KMS login audience: an enclave must never hand a login token to a caller",
+                    measurement)
     if options.nonce is not None:
         got = claims.get("eat_nonce", claims.get("nonce"))
         if got is None:

@@ -31,11 +31,11 @@ from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.jwt im
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common import deps
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import InputError
 
-FIELDS = ("formats", "public_keys", "root_certificate", "jwks", "jwks_url", "issuer", "audience", "algorithms", "nitro_pcrs",
-          "measurement_claim", "max_age")
+FIELDS = ("formats", "public_keys", "root_certificate", "jwks", "jwks_url", "issuer", "audience", "login_audience", "algorithms",
+          "nitro_pcrs", "measurement_claim", "max_age")
 # Fields only the trust dict has: attestation_verify's deprecated flat options predate them
 # (its own max_age option is a freshness option).
-NOT_FLAT = ("formats", "max_age")
+NOT_FLAT = ("formats", "max_age", "login_audience")
 # The anchor each format needs, for deriving the formats a key's trust accepts when it names none.
 # nitro is derived only from an own root_certificate: the pinned AWS root is trusted only by a
 # trust that names nitro in formats.
@@ -60,6 +60,7 @@ def argument_spec() -> dict:
         jwks_url=dict(type="str"),
         issuer=dict(type="str"),
         audience=dict(type="str"),
+        login_audience=dict(type="str"),
         algorithms=dict(type="list", elements="str", choices=list(ALGORITHMS)),
         nitro_pcrs=dict(type="list", elements="int"),
         measurement_claim=dict(type="str"),
@@ -207,6 +208,10 @@ def validate(trust, context: str = KEY) -> dict:
             raise _key_error("max_age must be a number of seconds, not negative")
     elif "jwks" in trust and "jwks_url" in trust:
         raise InputError("validate", "attestation trust", "jwks and jwks_url are mutually exclusive")
+    if trust.get("login_audience") is not None and trust["login_audience"] == trust.get("audience"):
+        cause = ("login_audience must differ from audience: the tokens an enclave hands to anyone who asks carry audience, "
+                 "and a KMS login that accepts them accepts a bearer token")
+        raise _key_error(cause) if context == KEY else InputError("validate", "attestation trust", cause)
     return {name: value for name, value in trust.items() if value not in (None, [], {})}
 
 
@@ -232,6 +237,7 @@ def verify_options(trust, *, jwks=None, max_age=None, nonce=None, request=None, 
         jwks=jwks if jwks is not None else trust.get("jwks"),
         issuer=trust.get("issuer"),
         audience=trust.get("audience"),
+        login_audience=trust.get("login_audience"),
         algorithms=trust.get("algorithms") or None,
         measurement_claim=trust.get("measurement_claim") or DEFAULTS["measurement_claim"],
         clock_skew=clock_skew if clock_skew is not None else DEFAULTS["clock_skew"],

@@ -67,7 +67,7 @@ def hook(record: dict) -> dict:
 
 
 def probe(row: dict) -> dict:
-    return {"kind": "probe", **{k: row[k] for k in ("name", "passed", "result", "detail", "skipped") if k in row}}
+    return {"kind": "probe", **{k: row[k] for k in ("name", "passed", "result", "method", "public_token_refused", "detail", "skipped") if k in row}}
 
 
 def health(name: str, url: str, status, passed: bool) -> dict:

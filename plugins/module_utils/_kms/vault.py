@@ -19,9 +19,13 @@ Mapping (see docs/providers/vault.md):
 - The allow-list is enforced by the server: a JWT auth role ``tee-kms-<key>`` (on
   ``jwt_mount_point``) whose ``bound_claims`` on the measurement claim are the allowed
   measurements and whose only policy, ``tee-kms-<key>-decrypt``, allows decrypt on this key.
-  An enclave logs in with its attestation token and decrypts with the one-use token it
-  gets; an enclave outside the allow-list is refused by the server at login. The provider
-  never decrypts with the operator's token.
+  An enclave logs in with a login token it mints inside itself (audience ``login_audience``,
+  which the attestation tokens its public endpoint hands to anyone never carry) and decrypts
+  with the one-use token it gets; an enclave outside the allow-list is refused by the server
+  at login. The provider never decrypts with the operator's token.
+- The role and both policies are written once by a Vault administrator (``vault_access.py``,
+  module ``vault_key_access``). The rotation identity changes only the role's bound claims,
+  and this provider refuses to rotate a key whose role would accept a bearer token.
 - Rotation lock and rollback snapshot are KV v2 records next to the primary record, written
   with check-and-set, so two runs can never both take the lock: the server refuses the
   second write.
@@ -37,7 +41,6 @@ import re
 from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.common import decode_document
-from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.trust import DEFAULTS as trust_defaults
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.trust import normalize_trust
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common import deps
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import (
@@ -51,6 +54,7 @@ from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors impo
 )
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms import rules
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.base import KmsProvider
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.vault_access import NOBODY, bound_claim, names, role_problem_error, role_problems
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.vault_client import AUTH_METHODS, VaultSession, check_options
 
 MAX_PLAINTEXT = 4096
@@ -58,8 +62,6 @@ RECORDS = "tee-kms"
 # Transit key names are one path segment of word characters, dots and dashes.
 _NAME = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,126}[A-Za-z0-9_])?$")
 _CIPHERTEXT = re.compile(r"^vault:v([1-9][0-9]{0,8}):[A-Za-z0-9+/=]+$")
-# The attested caller's token decrypts once and lives one minute.
-LOGIN_TOKEN_TTL = "60s"
 
 
 def _now() -> str:
@@ -92,12 +94,6 @@ def check_name(key_id, action: str) -> str:
     return key_id
 
 
-def bound_claim(trust: dict) -> str:
-    """The JWT auth role's bound_claims key: Vault reads a dotted claim path as a JSON pointer."""
-    claim = (trust or {}).get("measurement_claim") or trust_defaults["measurement_claim"]
-    return "/" + claim.replace(".", "/") if "." in claim else claim
-
-
 class VaultKmsProvider(KmsProvider):
     name = "vault"
     label = "the vault KMS provider"
@@ -120,6 +116,9 @@ class VaultKmsProvider(KmsProvider):
         jwt_mount_point=dict(type="str", default="jwt"),
     )
     requirements = (deps.HVAC,)
+    #: Only an enclave can decrypt, with a login token it mints inside itself: the probes ask the
+    #: enclave to decrypt the canary (its canary endpoint) instead of logging in for it.
+    enclave_login = True
 
     @classmethod
     def validate_options(cls, options):
@@ -150,19 +149,20 @@ class VaultKmsProvider(KmsProvider):
         except NotFoundError:
             return None
 
-    @staticmethod
-    def _names(key_id) -> dict:
-        return {"policy": f"tee-kms-{key_id}-decrypt", "role": f"tee-kms-{key_id}"}
-
     def _record_path(self, key_id, name) -> str:
         return f"{self.kv}/data/{RECORDS}/{key_id}/{name}"
 
     def _kv_get(self, key_id, name, action, obj):
-        """(version, data) of a KV v2 record; (0, None) when it was never written."""
+        """(version, data) of a KV v2 record; (0, None) when it was never written.
+
+        A record whose latest version was deleted (soft delete) reads as 404 but still has
+        versions: its data is gone, and the next check-and-set write must name its current
+        version, else every later write (a lock, a snapshot) would be refused for good."""
         found = self._read(self._record_path(key_id, name), action, obj)
-        if not found:
-            return 0, None
-        return int(found["metadata"]["version"]), found.get("data") or {}
+        if found and found.get("data") is not None:
+            return int(found["metadata"]["version"]), found.get("data") or {}
+        metadata = self._read(f"{self.kv}/metadata/{RECORDS}/{key_id}/{name}", action, obj)
+        return int((metadata or {}).get("current_version") or 0), None
 
     def _kv_put(self, key_id, name, data, cas, action, obj):
         """Write a record only if it is still at version ``cas`` (0: only if it does not exist)."""
@@ -186,9 +186,9 @@ class VaultKmsProvider(KmsProvider):
         versions = [{"version": int(n), "state": "enabled" if int(n) >= floor else "disabled", "created_at": _iso(created)}
                     for n, created in (transit.get("keys") or {}).items()]
         versions.sort(key=lambda v: v["version"])
-        role = self._read(f"auth/{self.jwt}/role/{self._names(key_id)['role']}", action, obj) or {}
+        role = self._read(f"auth/{self.jwt}/role/{names(key_id)['role']}", action, obj)
         claim = bound_claim(meta.get("attestation_trust"))
-        allowed = (role.get("bound_claims") or {}).get(claim) or []
+        allowed = [m for m in ((role or {}).get("bound_claims") or {}).get(claim) or [] if m != NOBODY]
         lock_version, lock = self._kv_get(key_id, "lock", action, obj)
         snapshot_version, snapshot = self._kv_get(key_id, "snapshot", action, obj)
         state = {
@@ -206,39 +206,30 @@ class VaultKmsProvider(KmsProvider):
             "pending_deletion_at": None,
         }
         internal = {"meta_version": meta_version, "meta": meta, "lock_version": lock_version,
-                    "snapshot_version": snapshot_version, "transit": transit, "role": role}
+                    "snapshot_version": snapshot_version, "transit": transit, "role": role or {},
+                    "role_problems": role_problems(role, meta.get("attestation_trust"), key_id)}
         return state, internal
 
     def describe_key(self, key_id):
         return self._load(key_id, "read")[0]
 
     # --- key lifecycle ---------------------------------------------------------------
-    def _audience(self, trust, action, obj) -> str:
-        audience = (trust or {}).get("audience")
-        if not audience:
-            raise InputError(action, obj, "with provider vault, attestation_trust.audience is required: the JWT auth role binds the "
-                             "token audience, and a role without one would refuse every attestation token that carries one")
-        return audience
+    @staticmethod
+    def _check_login_audience(trust, action, obj) -> None:
+        if not (trust or {}).get("login_audience"):
+            raise InputError(action, obj, "with provider vault, attestation_trust.login_audience is required: the audience of the tokens "
+                             "enclaves present to Vault's JWT login, which the attestation tokens their public endpoint hands to anyone "
+                             "never carry (docs/providers/vault.md)")
 
-    def _write_role(self, key_id, measurements, trust, action, obj):
-        names = self._names(key_id)
-        self._request("post", f"auth/{self.jwt}/role/{names['role']}", action, obj, {
-            "role_type": "jwt",
-            "user_claim": "sub",
-            "bound_audiences": [self._audience(trust, action, obj)],
-            "bound_claims_type": "string",
-            "bound_claims": {bound_claim(trust): sorted(measurements)},
-            "token_policies": [names["policy"]],
-            "token_no_default_policy": True,
-            "token_ttl": LOGIN_TOKEN_TTL,
-            "token_max_ttl": LOGIN_TOKEN_TTL,
-            "token_num_uses": 1,
-        })
+    def _write_allowlist(self, key_id, measurements, trust, action, obj):
+        """The only write of the role a rotation makes (and the rotation identity may make): its bound claims."""
+        self._request("post", f"auth/{self.jwt}/role/{names(key_id)['role']}", action, obj,
+                      {"role_type": "jwt", "bound_claims": {bound_claim(trust): sorted(measurements)}})
 
-    def _write_policy(self, key_id, action, obj):
-        # Decrypt on this key only: no encrypt, no key reads, nothing under the records.
-        text = f'path "{self.transit}/decrypt/{key_id}" {{\n  capabilities = ["update"]\n}}\n'
-        self._request("post", f"sys/policies/acl/{self._names(key_id)['policy']}", action, obj, {"policy": text})
+    def _check_access(self, key_id, role, trust, action) -> None:
+        problems = role_problems(role, trust, key_id)
+        if problems:
+            raise role_problem_error(action, key_id, problems)
 
     def create_key(self, key_id, allowed_measurements, measurement_format="sha384", attestation_trust=None, description=None, env=None):
         action = "create"
@@ -247,16 +238,18 @@ class VaultKmsProvider(KmsProvider):
         if not allowed_measurements:
             raise InputError(action, obj, "allowed_measurements must not be empty: an empty allow-list locks every enclave out")
         trust = normalize_trust(attestation_trust)
-        self._audience(trust, action, obj)
+        self._check_login_audience(trust, action, obj)
         if self._transit_key(key_id, action, obj) is not None:
             raise ConflictError(action, obj, f"a Transit key of that name already exists on mount {self.transit}")
+        # The role and the decrypt policy are the administrator's (vault_key_access): a key is
+        # only created where they already admit login tokens of this trust alone.
+        self._check_access(key_id, self._read(f"auth/{self.jwt}/role/{names(key_id)['role']}", action, obj), trust, action)
         meta = {"primary_version": 1, "measurement_format": measurement_format, "attestation_trust": trust,
                 "description": description or "", "created_at": _now(), "env": env}
         version, dummy = self._kv_get(key_id, "meta", action, obj)
         # A create that died before making the Transit key left its record: finish that one.
         self._kv_put(key_id, "meta", meta, version, action, obj)
-        self._write_policy(key_id, action, obj)
-        self._write_role(key_id, allowed_measurements, trust, action, obj)
+        self._write_allowlist(key_id, allowed_measurements, trust, action, obj)
         # The Transit key last: until it exists the key reads as absent and a re-run repeats all.
         self._request("post", f"{self.transit}/keys/{key_id}", action, obj, {"type": "aes256-gcm96", "derived": True})
         return self.describe_key(key_id)
@@ -274,8 +267,11 @@ class VaultKmsProvider(KmsProvider):
         action = "update attestation trust of"
         obj = f"key '{key_id}'"
         trust = normalize_trust(attestation_trust)
+        self._check_login_audience(trust, action, obj)
         state, internal = self._load(key_id, action)
-        self._write_role(key_id, state["allowed_measurements"], trust, action, obj)
+        # The role's audience and claim are the administrator's: a trust they do not match is
+        # refused here rather than silently disagreeing with what the server enforces.
+        self._check_access(key_id, internal["role"], trust, action)
         self._kv_put(key_id, "meta", dict(internal["meta"], attestation_trust=trust), internal["meta_version"], action, obj)
 
     def schedule_key_deletion(self, key_id, pending_days):
@@ -288,6 +284,7 @@ class VaultKmsProvider(KmsProvider):
         obj = f"key '{key_id}'"
         state, internal = self._load(key_id, action)
         rules.check_next_version(state, version)
+        self._check_access(key_id, internal["role"], state["attestation_trust"], action)
         # Not retried: a rotate that reached the server before a 503 would make two versions.
         self._request("post", f"{self.transit}/keys/{key_id}/rotate", action, obj, {}, retry=False)
         latest = int((self._transit_key(key_id, action, obj) or {}).get("latest_version") or 0)
@@ -319,8 +316,9 @@ class VaultKmsProvider(KmsProvider):
         obj = f"key '{key_id}'"
         if not measurements:
             raise InputError(action, obj, "an empty allow-list would lock every enclave out")
-        state, dummy = self._load(key_id, action)
-        self._write_role(key_id, measurements, state["attestation_trust"], action, obj)
+        state, internal = self._load(key_id, action)
+        self._check_access(key_id, internal["role"], state["attestation_trust"], action)
+        self._write_allowlist(key_id, measurements, state["attestation_trust"], action, obj)
 
     def restore(self, key_id, primary_version, allowed_measurements):
         action = "restore"
@@ -331,17 +329,16 @@ class VaultKmsProvider(KmsProvider):
         rules.check_promote(state, primary_version)
         # The allow-list first (revokes a rejected image before traffic moves back), the primary
         # record last: an interrupted restore reads as "not restored" and a re-run repeats it.
+        # Not refused on a role that needs its administrator: a rollback must still work in an emergency.
         if sorted(allowed_measurements) != state["allowed_measurements"]:
-            self._write_role(key_id, allowed_measurements, state["attestation_trust"], action, obj)
+            self._write_allowlist(key_id, allowed_measurements, state["attestation_trust"], action, obj)
         if state["primary_version"] != primary_version:
             self._kv_put(key_id, "meta", dict(internal["meta"], primary_version=primary_version), internal["meta_version"], action, obj)
 
     def evaluate_policy(self, key_id, measurement) -> bool:
         """Would the server's JWT role admit a token with this measurement claim?"""
         state, internal = self._load(key_id, "evaluate the policy of")
-        role = internal["role"]
-        return (measurement in state["allowed_measurements"]
-                and role.get("token_policies") == [self._names(key_id)["policy"]])
+        return measurement in state["allowed_measurements"] and not internal["role_problems"]
 
     # --- data path -------------------------------------------------------------------
     @staticmethod
@@ -370,8 +367,10 @@ class VaultKmsProvider(KmsProvider):
         return int(match.group(1))
 
     def _login(self, key_id, attestation, obj) -> str:
-        """Log in with the enclave's attestation token; the server checks signature, audience,
-        expiry and the measurement against the allow-list. Returns the one-use token."""
+        """Log in with an enclave's login token (``attestation["document"]``, minted inside the
+        enclave); the server checks signature, audience, expiry and the measurement against the
+        allow-list. Returns the one-use token. Only the enclave holds such a token: the
+        controller's probes ask the enclave to decrypt (its canary endpoint) instead."""
         fmt = attestation.get("format") or "jwt"
         if fmt != "jwt":
             raise AccessDeniedError("decrypt", obj, f"provider vault accepts jwt attestation tokens only (got {fmt} evidence): the "
@@ -380,12 +379,21 @@ class VaultKmsProvider(KmsProvider):
         anonymous = self.vault.new_client(token="")
         try:
             answer = self._request("post", f"auth/{self.jwt}/login", "decrypt", obj,
-                                   {"role": self._names(key_id)["role"], "jwt": token}, client=anonymous)
+                                   {"role": names(key_id)["role"], "jwt": token}, client=anonymous)
         except TeeKmsError as exc:
             if isinstance(exc, ProviderError) and ("could not be reached" in exc.cause or "sealed" in exc.cause):
                 raise
             raise AccessDeniedError("decrypt", obj, f"the server refused the attestation login ({exc.cause})") from None
         return answer["auth"]["client_token"]
+
+    def login_refused(self, key_id, attestation) -> tuple:
+        """(True, the server's reason) when a login with this token is refused, else (False, ...).
+        The enforcement probes check that a token from an enclave's public endpoint is refused."""
+        try:
+            self._login(key_id, attestation, f"key '{key_id}'")
+        except AccessDeniedError as exc:
+            return True, exc.cause
+        return False, "the server gave a Vault token for it"
 
     def decrypt(self, key_id, ciphertext, context, attestation=None):
         version = self.parse_ciphertext(ciphertext)

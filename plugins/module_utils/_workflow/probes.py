@@ -18,6 +18,13 @@ one; plaintext is never compared. The decrypt itself is proven by the enclave th
 canary endpoint (docs/attestation.md): it decrypts the canary with its own document and
 returns SHA-256(nonce || plaintext) for a nonce the controller chose. An enclave without the
 endpoint gives ``result: kms_accepted_only``, which says that no decrypt was proven.
+
+On Vault/OpenBao (a provider with ``enclave_login``) only the enclave can log in: the tokens
+its public endpoint hands to anyone are refused by the key's JWT role, so the controller never
+holds a credential that decrypts. There every decrypt probe goes through the enclave's canary
+endpoint (the enclave logs in with its own login token), a disallowed enclave must be refused
+at its own login, and the unattested probe also shows that a public attestation token does not
+log in.
 """
 
 from __future__ import annotations
@@ -35,11 +42,19 @@ from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.rules import d
 
 PROBES = ("canary", "allowed_decrypt", "disallowed_denied", "unattested_denied", "decrypt")
 CANARY_PATH = "/v1/kms/canary"
+# Every probe canary is encrypted under this context entry as well; an enclave's canary endpoint
+# decrypts nothing without it (docs/attestation.md), so it is no oracle on real tokens.
+CANARY_CONTEXT = {"tee_kms_purpose": "canary"}
 
 
 def token_context(key_id: str, version) -> dict:
     """The encryption context tokens are bound to (also used by the canary of providers whose KMS decrypts for the enclave)."""
     return {"token_key_id": key_id, "token_version": str(version)}
+
+
+def canary_context(key_id: str, version) -> dict:
+    """The encryption context of a probe canary: the token context, marked as a canary."""
+    return dict(token_context(key_id, version), **CANARY_CONTEXT)
 
 
 def evidence_from(url: str, fmt: str, timeout: float, purpose: str) -> dict:
@@ -77,12 +92,14 @@ def _kms_answer(provider, key_id, ciphertext, context, attestation) -> tuple:
     return ("plaintext", answer) if isinstance(answer, bytes) else ("recipient", answer)
 
 
-def canary_proof(url: str, ciphertext_blob: bytes, context: dict, canary: bytes, timeout: float) -> dict:
+def canary_proof(url: str, ciphertext_blob: bytes, context: dict, canary: bytes, timeout: float, key_id=None) -> dict:
     """Ask the enclave to decrypt the canary through KMS itself; check its nonce-bound proof."""
     obj = f"the canary endpoint of enclave {url}"
     nonce = secrets.token_bytes(32)
     body = {"ciphertext_blob": base64.b64encode(ciphertext_blob).decode("ascii"), "encryption_context": context,
             "nonce": nonce.hex()}
+    if key_id is not None:
+        body["key_id"] = key_id
     session = new_session()
     try:
         status, dummy, raw = http_request(session, "POST", url.rstrip("/") + CANARY_PATH, timeout, json=body)
@@ -139,6 +156,42 @@ def _recipient_probe(provider, probe, key_id, row, enclave_url, fmt, timeout, ca
                 detail=f"KMS denied it: {answer}" if passed else leak)
 
 
+def _enclave_login_probe(provider, probe, key_id, row, enclave_url, fmt, timeout, canary):
+    """The probes where only the enclave can log in (Vault): the enclave decrypts, the server refuses."""
+    def proof(url):
+        return canary_proof(url, row["ciphertext"].encode("ascii"), row["context"], canary, timeout, key_id=key_id)
+
+    if probe in ("canary", "allowed_decrypt"):
+        if not enclave_url:
+            raise InputError("run", f"the {probe} probe", "enclave_url of a live, allowed enclave is required")
+        shown = proof(enclave_url)
+        if shown["result"] == "kms_accepted_only":
+            return dict(row, passed=False, result="unproven",
+                        detail="the enclave has no canary endpoint: with this provider only the enclave can log in, so no decrypt "
+                               "is proven without it")
+        return dict(row, **shown)
+    if probe == "unattested_denied":
+        denied, detail = _denied(provider, key_id, row["ciphertext"], row["context"], None)
+        row = dict(row, passed=denied, detail=f"denied without a token: {detail}" if denied else "an unattested caller could decrypt")
+        if denied and enclave_url:
+            # What anyone who reaches an enclave can fetch must not log in either.
+            public = evidence_from(enclave_url, "jwt", timeout, decrypt_purpose(key_id))
+            refused, cause = provider.login_refused(key_id, public)
+            row = dict(row, passed=refused, public_token_refused=refused,
+                       detail=row["detail"] + ("; a token from the enclave's public attestation endpoint was refused at login: "
+                                               f"{cause}" if refused else
+                                               "; but a token from the enclave's public attestation endpoint logged in"))
+        return row
+    if enclave_url:  # disallowed_denied with a probe enclave: it must be refused at its own login
+        shown = proof(enclave_url)
+        if shown["result"] == "kms_denied":
+            return dict(row, passed=True, method="probe_enclave", result="kms_denied", detail=f"denied: {shown['detail']}")
+        if shown["result"] == "decrypt_proven":
+            return dict(row, passed=False, method="probe_enclave", result="kms_allowed",
+                        detail="an enclave outside the allow-list decrypted the canary")
+    return None  # no probe enclave (or one without a canary endpoint): the policy is evaluated
+
+
 def run_probe(provider, probe: str, key_id: str, version, enclave_url=None, fmt="alfred", timeout=5.0,
               ciphertext=None, context=None):
     """Return ``{name, passed, detail, ...}``; raise TeeKmsError only for unusable inputs."""
@@ -146,6 +199,9 @@ def run_probe(provider, probe: str, key_id: str, version, enclave_url=None, fmt=
     if probe == "decrypt":
         if not ciphertext or not enclave_url:
             raise InputError("run", "the decrypt probe", "ciphertext and enclave_url are required")
+        if getattr(provider, "enclave_login", False):
+            raise InputError("run", "the decrypt probe", f"with the {provider.name} provider only the enclave can log in and "
+                             "decrypt; use the canary or allowed_decrypt probe, which the enclave proves")
         plaintext = provider.decrypt(key_id, ciphertext, context or {}, evidence_from(enclave_url, fmt, timeout, purpose))
         if not isinstance(plaintext, bytes):
             raise InputError("run", "the decrypt probe", "KMS answered CiphertextForRecipient, which only the enclave can open: "
@@ -153,13 +209,18 @@ def run_probe(provider, probe: str, key_id: str, version, enclave_url=None, fmt=
         return {"name": probe, "passed": True, "detail": "decrypted through the attested path",
                 "plaintext_sha256": hashlib.sha256(plaintext).hexdigest()}
 
-    context = token_context(key_id, version)
+    context = canary_context(key_id, version)
     canary = os.urandom(32)
     ciphertext = provider.encrypt(key_id, canary, context, version=version)
     row = {"name": probe, "version": version, "ciphertext": ciphertext, "context": context,
            "canary_sha256": hashlib.sha256(canary).hexdigest()}
     if _recipient_flow(provider, fmt) and (probe != "disallowed_denied" or enclave_url):
         return _recipient_probe(provider, probe, key_id, row, enclave_url, fmt, timeout, canary)
+    if getattr(provider, "enclave_login", False):
+        shown = _enclave_login_probe(provider, probe, key_id, row, enclave_url, fmt, timeout, canary)
+        if shown is not None:
+            return shown
+        enclave_url = None
     if probe in ("canary", "allowed_decrypt"):
         if not enclave_url:
             raise InputError("run", f"the {probe} probe", "enclave_url of a live, allowed enclave is required")
