@@ -30,7 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tests" / "vault"), str(REPO / "tests")]  # vault_support imports tests/module_process.py
 
-from vault_support import M_CURRENT, TARGET, BaoServer, build, new_key_id, start_fleet, trust_of, vault_env  # noqa: E402
+from vault_support import M_CURRENT, TARGET, BaoServer, new_key, new_key_id, start_fleet, trust_of, vault_env  # noqa: E402
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.local import LocalKmsProvider  # noqa: E402
 
@@ -63,12 +63,11 @@ def main() -> int:
     times = {"local": [], "vault": []}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        fleet = start_fleet(work / "sim")
         bao = BaoServer(work / "bao").start()
+        fleet = start_fleet(work / "sim", bao.url)
         try:
             bao.configure(fleet)
             inv = inventory(work / "hosts.json", fleet)
-            vault = build(bao)
             for run in range(args.runs):
                 store = work / f"store-{run}.json"
                 key_id = new_key_id()
@@ -76,8 +75,7 @@ def main() -> int:
                 env = {k: v for k, v in vault_env(bao, dict(runbook, KMS_KEY_ID=key_id)).items() if not k.startswith("VAULT_")}
                 env["ALFRED_TEE_KMS_STORE"] = str(store)
                 times["local"].append(rotate(env, inv, "local", fleet, work / "evidence"))
-                key_id = new_key_id()
-                vault.create_key(key_id, [M_CURRENT], "sha384", trust_of(fleet))
+                key_id = new_key(bao, fleet)
                 times["vault"].append(rotate(vault_env(bao, dict(runbook, KMS_KEY_ID=key_id)), inv, "vault", fleet, work / "evidence"))
         finally:
             bao.stop()

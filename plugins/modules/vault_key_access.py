@@ -15,8 +15,8 @@ description:
     that runs rotations must not be able to change
     (C(docs/providers/vault.md) of the collection).
   - The ACL policy C(tee-kms-<key>-decrypt), decrypt on this key only.
-  - The JWT auth role C(tee-kms-<key>). It admits only tokens whose audience is O(login_audience):
-    the tokens an enclave mints inside itself to log in, never the attestation tokens its public
+  - The JWT auth role C(tee-kms-<key>). It admits only tokens whose audience is O(login_audience),
+    which an enclave mints inside itself to log in, never the attestation tokens its public
     endpoint hands to anyone. It refuses a token the second its C(exp) has passed (a few seconds of
     clock skew aside), and its login gives a one-use, one-minute token with the decrypt policy only.
     Its bound claims on O(measurement_claim) are the allow-list; an existing role keeps them, a new one

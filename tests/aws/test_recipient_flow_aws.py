@@ -17,7 +17,7 @@ from aws_support import M1, M2, REPO, aws_env, new_alias
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import ProviderError
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.aws import RecipientCiphertext
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.rules import decrypt_purpose
-from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.probes import canary_proof, evidence_from, run_probe, token_context
+from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.probes import canary_context, canary_proof, evidence_from, run_probe, token_context
 
 sys.path.insert(0, str(REPO / "tools" / "enclave_sim"))
 from fleet import SimulatorFleet  # noqa: E402
@@ -74,11 +74,11 @@ def test_bad_answers_stop_with_a_clear_error_and_change_nothing(through_strict, 
     with pytest.raises(ProviderError, match="Could not check the canary proof from the canary endpoint of enclave .*liar.*"
                                             "not SHA-256\\(nonce \\|\\| canary\\)"):
         probe(through_strict, "canary", nitro_key, fleet.urls["liar"])
-    ciphertext = through_strict.encrypt(nitro_key, b"c" * 32, token_context(nitro_key, 1))
+    ciphertext = through_strict.encrypt(nitro_key, b"c" * 32, canary_context(nitro_key, 1))
     blob = through_strict.parse_ciphertext(ciphertext)[1]
     fleet.configure("slow", mode="slow", slow_seconds=3)
     with pytest.raises(ProviderError, match="canary endpoint of enclave .*slow.*did not answer within 1s"):
-        canary_proof(fleet.urls["slow"], blob, token_context(nitro_key, 1), b"c" * 32, 1.0)
+        canary_proof(fleet.urls["slow"], blob, canary_context(nitro_key, 1), b"c" * 32, 1.0)
     for tamper, cause in (("no_envelope", "without CiphertextForRecipient"), ("garbled", "not the CMS envelope KMS sends")):
         strict_kms.tamper = tamper
         try:

@@ -140,9 +140,10 @@ def test_canary_endpoint_of_the_simulator(strict, provider, alias, kms, tmp_path
                         kms_endpoint=strict.url, env=env) as fleet:
         strict.set_root(fleet.trust["nitro_root_certificate"])
         provider.create_key(alias, [M1])
-        blob = kms.encrypt(KeyId=alias, Plaintext=b"canary bytes", EncryptionContext={"k": "v"})["CiphertextBlob"]
+        context = {"k": "v", "tee_kms_purpose": "canary"}
+        blob = kms.encrypt(KeyId=alias, Plaintext=b"canary bytes", EncryptionContext=context)["CiphertextBlob"]
         nonce = os.urandom(32)
-        body = {"ciphertext_blob": base64.b64encode(blob).decode(), "encryption_context": {"k": "v"}, "nonce": nonce.hex()}
+        body = {"ciphertext_blob": base64.b64encode(blob).decode(), "encryption_context": context, "nonce": nonce.hex()}
 
         def post(name, payload):
             request = urllib.request.Request(fleet.urls[name] + "/v1/kms/canary", data=json.dumps(payload).encode(),
@@ -162,3 +163,8 @@ def test_canary_endpoint_of_the_simulator(strict, provider, alias, kms, tmp_path
         status, answer = post("ok", body)
         assert status == 200 and answer["proof"] != hashlib.sha256(nonce + b"canary bytes").hexdigest()
         assert post("ok", dict(body, nonce="zz"))[0] == 400
+        # Not a canary (a real token's context): refused before KMS is asked, so no oracle on tokens.
+        token = kms.encrypt(KeyId=alias, Plaintext=b"a token", EncryptionContext={"k": "v"})["CiphertextBlob"]
+        asked = len(strict.decisions)
+        status, answer = post("ok", dict(body, ciphertext_blob=base64.b64encode(token).decode(), encryption_context={"k": "v"}))
+        assert status == 400 and "decrypts canaries only" in answer["error"] and len(strict.decisions) == asked

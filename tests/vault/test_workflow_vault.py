@@ -117,3 +117,37 @@ def test_rotation_and_rollback_as_the_least_privilege_identity(bao, inventory, f
     assert rollback.returncode == 0, rollback.stdout[-3000:]
     assert {k: server_state(bao, key_id)[k] for k in ("primary", "allowed", "lock")} == {"primary": 1, "allowed": [M_CURRENT], "lock": None}
     assert secret_id not in run.stdout + rollback.stdout
+
+
+def playbook(bao, name, *extra, env=None):
+    cmd = [str(Path(sys.executable).parent / "ansible-playbook"), str(REPO / "playbooks" / name), *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, env=vault_env(bao, env), timeout=600, cwd=str(REPO), check=False)
+
+
+def test_administrator_setup_then_create_key_as_the_rotation_identity(bao, fleet, tmp_path):
+    """The documented order: vault_setup.yml (administrator; rehearsal, run, re-run), then create_key.yml as the
+    rotation identity, which could not have written the role or the policies itself."""
+    key_id = new_key_id()
+    trust = json.dumps({"attestation_format": "jwt", "attestation_trust": trust_of(fleet)})
+    if "approle/" not in bao.api("GET", "sys/auth")["data"]:
+        bao.api("POST", "sys/auth/approle", {"type": "approle"})
+    bao.api("POST", "auth/approle/role/setup-playbook", {"token_policies": []})
+    setup = ("-e", trust, "-e", "vault_rotation_approle=setup-playbook")
+    rehearsal = playbook(bao, "vault_setup.yml", *setup, "--check", "--diff", env={"KMS_KEY_ID": key_id})
+    assert rehearsal.returncode == 0 and "changed=1" in rehearsal.stdout, rehearsal.stdout[-3000:]
+    assert bao.api("GET", "auth/approle/role/setup-playbook")["data"]["token_policies"] == []
+    applied = playbook(bao, "vault_setup.yml", *setup, env={"KMS_KEY_ID": key_id})
+    assert applied.returncode == 0 and "changed=1" in applied.stdout, applied.stdout[-3000:]
+    again = playbook(bao, "vault_setup.yml", *setup, env={"KMS_KEY_ID": key_id})
+    assert again.returncode == 0 and "changed=0" in again.stdout, again.stdout[-3000:]
+    assert bao.api("GET", "auth/approle/role/setup-playbook")["data"]["token_policies"] == [f"tee-kms-{key_id}-rotation"]
+    role_id = bao.api("GET", "auth/approle/role/setup-playbook/role-id")["data"]["role_id"]
+    secret_id = bao.api("POST", "auth/approle/role/setup-playbook/secret-id")["data"]["secret_id"]
+    identity = {"VAULT_TOKEN": None, "ANSIBLE_HASHI_VAULT_AUTH_METHOD": "approle", "VAULT_ROLE_ID": role_id, "VAULT_SECRET_ID": secret_id,
+                "KMS_KEY_ID": key_id, "KMS_ALLOWED_MEASUREMENTS": M_CURRENT}
+    created = playbook(bao, "create_key.yml", "-e", "env=staging", "-e", "kms_provider=vault", "-e", trust, env=identity)
+    assert created.returncode == 0, created.stdout[-3000:]
+    assert server_state(bao, key_id)["allowed"] == [M_CURRENT]
+    no_audience = playbook(bao, "vault_setup.yml", env={"KMS_KEY_ID": new_key_id()})
+    assert no_audience.returncode != 0 and "login_audience is required" in no_audience.stdout, no_audience.stdout[-3000:]
+    assert bao.root_token not in rehearsal.stdout + applied.stdout and secret_id not in created.stdout

@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from alfred_evidence import ChallengeError, build_evidence, parse_challenge
 from jwt_token import JwtIssuer
-from kms_canary import CANARY_PATH, CanaryError, kms_client, recipient_key, run_canary, warm_up
+from kms_canary import CANARY_PATH, CanaryError, kms_client, parse_request, recipient_key, run_canary, warm_up
 from nitro_document import NitroDocumentIssuer, pcr0_for
 from sim_trust import JWT_LOGIN_AUDIENCE, TrustMaterial
 from vault_canary import is_vault_ciphertext, run_vault_canary
@@ -225,6 +225,7 @@ class Simulator:
         )
 
     def kms_canary(self, enclave: Enclave, cfg: EnclaveConfig, body) -> dict:
+        parse_request(body)  # a request that is not a canary is refused before any KMS is asked
         if is_vault_ciphertext(_blob_of(body)):
             return self.vault_canary(enclave, cfg, body)
         if not self.kms_endpoint:

@@ -555,3 +555,37 @@ def test_500_enclaves_in_one_process(tmp_path):
         assert evidence["measurement"] == enclaves[499]["measurement"]
         assert alfred_signature_ok(evidence, sim.trust["alfred_public_keys"])
     assert os.path.exists(tmp_path / "trust.json")
+
+
+# -- the login side of the Vault runtime contract -----------------------------------------------
+
+def test_public_tokens_never_carry_the_login_audience(fleet):
+    """What anyone gets from the document endpoint is never a Vault login token, whatever they ask for."""
+    assert fleet.trust["jwt_login_audience"] != fleet.trust["jwt_audience"]
+    for extra in ({}, {"aud": fleet.trust["jwt_login_audience"]}, {"audience": fleet.trust["jwt_login_audience"]}):
+        response = document(fleet.urls["ok"], "jwt", secrets.token_hex(16), **extra)
+        if response.status_code != 200:
+            continue
+        dummy, claims = verify_jwt(response.text, fleet.trust["jwks"])
+        assert claims["aud"] == fleet.trust["jwt_audience"], extra
+
+
+def test_canary_endpoint_decrypts_canaries_only(fleet):
+    """The canary endpoint is no oracle on real tokens: a context without tee_kms_purpose=canary is refused
+    before any KMS is asked (this simulator has none, so an accepted request would answer 503)."""
+    body = {"ciphertext_blob": base64.b64encode(b"vault:v1:AAAA").decode(), "key_id": "k",
+            "encryption_context": {"token_key_id": "k", "token_version": "1"}, "nonce": secrets.token_hex(16)}
+    refused = requests.post(fleet.urls["ok"] + "/v1/kms/canary", json=body, timeout=10)
+    assert refused.status_code == 400 and "decrypts canaries only" in refused.json()["error"]
+    marked = dict(body, encryption_context=dict(body["encryption_context"], tee_kms_purpose="canary"))
+    assert requests.post(fleet.urls["ok"] + "/v1/kms/canary", json=marked, timeout=10).status_code == 503
+
+
+def test_login_token_lifetime_is_configurable_and_checked(fleet):
+    assert fleet.configure("ok", login_token_seconds=5)["login_token_seconds"] == 5
+    try:
+        for bad in (0, 3601, True, "5"):
+            with pytest.raises(SimulatorError, match="login_token_seconds must be"):
+                fleet.configure("ok", login_token_seconds=bad)
+    finally:
+        fleet.configure("ok", login_token_seconds=None)

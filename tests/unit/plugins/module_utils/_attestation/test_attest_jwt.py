@@ -272,3 +272,14 @@ def test_claim_at():
     assert jwt.claim_at(claims, "a.b") == 2
     assert jwt.claim_at(claims, "a.b.c") == 1
     assert jwt.claim_at(claims, "a.x") is None
+
+
+def test_a_token_carrying_the_kms_login_audience_is_refused_as_evidence(world):
+    """A public endpoint that hands out a Vault login token gives away KMS access: refused wherever it is verified."""
+    claims = world.claims(NOW, aud=["alfred-tee-kms", "tee-kms-login"])
+    token = world.token("ES256", claims=claims, now=NOW)
+    assert verify(token, "jwt", _options(world)).format == "jwt"  # the trust names no login audience
+    refused = _refusal(token, _options(world, login_audience="tee-kms-login"))
+    assert refused.check == "claims" and "KMS login audience" in refused.detail
+    plain = world.token("ES256", claims=world.claims(NOW), now=NOW)
+    assert verify(plain, "jwt", _options(world, login_audience="tee-kms-login")).format == "jwt"

@@ -101,3 +101,11 @@ def test_the_decrypt_gate_applies_its_freshness_default():
     with pytest.raises(AccessDeniedError, match="max_age is 10s"):
         rules.require_attestation(dict(keys, max_age=10), recent, ["ab" * 48], "x", "k", lambda *args: None)
     assert rules.require_attestation(keys, recent, ["ab" * 48], "x", "k", lambda *args: None)[1] == "alfred"
+
+
+def test_login_audience_must_differ_from_the_audience_of_evidence():
+    for context in (trust.KEY, trust.TASK):
+        with pytest.raises(InputError, match="login_audience must differ from audience"):
+            trust.validate({"audience": "a", "login_audience": "a"}, context)
+    assert trust.validate({"audience": "a", "login_audience": "b"}, trust.KEY) == {"audience": "a", "login_audience": "b"}
+    assert trust.verify_options({"login_audience": "b"}).login_audience == "b"
