@@ -190,3 +190,13 @@ def test_lock_at_the_longest_generation_kms_allows_says_so_and_deletes_nothing(p
         through.acquire_lock(alias, "alice", 600, break_stale=True)
     assert lock_names(kms, alias) == [lock_alias(alias, top)]
 
+
+def test_lock_alias_targeting_a_kms_key_that_is_no_version_is_a_clear_error(provider, alias, kms):
+    provider.create_key(alias, [M1])
+    other = kms.create_key()["KeyMetadata"]["KeyId"]
+    kms.create_alias(AliasName=lock_alias(alias, 5), TargetKeyId=other)
+    provider.lock.recordless_wait = 0.5
+    with pytest.raises(ProviderError, match=f"Could not acquire the rotation lock on key '{alias}': alias {alias}/tee-kms-lock/5 "
+                                            f"targets KMS key {other}, which is not one of its versions"):
+        provider.acquire_lock(alias, "alice", 600, break_stale=True)
+    assert lock_names(kms, alias) == [lock_alias(alias, 5)]  # never deleted
