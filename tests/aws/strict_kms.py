@@ -20,6 +20,11 @@ keys for Nitro Enclaves, not from the collection: nothing here imports it.
 - With a Recipient the answer is as AWS documents it: no ``Plaintext``, and
   ``CiphertextForRecipient`` = CMS EnvelopedData, RSAES-OAEP-SHA-256 key transport to that
   public key, AES-256-CBC content.
+- Aliases as AWS keeps them and moto does not: ``ListAliases`` entries carry ``CreationDate``
+  and ``LastUpdatedDate`` (moto omits both), and an ``AliasName`` over 256 characters is a
+  ValidationException. The dates are kept here; an alias this front never saw created (made
+  directly on moto) is dated when first listed, which can only make it look younger.
+  ``age_alias`` moves an alias's dates into the past, as a test's injected clock.
 - Everything else passes through to moto, which stays the real KMS API underneath.
 """
 
@@ -33,6 +38,7 @@ import http.client
 import json
 import os
 import threading
+import time
 
 import cbor2
 from cryptography import x509
@@ -44,6 +50,8 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from aws_support import KmsFrontHandler, LoopbackFront
 
 MAX_DOCUMENT_AGE = dt.timedelta(minutes=5)
+MAX_ALIAS_NAME = 256
+ALIAS_CALLS = ("CreateAlias", "UpdateAlias", "DeleteAlias", "ListAliases")
 RECIPIENT_CALLS = {"Decrypt": "kms:Decrypt", "GenerateDataKey": "kms:GenerateDataKey",
                    "GenerateRandom": "kms:GenerateRandom"}
 KEY_CALLS = {"Decrypt": "kms:Decrypt", "Encrypt": "kms:Encrypt", "GenerateDataKey": "kms:GenerateDataKey",
@@ -236,6 +244,7 @@ class StrictKms(LoopbackFront):
         # Deliberate misbehaviour for the client's error tests: "no_envelope" drops
         # CiphertextForRecipient, "garbled" sends bytes that are no CMS envelope.
         self.tamper = None
+        self.alias_dates = {}  # alias name -> [CreationDate, LastUpdatedDate], epoch seconds
         self._lock = threading.Lock()
         kms = self
 
@@ -258,6 +267,12 @@ class StrictKms(LoopbackFront):
 
     def set_root(self, root_pem: str) -> None:
         self.root_der = x509.load_pem_x509_certificate(root_pem.encode()).public_bytes(serialization.Encoding.DER)
+
+    def age_alias(self, name: str, seconds: float) -> None:
+        """Date the alias ``name`` ``seconds`` earlier, as if it had been made that long ago."""
+        with self._lock:
+            dates = self.alias_dates.setdefault(name, [time.time()] * 2)
+            dates[:] = [value - seconds for value in dates]
 
     def record(self, operation, outcome):
         with self._lock:
@@ -288,7 +303,32 @@ class StrictKms(LoopbackFront):
                           f"{action} on resource {key_id} because of the key policy")
 
     # -- decisions ---------------------------------------------------------------------------
+    def _alias_call(self, operation, path, headers, body: bytes):
+        name = json.loads(body or b"{}").get("AliasName") or ""
+        if operation in ("CreateAlias", "UpdateAlias") and len(name) > MAX_ALIAS_NAME:
+            raise Refused("ValidationException", f"1 validation error detected: Value '{name}' at 'aliasName' failed to satisfy "
+                          f"constraint: Member must have length less than or equal to {MAX_ALIAS_NAME}")
+        status, answer_headers, data = self._moto(path, headers, body)
+        if status != 200:
+            return status, answer_headers, data
+        now = time.time()
+        with self._lock:
+            if operation == "CreateAlias":
+                self.alias_dates[name] = [now, now]
+            elif operation == "UpdateAlias":
+                self.alias_dates.setdefault(name, [now, now])[1] = now
+            elif operation == "DeleteAlias":
+                self.alias_dates.pop(name, None)
+            else:
+                answer = json.loads(data)
+                for entry in answer.get("Aliases", []):
+                    entry["CreationDate"], entry["LastUpdatedDate"] = self.alias_dates.setdefault(entry["AliasName"], [now, now])
+                data = json.dumps(answer).encode()
+        return status, answer_headers, data
+
     def handle(self, operation, path, headers, body: bytes):
+        if operation in ALIAS_CALLS:
+            return self._alias_call(operation, path, headers, body)
         if operation not in KEY_CALLS and operation != "ReEncrypt" and operation != "GenerateRandom":
             return self._moto(path, headers, body)
         request = json.loads(body or b"{}")

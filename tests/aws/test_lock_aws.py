@@ -9,14 +9,20 @@ from __future__ import annotations
 import multiprocessing
 import time
 
+import boto3
 import pytest
 
-from aws_support import M1, version_key_ids
+from aws_support import M1, REGION, version_key_ids
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import LockHeldError
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import LockHeldError, ProviderError
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.aws_lock import lock_alias
 
 ROUNDS = 50
 TAKEOVER_ROUNDS = 10
+# The highest generation the lock read before issue 22 (ten digits): its successor has eleven.
+HUGE = 9999999999
+# A stale record as a run that died in 2020 left it: recorded times, not a sleep.
+GHOST = {"owner": "ghost", "acquired_at": "2020-01-01T00:00:00Z", "expires_at": "2020-01-01T01:00:00Z", "token": "0" * 32}
 
 
 def _racer(build, endpoint, alias, name, jobs, results, barrier):
@@ -125,3 +131,72 @@ def test_the_lock_record_is_checked_by_token(provider, provider_for, moto_url, a
     provider._put_record(kid, provider._tags(kid, "x", "y"), "lock", forged, "x", "y")
     with pytest.raises(LockHeldError, match="read back is not this run's"):
         provider.lock._confirm(alias, found["record"], "key")
+
+
+def raw_client(url):
+    return boto3.client("kms", region_name=REGION, endpoint_url=url, aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+def lock_names(kms, alias) -> list:
+    return sorted(a["AliasName"] for a in kms.list_aliases()["Aliases"] if a["AliasName"].startswith(alias + "/tee-kms-lock/"))
+
+
+def plant_lock(provider, kms, alias, generation, record):
+    """A lock alias at ``generation`` on version 1, made by hand; with GHOST's stale record or none."""
+    kid = version_key_ids(kms, alias)[1]
+    kms.create_alias(AliasName=lock_alias(alias, generation), TargetKeyId=kid)
+    if record:
+        provider._put_record(kid, provider._tags(kid, "x", "y"), "lock", dict(GHOST, generation=generation), "x", "y")
+
+
+@pytest.mark.parametrize("record", [False, True], ids=["no_record", "stale_record"])
+def test_lock_at_huge_generation_is_broken_like_any_stale_lock(provider_for, strict_kms, alias, record):
+    through, kms = provider_for(strict_kms.url), raw_client(strict_kms.url)
+    through.create_key(alias, [M1])
+    plant_lock(through, kms, alias, HUGE, record)
+    through.lock.recordless_wait = 0.5
+    with pytest.raises(LockHeldError, match="a stale lock of owner .* retry with break_stale_lock=true"):
+        through.acquire_lock(alias, "alice", 600)
+    assert through.acquire_lock(alias, "alice", 600, break_stale=True)["owner"] == "alice"
+    assert lock_names(kms, alias) == [lock_alias(alias, HUGE + 1)]
+    assert through.get_lock(alias)["owner"] == "alice" and through.release_lock(alias, "alice") is True
+    assert through.acquire_lock(alias, "bob", 600)["owner"] == "bob"  # free: the next generation, no flag needed
+    assert lock_names(kms, alias) == [lock_alias(alias, HUGE + 2)]
+
+
+def test_two_processes_breaking_a_stale_lock_at_huge_generation_one_wins(provider_for, strict_kms, alias):
+    kms = raw_client(strict_kms.url)
+    owner = provider_for(strict_kms.url)
+    owner.create_key(alias, [M1])
+
+    def first_stale(provider, number):
+        if number == 0:
+            plant_lock(provider, kms, alias, HUGE, True)
+        return number == 0
+    _race(provider_for, strict_kms.url, alias, TAKEOVER_ROUNDS, first_stale)
+    assert lock_names(kms, alias) == [lock_alias(alias, HUGE + TAKEOVER_ROUNDS)]
+
+
+def test_lock_at_the_longest_generation_kms_allows_says_so_and_deletes_nothing(provider_for, strict_kms, alias):
+    through, kms = provider_for(strict_kms.url), raw_client(strict_kms.url)
+    through.create_key(alias, [M1])
+    top = int("9" * (256 - len(lock_alias(alias, ""))))  # the alias fills KMS's 256 characters
+    plant_lock(through, kms, alias, top, False)
+    through.lock.recordless_wait = 0.5
+    with pytest.raises(ProviderError, match=f"Could not acquire the rotation lock on key '{alias}': its highest lock alias, "
+                                            f"{lock_alias(alias, top)}, is at a generation whose successor would not fit in the "
+                                            "256 characters KMS allows for an alias name; .* confirm no rotation of this key is "
+                                            f"running, delete the aliases {alias}/tee-kms-lock/<n> and retry"):
+        through.acquire_lock(alias, "alice", 600, break_stale=True)
+    assert lock_names(kms, alias) == [lock_alias(alias, top)]
+
+
+def test_lock_alias_targeting_a_kms_key_that_is_no_version_is_a_clear_error(provider, alias, kms):
+    provider.create_key(alias, [M1])
+    other = kms.create_key()["KeyMetadata"]["KeyId"]
+    kms.create_alias(AliasName=lock_alias(alias, 5), TargetKeyId=other)
+    provider.lock.recordless_wait = 0.5
+    with pytest.raises(ProviderError, match=f"Could not acquire the rotation lock on key '{alias}': alias {alias}/tee-kms-lock/5 "
+                                            f"targets KMS key {other}, which is not one of its versions"):
+        provider.acquire_lock(alias, "alice", 600, break_stale=True)
+    assert lock_names(kms, alias) == [lock_alias(alias, 5)]  # never deleted

@@ -168,3 +168,26 @@ def test_canary_endpoint_of_the_simulator(strict, provider, alias, kms, tmp_path
         asked = len(strict.decisions)
         status, answer = post("ok", dict(body, ciphertext_blob=base64.b64encode(token).decode(), encryption_context={"k": "v"}))
         assert status == 400 and "decrypts canaries only" in answer["error"] and len(strict.decisions) == asked
+
+
+def test_strict_kms_dates_aliases_and_refuses_names_over_256_characters(strict_kms, kms, alias):
+    """AWS answers ListAliases with CreationDate and LastUpdatedDate and refuses alias names over
+    256 characters; moto does neither, so the replay cache's expiry and the lock's longest
+    generation are tested through this front."""
+    through = client(strict_kms.url)
+    kid = through.create_key()["KeyMetadata"]["KeyId"]
+    through.create_alias(AliasName=alias, TargetKeyId=kid)
+
+    def entry(name):
+        return next(a for a in through.list_aliases()["Aliases"] if a["AliasName"] == name)
+    assert "CreationDate" not in next(a for a in kms.list_aliases()["Aliases"] if a["AliasName"] == alias)  # moto alone
+    created = entry(alias)["CreationDate"]
+    assert abs(created.timestamp() - time.time()) < 600 and entry(alias)["LastUpdatedDate"] == created
+    strict_kms.age_alias(alias, 86400)
+    assert abs(entry(alias)["CreationDate"].timestamp() - (created.timestamp() - 86400)) < 1
+    longest = alias + "/" + "x" * (255 - len(alias))
+    through.create_alias(AliasName=longest, TargetKeyId=kid)
+    assert len(longest) == 256 and entry(longest)["TargetKeyId"] == kid
+    assert code(lambda: through.create_alias(AliasName=longest + "x", TargetKeyId=kid)) == "ValidationException"
+    through.delete_alias(AliasName=longest)
+    assert longest not in strict_kms.alias_dates

@@ -25,6 +25,11 @@ Mapping (see docs/providers/aws.md):
   key. The lock is a numbered alias ``<alias>/tee-kms-lock/<n>`` plus a record (owner, expiry,
   token) on the key it targets, see _aws_lock; the snapshot is found through
   ``<alias>/tee-kms-snapshot``. A fresh controller (AWX container) finds both.
+- Namespace: ``<alias>/v<n>``, ``<alias>/tee-kms-lock/<n>``, ``<alias>/tee-kms-snapshot`` and
+  ``<alias>/tee-kms-seen/<token>`` are the key's own aliases; every one of them must target one
+  of its version keys, else every action on the key stops (see ``own_aliases``). A key_id that
+  would land in another key's namespace is refused (``check_alias``), and the aliases of other
+  keys nested under ``<alias>/`` are never read, counted or deleted.
 
 Enforcement: AWS KMS verifies a Nitro attestation document passed as ``Recipient`` and
 evaluates ``kms:RecipientAttestation:*`` conditions itself. Test servers (moto) do neither,
@@ -59,7 +64,7 @@ from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors impo
     TeeKmsError,
 )
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms import aws_policy as policy
-from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.aws_lock import LOCK_PREFIX, AliasLock
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.aws_lock import GENERATION, LOCK_PREFIX, AliasLock
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.aws_recipient import EnvelopeError, parse as parse_envelope
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms import rules
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.aws_client import AwsSession, check_params, error_code, wait_for
@@ -74,6 +79,7 @@ SNAPSHOT_SUFFIX = "/tee-kms-snapshot"
 # <key>/tee-kms-seen/<token>: the decrypt gate's replay cache, one alias per accepted token
 # (CreateAlias is atomic, so two callers presenting the same evidence cannot both succeed).
 SEEN_INFIX = "/tee-kms-seen/"
+SEEN_TOKEN = r"[nd][0-9a-f]{31}"  # what rules.replay_tokens makes; _remember refuses anything else
 # KMS allows 50 aliases per KMS key (the key's own alias, its version alias, lock and snapshot
 # take up to 4 of the primary's): at most this many fresh decrypts at a time.
 SEEN_CAPACITY = 40
@@ -84,6 +90,12 @@ MAX_PLAINTEXT = 4096
 STATE_MAP = {"Enabled": "enabled", "Disabled": "disabled", "PendingDeletion": "destroy_scheduled",
              "PendingReplicaDeletion": "destroy_scheduled"}
 _ALIAS = re.compile(r"^alias/[A-Za-z0-9/_-]{1,200}$")
+# A key's own aliases, relative to ``<alias>/`` (see own_aliases). A key_id segment after the
+# first that looks like one of them, in any case, is refused: ``alias/pay/v2`` as a key would
+# be read as version 2 of ``alias/pay``, ``alias/pay/tee-kms-seen/x`` as its replay cache.
+_OWN = "|".join(("v" + GENERATION, re.escape(LOCK_PREFIX[1:]) + GENERATION, re.escape(SNAPSHOT_SUFFIX[1:]),
+                 re.escape(SEEN_INFIX[1:]) + SEEN_TOKEN))
+_RESERVED_SEGMENT = re.compile(r"^(v[0-9]+|tee-kms-.*)$", re.IGNORECASE)
 
 
 def _iso(value) -> str | None:
@@ -98,11 +110,27 @@ def _iso(value) -> str | None:
 
 def check_alias(key_id, action: str) -> str:
     rules.check_key_id(key_id, action)
-    if not _ALIAS.match(key_id) or key_id.startswith("alias/aws/") or key_id.endswith(SNAPSHOT_SUFFIX) \
-            or LOCK_PREFIX.rstrip("/") in key_id:
+    if not _ALIAS.match(key_id) or key_id.startswith("alias/aws/"):
         raise InputError(action, f"key '{key_id}'", "with provider aws, key_id must be a KMS alias: alias/ followed by up to 200 "
                          "letters, digits, /, _ and - (not alias/aws/..., which AWS reserves)")
+    segments = key_id.split("/")
+    for index in range(2, len(segments)):
+        if _RESERVED_SEGMENT.match(segments[index]):
+            owner = "/".join(segments[:index])
+            raise InputError(action, f"key '{key_id}'", f"with provider aws, its segment '{segments[index]}' is reserved: key "
+                             f"'{owner}' owns the aliases {owner}/v<n>, {owner}/tee-kms-lock/<n>, {owner}/tee-kms-snapshot and "
+                             f"{owner}/tee-kms-seen/<token>, so after its first segment a key_id may have no segment v<digits> "
+                             "or tee-kms-... (in any case)")
     return key_id
+
+
+def own_aliases(key_id: str, aliases: dict) -> dict:
+    """The aliases among ``aliases`` (name -> target) that are ``key_id``'s own: exactly
+    ``<key_id>/v<n>``, ``/tee-kms-lock/<n>``, ``/tee-kms-snapshot`` and ``/tee-kms-seen/<token>``.
+    Anything else under ``<key_id>/`` is another key's (``alias/pay/team/v1`` is version 1 of
+    ``alias/pay/team``) or none of the collection's, and is left alone."""
+    pattern = re.compile("^" + re.escape(key_id + "/") + "(?:" + _OWN + ")$")
+    return {name: kid for name, kid in aliases.items() if pattern.match(name)}
 
 
 # --------------------------------------------------------------------------- tag records
@@ -220,17 +248,21 @@ class AwsKmsProvider(KmsProvider):
         except NotFoundError:
             return None
 
-    def _aliases(self, prefix, action, obj, field="TargetKeyId") -> dict:
+    def _alias_entries(self, prefix, action, obj) -> dict:
+        """{name: ListAliases entry} of the aliases whose name starts with ``prefix``."""
         found = {}
         kwargs = {}
         while True:
             page = self._kms("list_aliases", action, obj, **kwargs)
             for entry in page.get("Aliases", []):
                 if entry.get("AliasName", "").startswith(prefix) and entry.get("TargetKeyId"):
-                    found[entry["AliasName"]] = entry.get(field)
+                    found[entry["AliasName"]] = entry
             if not page.get("Truncated") or not page.get("NextMarker"):
                 return found
             kwargs = {"Marker": page["NextMarker"]}
+
+    def _aliases(self, prefix, action, obj) -> dict:
+        return {name: entry["TargetKeyId"] for name, entry in self._alias_entries(prefix, action, obj).items()}
 
     def _tags(self, kid, action, obj) -> dict:
         tags, kwargs = {}, {}
@@ -302,8 +334,8 @@ class AwsKmsProvider(KmsProvider):
         primary_kid = self._alias_target(key_id, action, obj)
         if primary_kid is None:
             raise NotFoundError(action, obj, f"it does not exist in {self.aws.where()}")
-        aliases = self._aliases(key_id + "/", action, obj)
-        pattern = re.compile("^" + re.escape(key_id) + r"/v([1-9][0-9]{0,5})$")
+        aliases = own_aliases(key_id, self._aliases(key_id + "/", action, obj))
+        pattern = re.compile("^" + re.escape(key_id) + "/v(" + GENERATION + ")$")
         versions, internal = [], {"keys": {}, "tags": {}, "meta": {}}
         for name, kid in aliases.items():
             match = pattern.match(name)
@@ -312,6 +344,10 @@ class AwsKmsProvider(KmsProvider):
             number = int(match.group(1))
             meta = self._kms("describe_key", action, obj, KeyId=kid)["KeyMetadata"]
             tags = self._tags(kid, action, obj)
+            if tags.get(TAG_KEY_ID) == name:
+                raise ProviderError(action, obj, f"alias {name} is key '{name}' of alfred.tee_kms, made before key ids in another "
+                                    f"key's namespace were refused, and it would be version {number} of this key: move the users "
+                                    f"of '{name}' to a key under another name, then delete the alias {name}")
             if tags.get(TAG_KEY_ID) != key_id or tags.get(TAG_VERSION) != str(number):
                 raise ProviderError(action, obj, f"alias {name} targets KMS key {kid}, which is not tagged as version {number} of "
                                     f"{key_id} ({TAG_KEY_ID}, {TAG_VERSION}); fix or delete that alias")
@@ -324,6 +360,14 @@ class AwsKmsProvider(KmsProvider):
             raise ProviderError(action, obj, f"the alias targets KMS key {primary_kid}, which is not one of its versions "
                                 f"(no alias {key_id}/v<n> targets it); keys not created by alfred.tee_kms cannot be managed")
         primary_version = primary[0]
+        mine = set(internal["keys"].values())
+        for name, kid in sorted(aliases.items()):
+            # Lock, snapshot and replay aliases always target a version key (the primary when
+            # made): one that does not would have this key read another key's records.
+            if kid not in mine:
+                raise ProviderError(action, obj, f"alias {name} targets KMS key {kid}, which is not one of its versions (no alias "
+                                    f"{key_id}/v<n> targets it); alfred.tee_kms never makes such an alias: confirm nobody relies "
+                                    "on it, then delete it")
         ptags = internal["tags"][primary_version]
         text = self._policy_text(primary_kid, action, obj)
         try:
@@ -714,10 +758,21 @@ class AwsKmsProvider(KmsProvider):
 
     def _remember(self, key_id, internal, tokens, now, window, obj):
         """The replay cache of the decrypt gate as aliases: expired ones are dropped, then one
-        alias per token is created; an existing alias means the evidence was used before."""
+        alias per token is created; an existing alias means the evidence was used before.
+
+        Only aliases named exactly ``<key>/tee-kms-seen/<token>`` that target one of the key's
+        versions are the cache: another key nested under that prefix is never counted or deleted."""
         prefix = key_id + SEEN_INFIX
+        if not all(isinstance(token, str) and re.fullmatch(SEEN_TOKEN, token) for token in tokens):
+            raise ProviderError("decrypt", obj, "the replay cache cannot record this evidence: its token is not of the form the "
+                                "cache's aliases use")
+        mine = set(internal["keys"].values())
+        pattern = re.compile("^" + re.escape(prefix) + SEEN_TOKEN + "$")
         live = 0
-        for name, created in self._aliases(prefix, "decrypt", obj, field="CreationDate").items():
+        for name, entry in self._alias_entries(prefix, "decrypt", obj).items():
+            if not pattern.match(name) or entry["TargetKeyId"] not in mine:
+                continue
+            created = entry.get("CreationDate")
             if isinstance(created, datetime.datetime) and created.timestamp() + window < now:
                 self._delete_alias(name, "decrypt", obj)
             else:

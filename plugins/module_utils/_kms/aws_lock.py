@@ -16,6 +16,10 @@ two runs in. The lock is therefore a sequence of generations:
   race for the same name and exactly one ``CreateAlias`` succeeds. ``AlreadyExists`` is
   always a lost race (a retried call of our own that did land only makes us lose the lock,
   never share it).
+- Generations have no digit cap: ``g + 1`` is always read back as a generation, so a lock
+  alias planted at a huge generation is broken like any other stale lock. The only bound is
+  KMS's 256-character alias name; a generation whose successor would not fit (no run gets
+  there one acquisition at a time) is reported, never worked around by deleting it.
 - The holder writes its record (owner, expiry, generation, a random token) as tags on the
   key the alias targets, then reads it back: it owns the lock only if the highest generation
   is still its own and the record read back carries its token.
@@ -42,6 +46,8 @@ from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors impo
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms import rules
 
 LOCK_PREFIX = "/tee-kms-lock/"
+GENERATION = r"[1-9][0-9]*"
+MAX_ALIAS_NAME = 256  # characters, KMS's limit for an alias name
 ACQUIRE_DEADLINE = 15.0
 PUBLIC_FIELDS = ("owner", "acquired_at", "expires_at")
 UNKNOWN_OWNER = "(unknown: the lock record is missing; a run may have died while acquiring it)"
@@ -54,7 +60,7 @@ def lock_alias(key_id: str, generation: int) -> str:
 
 def generations(key_id: str, aliases: dict) -> dict:
     """{generation: target key id} of the lock aliases among ``aliases`` (name -> target)."""
-    pattern = re.compile("^" + re.escape(key_id + LOCK_PREFIX) + r"([1-9][0-9]{0,9})$")
+    pattern = re.compile("^" + re.escape(key_id + LOCK_PREFIX) + "(" + GENERATION + ")$")
     out = {}
     for name, kid in aliases.items():
         match = pattern.match(name)
@@ -131,6 +137,12 @@ class AliasLock:
                     raise error
         generation = found["generation"] + 1
         name = lock_alias(key_id, generation)
+        if len(name) > MAX_ALIAS_NAME:
+            raise ProviderError(ACQUIRE, obj, f"its highest lock alias, {lock_alias(key_id, found['generation'])}, is at a generation "
+                                f"whose successor would not fit in the {MAX_ALIAS_NAME} characters KMS allows for an alias name; "
+                                "alfred.tee_kms adds one generation per acquisition and never gets there, so that alias was made "
+                                f"by hand: confirm no rotation of this key is running, delete the aliases {key_id}{LOCK_PREFIX}<n> "
+                                "and retry")
         started = time.monotonic()
         try:
             self.p._kms("create_alias", ACQUIRE, obj, AliasName=name, TargetKeyId=primary_kid)
