@@ -154,7 +154,7 @@ rotation:
       root certificate and JWKS read from the files they name).
     - C(health_checks) (from O(health_check_urls)), C(allow_http_enclaves), C(allow_kms_accepted_only),
       C(http_enclave_urls) (the plain-http enclave URLs the run was allowed to call) and C(hook_allowed_measurements)
-      (E(KMS_ALLOWED_MEASUREMENTS) for the hooks: the normalised target allow-list, else the input as given).
+      (E(KMS_ALLOWED_MEASUREMENTS) for the hooks, the normalised target allow-list or else the input as given).
   type: dict
   returned: success
   sample: {"env": "staging", "action": "all", "provider": "local", "native": true, "key_id": "tokens/refresh", "current_version": 1,
