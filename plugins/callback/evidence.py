@@ -137,6 +137,7 @@ from ansible_collections.alfred.tee_kms.plugins.plugin_utils._evidence_bundle im
 from ansible_collections.alfred.tee_kms.plugins.plugin_utils._evidence_run import (
     COLLECTION,
     AuditCollector,
+    audit_warnings,
     build_summary,
     collection_version,
     combined_outcome,
@@ -588,6 +589,11 @@ class CallbackModule(CallbackBase):
         for audit in event.get("audit", []):
             lines.append("  audit: " + describe_audit(audit))
         self._emit("item_result" if item else "task_result", event, level, "\n".join(lines))
+        # What a module asks the operator to read (audit "warnings"): its own WARNING lines in run.log.
+        for audit in event.get("audit", []):
+            for warning in audit_warnings(audit):
+                self._emit("warning", {"host": host_name, "task": task_name, "message": warning}, "WARNING",
+                           f"[{host_name}] {task_name}: {warning}")
 
     def v2_runner_on_ok(self, result):
         data, dummy, dummy = _parts(result)

@@ -35,6 +35,11 @@ description:
     endpoint). V(disallowed_denied) asks the probe enclave the same and passes when Vault refuses its
     login. V(unattested_denied) also fetches a token from O(enclave_url)'s public attestation endpoint
     and passes only when Vault refuses it at login (RV(probe.public_token_refused)). V(decrypt) is refused.
+  - A C(kms_accepted_only) result proves no decrypt by the enclave. With O(env=production) it does not pass
+    unless O(allow_kms_accepted_only=true), recorded in the probe's C(accepted_by); otherwise it passes with a
+    warning.
+  - With O(env=production) a plain C(http://) O(enclave_url) is refused before anything is encrypted unless
+    O(allow_http_enclaves=true).
   - Canary plaintexts never leave the module; only digests and ciphertexts are returned. Canaries are
     encrypted under the token context plus C(tee_kms_purpose=canary), which real tokens never carry.
   - In check mode nothing is encrypted or decrypted; the task is reported as skipped, with the reason
@@ -80,6 +85,22 @@ options:
     description: Fail the task when the probe does not pass.
     type: bool
     default: true
+  env:
+    description:
+      - The environment of the run. V(production) refuses a C(kms_accepted_only) result and a plain C(http://)
+        O(enclave_url) unless the matching allowance below is set.
+    type: str
+    choices: [staging, production]
+  allow_kms_accepted_only:
+    description:
+      - Let a C(kms_accepted_only) result pass in production (recorded as C(accepted_by) in the probe and its audit record).
+    type: bool
+    default: false
+  allow_http_enclaves:
+    description:
+      - Let a plain C(http://) O(enclave_url) be used in production.
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""
@@ -113,6 +134,18 @@ probe:
       type: bool
       returned: when checked
       sample: true
+    accepted_by:
+      description:
+        - For a C(kms_accepted_only) result that passed, what accepted it - V(allow_kms_accepted_only), or the
+          environment (C(env staging), C(no env given)).
+      type: str
+      returned: when a kms_accepted_only result passed
+      sample: allow_kms_accepted_only
+    warnings:
+      description: What the operator must read about this probe (also given as module warnings).
+      type: list
+      elements: str
+      returned: when there is a warning
 skip_reason:
   description: Why the probe did not run (check mode).
   type: str
@@ -123,7 +156,8 @@ skip_reason:
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import TeeKmsError
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
 from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import audit
-from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.probes import run_probe
+from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.probes import judge_kms_accepted_only, run_probe
+from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.urls import check_enclave_urls
 
 
 class ProbeFailed(TeeKmsError):
@@ -139,8 +173,13 @@ def handle(mod):
                   "(new version, new allow-list), and a rehearsal changes nothing")
         row = {"name": p["probe"], "passed": None, "skipped": True, "detail": reason}
         return {"changed": False, "skipped": True, "skip_reason": reason, "msg": reason, "probe": row, "audit": audit.probe(row)}
+    if p["env"] == "production":  # only refused here: rotation_inputs already warned about http in staging
+        check_enclave_urls(p["env"], [p["enclave_url"]], p["allow_http_enclaves"], action=f"run the {p['probe']} probe against")
     row = run_probe(mod.provider, p["probe"], p["key_id"], p["version"], p["enclave_url"], p["attestation_format"],
                     p["timeout"], p["ciphertext"], p["context"])
+    row = judge_kms_accepted_only(row, p["env"], p["allow_kms_accepted_only"])
+    for warning in row.get("warnings") or []:
+        mod.warn(warning)
     record = audit.probe(row)
     if not row["passed"] and p["fail_on_failed_probe"]:
         mod.fail(ProbeFailed("pass", f"the {p['probe']} probe on key '{p['key_id']}'", row["detail"]), probe=row, audit=record)
@@ -157,6 +196,9 @@ def main():
         context=dict(type="dict"),
         timeout=dict(type="float", default=5),
         fail_on_failed_probe=dict(type="bool", default=True),
+        env=dict(type="str", choices=["staging", "production"]),
+        allow_kms_accepted_only=dict(type="bool", default=False),
+        allow_http_enclaves=dict(type="bool", default=False),
     )).run(handle)
 
 

@@ -94,6 +94,37 @@ options:
   force_rollback_reason:
     description: Why the rollback is forced; recorded in the evidence.
     type: str
+  enclave_urls:
+    description:
+      - Every enclave URL the run calls (the enclaves it attests and the probe enclaves). With O(env=production)
+        a plain C(http://) URL is refused, before anything changes, unless O(allow_http_enclaves=true); with
+        O(env=staging) the module warns. The plain-http URLs are returned and recorded either way.
+    type: list
+    elements: str
+    default: []
+  health_check_urls:
+    description:
+      - The runbook's health-check URLs; returned as the plan's C(health_checks).
+      - C(enclave) is an enclave URL and follows the rule of O(enclave_urls); C(api) (the token API) does not.
+    type: dict
+    suboptions:
+      api:
+        description: E(ALFRED_ROTATION_API_HEALTHCHECK_URL), which must answer HTTP 200.
+        type: str
+      enclave:
+        description: 'E(ALFRED_ROTATION_ENCLAVE_HEALTHCHECK_URL); must answer HTTP 200 with C({"status": "ok"}).'
+        type: str
+  allow_http_enclaves:
+    description:
+      - Allow plain C(http://) enclave URLs in production (recorded in the run context of the evidence).
+    type: bool
+    default: false
+  allow_kms_accepted_only:
+    description:
+      - Only recorded here and returned in the plan; M(alfred.tee_kms.kms_probe) applies it
+        (O(alfred.tee_kms.kms_probe#module:allow_kms_accepted_only)).
+    type: bool
+    default: false
 seealso:
   - module: alfred.tee_kms.rotation_lock
   - module: alfred.tee_kms.rotation_snapshot
@@ -121,6 +152,9 @@ rotation:
       O(provider=command), where the operator's hook commands rotate the key.
     - With O(attestation_trust), its normal form under C(attestation_trust) (public keys in canonical base64,
       root certificate and JWKS read from the files they name).
+    - C(health_checks) (from O(health_check_urls)), C(allow_http_enclaves), C(allow_kms_accepted_only),
+      C(http_enclave_urls) (the plain-http enclave URLs the run was allowed to call) and C(hook_allowed_measurements)
+      (E(KMS_ALLOWED_MEASUREMENTS) for the hooks, the normalised target allow-list or else the input as given).
   type: dict
   returned: success
   sample: {"env": "staging", "action": "all", "provider": "local", "native": true, "key_id": "tokens/refresh", "current_version": 1,
@@ -136,7 +170,24 @@ from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
 from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import audit
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms import registry
-from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.inputs import validate_inputs
+from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.inputs import hook_allowed_measurements, validate_inputs
+from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.urls import check_enclave_urls, health_checks
+
+
+def check_urls(mod, plan: dict) -> list:
+    """The URLs the run calls, after the other inputs (bad input is named first): the health checks into
+    the plan; plain-http enclave URLs refused in production unless allowed, warned about otherwise."""
+    p = mod.params
+    health = p["health_check_urls"] or {}
+    plan.update(health_checks=health_checks(health.get("api"), health.get("enclave")),
+                allow_http_enclaves=p["allow_http_enclaves"], allow_kms_accepted_only=p["allow_kms_accepted_only"])
+    http, warnings = check_enclave_urls(plan["env"], p["enclave_urls"], p["allow_http_enclaves"])
+    more, warned = check_enclave_urls(plan["env"], [health.get("enclave")], p["allow_http_enclaves"],
+                                      action="check the health of", obj="the enclaves at")
+    plan["http_enclave_urls"] = http + more
+    for warning in warnings + warned:
+        mod.warn(warning)
+    return warnings + warned
 
 
 def handle(mod):
@@ -144,7 +195,9 @@ def handle(mod):
     plan = validate_inputs(params)
     if params.get("attestation_trust") is not None:  # checked before anything changes, as kms_key will
         plan["attestation_trust"] = key_trust.validate(params["attestation_trust"], key_trust.KEY)
-    return {"changed": False, "rotation": plan, "audit": audit.run_context(plan)}
+    warnings = check_urls(mod, plan)
+    plan["hook_allowed_measurements"] = hook_allowed_measurements(plan, params["allowed_measurements"])
+    return {"changed": False, "rotation": plan, "audit": audit.run_context(plan, warnings)}
 
 
 def main():
@@ -167,6 +220,10 @@ def main():
         force_rollback=dict(type="bool", default=False),
         force_rollback_reason=dict(type="str"),
         attestation_trust=dict(type="dict", options=key_trust.argument_spec()),
+        enclave_urls=dict(type="list", elements="str", default=[]),
+        health_check_urls=dict(type="dict", options=dict(api=dict(type="str"), enclave=dict(type="str"))),
+        allow_http_enclaves=dict(type="bool", default=False),
+        allow_kms_accepted_only=dict(type="bool", default=False),
     ), with_provider=False).run(handle)
 
 

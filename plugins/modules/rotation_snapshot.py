@@ -20,9 +20,13 @@ description:
   - O(state=marked) sets the snapshot's O(status).
   - O(state=restored) puts the snapshot's primary version and allow-list back. It never disables
     or destroys a version, so data encrypted under the new version stays decryptable.
-  - It never locks out a live enclave. Every measurement in O(protect) (the measurements the live
-    enclaves report, attested just before) that the key allows now stays allowed beside the
-    snapshot's allow-list; the result and the audit record list them.
+  - It never locks out a live enclave. Every measurement in O(protect), and every measurement of a
+    row of O(attestation_results) whose evidence verified, that the key allows now stays allowed
+    beside the snapshot's allow-list; the result and the audit record list them.
+  - An answer whose evidence was refused (a bad signature, stale or replayed evidence) proves
+    nothing about what the enclave runs and is never protected. A measurement only such an answer
+    claims is restored like any other (removed when the snapshot does not allow it); the module
+    warns and the result and the audit record list it under C(refused_live_claims).
   - It restores only a snapshot whose rotation is still C(in_progress) or whose key is still
     exactly at that rotation's target (primary version and allow-list). A key changed since (an
     image retired later, another change) is refused unless O(force=true), which needs
@@ -66,9 +70,18 @@ options:
     choices: [staging, production]
   protect:
     description:
-      - For O(state=restored), the measurements live enclaves run; each one the key allows now stays allowed.
+      - For O(state=restored), measurements of live enclaves proven by verified evidence; each one the key allows
+        now stays allowed.
     type: list
     elements: str
+    default: []
+  attestation_results:
+    description:
+      - For O(state=restored), the C(results) rows of M(alfred.tee_kms.attestation_verify) for the live fleet.
+        The measurements of the verified rows are protected as in O(protect); the rows whose evidence was refused
+        are only reported (C(refused_live_claims)).
+    type: list
+    elements: dict
     default: []
   force:
     description:
@@ -122,6 +135,13 @@ kept_live_measurements:
   type: list
   elements: str
   returned: when O(state=restored)
+refused_live_claims:
+  description:
+    - For O(state=restored), the answers of O(attestation_results) whose evidence was refused and whose claimed
+      measurement the key allows now but the restore does not keep, each C({source, measurement, reason}).
+  type: list
+  elements: dict
+  returned: when O(state=restored)
 """
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.measurements import normalize_list
@@ -130,7 +150,8 @@ from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base
 from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import audit
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.rules import public_state
 from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.inputs import check_key_env
-from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.snapshots import keep_live, new_snapshot, restorable, snapshot_decision
+from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.snapshots import (
+    keep_live, new_snapshot, refused_claims, restorable, snapshot_decision, verified_measurements)
 
 
 def _require(p, names, state):
@@ -193,6 +214,12 @@ def mark(mod, state):
     return mod.add_diff({"changed": True, "snapshot": new}, {"snapshot_status": snapshot.get("status")}, {"snapshot_status": p["status"]})
 
 
+def refused_warning(claim: dict, check_mode: bool) -> str:
+    return (f"Not kept measurement {claim['measurement'][:16]}... that enclave {claim['source']} claims: its evidence was "
+            f"refused ({claim['reason']}), so it proves nothing about what that enclave runs; the rollback "
+            f"{'would remove' if check_mode else 'removed'} it with the rest of the rotation's allow-list")
+
+
 def restore(mod, state, key):
     p = mod.params
     snapshot = state.get("snapshot")
@@ -202,7 +229,8 @@ def restore(mod, state, key):
     force_reason = (p["force_reason"] or "").strip() or None
     if p["force"] and force_reason is None:
         raise InputError("roll back", f"key '{p['key_id']}'", "force_rollback=true needs force_rollback_reason (recorded in the evidence)")
-    allowed, kept = keep_live(snapshot["allowed_measurements"], key["allowed_measurements"], p["protect"])
+    rows = p["attestation_results"]
+    allowed, kept = keep_live(snapshot["allowed_measurements"], key["allowed_measurements"], p["protect"] + verified_measurements(rows))
     wanted = {"primary_version": snapshot["primary_version"], "allowed_measurements": allowed}
     current = {"primary_version": key["primary_version"], "allowed_measurements": key["allowed_measurements"]}
     changed = current["primary_version"] != wanted["primary_version"] or \
@@ -217,6 +245,10 @@ def restore(mod, state, key):
     if kept and changed:
         mod.warn(f"Kept measurement(s) {', '.join(m[:16] + '...' for m in kept)} allowed beside the snapshot's allow-list: "
                  "live enclaves run them and would be locked out")
+    refused = refused_claims(rows, allowed, key["allowed_measurements"]) if changed else []
+    warnings = [refused_warning(claim, mod.check_mode) for claim in refused]
+    for warning in warnings:
+        mod.warn(warning)
     # A rotation interrupted before it changed primary or allow-list (killed right after creating the
     # version) leaves the key at its snapshot but the snapshot "in_progress": close it too.
     close = snapshot.get("status") != "rolled_back" and (changed or snapshot.get("status") == "in_progress")
@@ -224,13 +256,14 @@ def restore(mod, state, key):
         mod.provider.restore(p["key_id"], wanted["primary_version"], wanted["allowed_measurements"])
     if close and not mod.check_mode:
         mod.provider.save_snapshot(p["key_id"], dict(snapshot, status="rolled_back"))
-    result = {"changed": changed or close, "snapshot": snapshot, "kept_live_measurements": kept,
+    result = {"changed": changed or close, "snapshot": snapshot, "kept_live_measurements": kept, "refused_live_claims": refused,
               "key": dict(key, **wanted) if changed else key,
               # Executed: the key was restored, or an interrupted rotation found at its snapshot was closed.
               "audit": audit.rollback((changed or close) and not mod.check_mode, mod.check_mode, wanted["primary_version"],
                                       wanted["allowed_measurements"], current,
                                       ("would_restore" if mod.check_mode else "restored") if changed else "already_at_snapshot",
-                                      kept_live=kept, force_reason=force_reason if p["force"] else None)}
+                                      kept_live=kept, force_reason=force_reason if p["force"] else None,
+                                      refused_claims=refused, warnings=warnings)}
     return mod.add_diff(result, current, wanted) if changed else result
 
 
@@ -254,6 +287,7 @@ def main():
         extra=dict(type="dict"),
         env=dict(type="str", choices=["staging", "production"]),
         protect=dict(type="list", elements="str", default=[]),
+        attestation_results=dict(type="list", elements="dict", default=[]),
         force=dict(type="bool", default=False),
         force_reason=dict(type="str"),
         status=dict(type="str", choices=["recorded", "in_progress", "completed", "rolled_back"]),

@@ -159,7 +159,12 @@ def _key_sections(summary: dict, suffix: str = "", level: int = 2) -> list:
         h("Rollback"), _table("rollback" + suffix, ["Fact", "Value"], [
             ("Executed", "yes" if rollback.get("executed") else "no"), ("What happened", rollback_line(summary)),
             ("Outcome", rollback.get("outcome") or "-"), ("Restored primary", rollback.get("restored_primary", "-")),
-            ("Restored allow-list", ", ".join(rollback.get("restored_allowed_measurements") or []) or "-")]),
+            ("Restored allow-list", ", ".join(rollback.get("restored_allowed_measurements") or []) or "-"),
+            ("Kept for live enclaves (verified evidence)", ", ".join(rollback.get("kept_live_measurements") or []) or "-"),
+            ("Claimed by refused evidence, not kept", "; ".join(f"{c.get('measurement')} ({c.get('source')}: {c.get('reason')})"
+                                                              for c in rollback.get("refused_live_claims") or []) or "-")]),
+        h("Warnings"), _table("warnings" + suffix, ["Task", "Warning"],
+                              [(w.get("task"), w.get("message")) for w in summary.get("warnings") or []]),
     ]
 
 

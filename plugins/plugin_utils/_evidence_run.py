@@ -43,6 +43,7 @@ class AuditCollector:
         self.health: list = []
         self.secret_scans: list = []
         self.other: list = []
+        self.warnings: list = []
         self.count = 0
 
     def normalize(self, audit: dict) -> dict:
@@ -62,6 +63,7 @@ class AuditCollector:
         kind = record.get("kind")
         self.count += 1
         where = {k: v for k, v in (("task", task), ("host", host)) if v}
+        self.warnings.extend(dict(where, message=str(w)) for w in audit_warnings(record))
         if kind == "run_context":
             self.run_context.update({k: v for k, v in record.items() if k != "kind"})
         elif kind == "key_state":
@@ -161,9 +163,16 @@ class AuditCollector:
             "health": self.health,
             "secret_scan": self.secret_scans,
             "other_audits": self.other,
+            "warnings": self.warnings,
             "audit_records": self.count,
             "measurement_labels": ctx.get("measurement_labels") or {},
         }
+
+
+def audit_warnings(record) -> list:
+    """The ``warnings`` of an audit record (a list of strings; anything else holds none)."""
+    found = record.get("warnings") if isinstance(record, dict) else None
+    return [str(w) for w in found] if isinstance(found, list) else []
 
 
 def key_results(collectors: dict, key_hosts, host_stats: dict, failed_tasks: list, action: str, aborted: bool) -> list:

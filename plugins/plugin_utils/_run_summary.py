@@ -226,6 +226,10 @@ def _key_lines(summary: dict) -> list:
     if summary.get("provider") == "command":
         out.append("  (kms_provider=command: these hooks are the evidence of the transition)")
     out.append(f"rollback: {rollback_line(summary)}")
+    warnings = summary.get("warnings") or []
+    if warnings:  # what a module asked the operator to read (run options used, refused answers not protected)
+        out.append("warnings:")
+        out.extend(f"  {' '.join(str(w.get('message')).split())}" for w in warnings)
     return out
 
 

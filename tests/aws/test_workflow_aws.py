@@ -11,6 +11,7 @@ the key's alias; and a rotation whose probed enclave has no canary endpoint."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -57,14 +58,14 @@ def nitro_trust(fleet) -> dict:
     return {"root_certificate": fleet.trust["nitro_root_certificate"], "nitro_pcrs": [0]}
 
 
-def rotate(strict_kms, inventory, fleet, tmp_path, alias, *extra, env=None, current=1, nxt=2):
+def rotate(strict_kms, inventory, fleet, tmp_path, alias, *extra, env=None, current=1, nxt=2, run_env="staging"):
     runbook = {"KMS_KEY_ID": alias, "KMS_KEY_VERSION": str(current), "NEXT_KMS_KEY_VERSION": str(nxt),
                "KMS_ALLOWED_MEASUREMENTS": ",".join(TARGET), "AWS_ENDPOINT_URL": strict_kms.url,
                "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}
     runbook.update(env or {})
     trust = json.dumps({"attestation_trust": nitro_trust(fleet)})
     cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", inventory, str(REPO / "playbooks" / "rotate.yml"),
-           "-e", "env=staging", "-e", "kms_provider=aws", "-e", trust, "-e", f"evidence_dir={tmp_path / 'evidence'}",
+           "-e", f"env={run_env}", "-e", "kms_provider=aws", "-e", trust, "-e", f"evidence_dir={tmp_path / 'evidence'}",
            "-e", "health_delay=0", "-e", "rotation_attestation_format=nitro", *extra]
     return subprocess.run(cmd, capture_output=True, text=True, env=aws_env(runbook), timeout=600, cwd=str(REPO), check=False)
 
@@ -123,7 +124,17 @@ def test_rehearsal_rotation_emergency_rollback_and_automatic_rollback(strict_kms
     assert summary(tmp_path)["outcome"] == "rolled_back"
 
 
+def run_log(tmp_path) -> str:
+    [bundle] = sorted((tmp_path / "evidence").iterdir(), key=lambda p: p.stat().st_mtime)[-1:]
+    return (bundle / "run.log").read_text()
+
+
+NO_PROOF = ("probe passed on KMS's answer alone (kms_accepted_only): the enclave has no canary endpoint, so no decrypt by the "
+            "enclave is proven")
+
+
 def test_an_enclave_without_the_canary_endpoint_gives_kms_accepted_only(strict_kms, inventory, fleet, tmp_path, provider, aws_key):
+    """Staging lets kms_accepted_only pass, and warns on stdout and in run.log (issue 22 item 7a)."""
     fleet.configure("enclave-1", canary=False)
     try:
         run = rotate(strict_kms, inventory, fleet, tmp_path, aws_key)
@@ -133,3 +144,50 @@ def test_an_enclave_without_the_canary_endpoint_gives_kms_accepted_only(strict_k
     assert canary_results(tmp_path) == [("canary", "kms_accepted_only", True), ("allowed_decrypt", "kms_accepted_only", True),
                                         ("allowed_decrypt", "kms_accepted_only", True)]
     assert state(provider, aws_key)["primary"] == 2
+    staging = ("(accepted by env staging; a production run refuses it unless allow_kms_accepted_only=true)")
+    output = " ".join((run.stdout + run.stderr).split())
+    assert f"[WARNING]: The canary {NO_PROOF} {staging}" in output
+    assert f"[WARNING]: The allowed_decrypt {NO_PROOF} {staging}" in output
+    assert len(re.findall(r"\] WARNING \[localhost\] .*" + re.escape(f"{NO_PROOF} {staging}"), run_log(tmp_path))) == 3
+    assert {p.get("accepted_by") for p in summary(tmp_path)["probes"] if p.get("result") == "kms_accepted_only"} == {"env staging"}
+
+
+def test_production_refuses_kms_accepted_only_unless_allowed_by_name(strict_kms, inventory, fleet, tmp_path, provider, aws_key):
+    """Issue 22 item 7a. In production, KMS's answer alone (no canary endpoint: no decrypt by the enclave
+    proven) fails the canary before promotion (rolled back) and validate's allowed-decrypt probe; with
+    allow_kms_accepted_only=true it passes, and the evidence records the allowance and each probe it accepted."""
+    production = ("-e", "confirm_production=true", "-e", "allow_http_enclaves=true")  # the simulated fleet serves plain http
+    fleet.configure("enclave-1", canary=False)
+    try:
+        refused = rotate(strict_kms, inventory, fleet, tmp_path, aws_key, *production, run_env="production")
+        assert refused.returncode != 0, refused.stdout[-3000:]
+        flat = " ".join(refused.stdout.split())
+        assert (f"Could not pass the canary probe on key '{aws_key}': KMS answered CiphertextForRecipient for the enclave's "
+                "attestation document; the enclave has no canary endpoint, so no decrypt by the enclave is proven; a production "
+                "run needs that proof (set allow_kms_accepted_only=true to accept KMS's answer alone; the run records it)") in flat
+        assert "- rolled back to the pre-rotation snapshot." in flat
+        assert state(provider, aws_key)["primary"] == 1 and state(provider, aws_key)["snapshot"] == "rolled_back"
+        assert canary_results(tmp_path) == [("canary", "kms_accepted_only", False)]
+        assert summary(tmp_path)["outcome"] == "rolled_back"
+
+        allowed = rotate(strict_kms, inventory, fleet, tmp_path, aws_key, *production, "-e", "allow_kms_accepted_only=true",
+                         run_env="production")
+        assert allowed.returncode == 0, allowed.stdout[-3000:]
+        assert state(provider, aws_key)["primary"] == 2
+        record = summary(tmp_path)
+        assert record["env"] == "production" and record["run_context"]["allow_kms_accepted_only"] is True
+        assert [(p["name"], p["result"], p["passed"], p["accepted_by"]) for p in record["probes"] if p.get("result") == "kms_accepted_only"] \
+            == [(name, "kms_accepted_only", True, "allow_kms_accepted_only") for name in ("canary", "allowed_decrypt", "allowed_decrypt")]
+        accepted = f"{NO_PROOF} (accepted by allow_kms_accepted_only, recorded)"
+        assert len(re.findall(r"\] WARNING \[localhost\] .*" + re.escape(accepted), run_log(tmp_path))) == 3
+
+        # validate alone, without the allowance, on the rotated key: its allowed-decrypt probe refuses; nothing changes.
+        validate = rotate(strict_kms, inventory, fleet, tmp_path, aws_key, *production, "-e", "rotation_action=validate",
+                          run_env="production")
+        assert validate.returncode != 0, validate.stdout[-3000:]
+        flat = " ".join(validate.stdout.split())
+        assert f"Could not pass the allowed_decrypt probe on key '{aws_key}'" in flat and "a production run needs that proof" in flat
+        assert "- nothing was rolled back (validate changes nothing)." in flat
+        assert state(provider, aws_key)["primary"] == 2 and state(provider, aws_key)["allowed"] == TARGET
+    finally:
+        fleet.configure("enclave-1", canary=True)

@@ -139,7 +139,9 @@ def operator_files(copy: Path, fleet) -> None:
     urls = fleet.urls
     (copy / "inventory").mkdir()
     for env in ("staging", "production"):  # one simulated fleet stands in for both
-        (copy / "inventory" / f"{env}.yml").write_text(yaml.safe_dump({"all": {"children": {
+        # The simulator serves plain http, which production refuses unless the operator allows it (recorded).
+        (copy / "inventory" / f"{env}.yml").write_text(yaml.safe_dump({"all": {"vars": {"allow_http_enclaves": env == "production"},
+                                                                               "children": {
             "enclaves": {"hosts": {n: {"enclave_url": urls[n]} for n in ("enclave-1", "enclave-2")}},
             "probe_enclaves": {"hosts": {"probe-1": {"enclave_url": urls["probe-1"]}}}}}}))
     (copy / "trust.yml").write_text(yaml.safe_dump({"attestation_trust": {"public_keys": fleet.trust["alfred_public_keys"]}}))
@@ -175,10 +177,13 @@ def bundles(copy: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir())
 
 
-# The one warning the documented commands are meant to print: their rollback runs while the
-# fleet already runs the new image, and the rollback keeps it allowed (docs/runbook.md).
-EXPECTED_WARNING = re.compile(r"\[WARNING\]: Kept measurement\(s\) [0-9a-f]{16}\.\.\. allowed beside the snapshot's "
-                              r"allow-list: live enclaves run them and would be locked out\n?")
+# The warnings the documented commands are meant to print here: their rollback runs while the
+# fleet already runs the new image, and the rollback keeps it allowed (docs/runbook.md); and the
+# simulated fleet serves plain http (warned about in staging, allowed by name in production).
+EXPECTED_WARNING = re.compile(r"\[WARNING\]: (?:Kept measurement\(s\) [0-9a-f]{16}\.\.\. allowed beside the snapshot's "
+                              r"allow-list: live enclaves run them and would be locked out"
+                              r"|Enclave URL\(s\) (?:http://127\.0\.0\.1:\d+/enclaves/[a-z0-9-]+(?:, )?)+ use plain http"
+                              r"(?::|, allowed in production by allow_http_enclaves=true)[^\n]*)\n?")
 
 
 def check_run(copy, script, result):

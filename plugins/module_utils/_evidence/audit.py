@@ -18,12 +18,21 @@ import hashlib
 OUTCOMES = ("success", "failed", "rolled_back")
 _KEY_STATE_FIELDS = ("key_id", "primary_version", "versions", "allowed_measurements")
 _RUN_CONTEXT_FIELDS = ("env", "action", "provider", "key_id", "check_mode", "show_commands", "current_version", "next_version",
-                       "target_measurements", "measurement_labels")
+                       "target_measurements", "measurement_labels", "allow_http_enclaves", "allow_kms_accepted_only",
+                       "http_enclave_urls")
 
 
-def run_context(plan: dict) -> dict:
-    """The rotation's inputs (rotation_inputs): env, action, provider, key, versions, target allow-list."""
-    return {"kind": "run_context", **{k: plan[k] for k in _RUN_CONTEXT_FIELDS if k in plan}}
+def run_context(plan: dict, warnings=()) -> dict:
+    """The rotation's inputs (rotation_inputs): env, action, provider, key, versions, target allow-list, the
+    run options that loosen a safety rule (``allow_*``) and the plain-http enclave URLs they let through.
+
+    ``warnings`` (here and in the other kinds that take them): what the operator must read; the evidence
+    callback writes each one to run.log as a WARNING line and lists them in summary.json."""
+    return {"kind": "run_context", **{k: plan[k] for k in _RUN_CONTEXT_FIELDS if k in plan}, **_warnings(warnings)}
+
+
+def _warnings(warnings) -> dict:
+    return {"warnings": [str(w) for w in warnings]} if warnings else {}
 
 
 def key_state(public: dict) -> dict:
@@ -37,12 +46,15 @@ def change(operation: str, key_id: str, before, after, check_mode: bool) -> dict
 
 
 def rollback(executed: bool, check_mode: bool, restored_primary, restored_allowed_measurements, before, outcome: str,
-             kept_live=(), force_reason=None) -> dict:
-    """A restore of the snapshot: ``kept_live`` are the measurements of live enclaves kept beside the
-    snapshot's allow-list; ``force_reason`` is the operator's reason when the rollback was forced."""
+             kept_live=(), force_reason=None, refused_claims=(), warnings=()) -> dict:
+    """A restore of the snapshot: ``kept_live`` are the measurements of live enclaves (verified evidence)
+    kept beside the snapshot's allow-list; ``refused_claims`` the answers whose evidence was refused, with the
+    measurement they claimed, which the restore did not keep; ``force_reason`` is the operator's reason
+    when the rollback was forced."""
     return {"kind": "rollback", "executed": executed, "check_mode": check_mode, "restored_primary": restored_primary,
             "restored_allowed_measurements": restored_allowed_measurements, "before": before, "outcome": outcome,
-            "kept_live_measurements": list(kept_live), "forced": force_reason is not None, "force_reason": force_reason}
+            "kept_live_measurements": list(kept_live), "refused_live_claims": [dict(c) for c in refused_claims],
+            "forced": force_reason is not None, "force_reason": force_reason, **_warnings(warnings)}
 
 
 def attestation(results: list, measurements: list, purpose: str | None = None) -> dict:
@@ -67,7 +79,8 @@ def hook(record: dict) -> dict:
 
 
 def probe(row: dict) -> dict:
-    return {"kind": "probe", **{k: row[k] for k in ("name", "passed", "result", "method", "public_token_refused", "detail", "skipped") if k in row}}
+    return {"kind": "probe", **{k: row[k] for k in ("name", "passed", "result", "method", "public_token_refused", "detail", "skipped",
+                                                   "accepted_by", "warnings") if k in row}}
 
 
 def health(name: str, url: str, status, passed: bool) -> dict:

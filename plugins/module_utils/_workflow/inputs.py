@@ -139,3 +139,13 @@ def validate_inputs(p: dict) -> dict:
             raise InputError("validate", "hook commands", f"kms_provider=command needs {names}")
     plan["lock_owner"] = p.get("lock_owner") or lock_owner()
     return plan
+
+
+def hook_allowed_measurements(plan: dict, given) -> str:
+    """``KMS_ALLOWED_MEASUREMENTS`` as the runbook's hooks expect it: the normalised target allow-list
+    (labels of ``name=hex`` entries removed), else (a rollback, which takes none) the input as given."""
+    if plan.get("target_measurements"):
+        return ",".join(plan["target_measurements"])
+    if given is None or isinstance(given, str):
+        return given or ""
+    return ",".join(str(m) for m in given)

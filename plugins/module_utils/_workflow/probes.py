@@ -244,3 +244,22 @@ def run_probe(provider, probe: str, key_id: str, version, enclave_url=None, fmt=
         return dict(row, passed=not allowed, method="policy_evaluation",
                     detail="policy denies an unknown measurement" if not allowed else "policy allows an unknown measurement")
     raise InputError("run", f"probe '{probe}'", f"it is not one of {', '.join(PROBES)}")
+
+
+KMS_ONLY_ALLOWANCE = "allow_kms_accepted_only"
+
+
+def judge_kms_accepted_only(row: dict, env=None, allowed: bool = False) -> dict:
+    """Whether a ``kms_accepted_only`` result (KMS answered for the enclave's document, but no decrypt by
+    the enclave is proven: it has no canary endpoint) passes: in production only when the operator allows
+    it by name (``accepted_by`` records it); elsewhere it passes with a warning. Other results are unchanged."""
+    if row.get("result") != "kms_accepted_only":
+        return row
+    if env == "production" and not allowed:
+        return dict(row, passed=False, detail=f"{row['detail']}; a production run needs that proof (set {KMS_ONLY_ALLOWANCE}=true "
+                                              "to accept KMS's answer alone; the run records it)")
+    by = KMS_ONLY_ALLOWANCE if allowed else f"env {env}" if env else "no env given"
+    warning = (f"The {row['name']} probe passed on KMS's answer alone (kms_accepted_only): the enclave has no canary endpoint, "
+               f"so no decrypt by the enclave is proven (accepted by {by}" +
+               ("; a production run refuses it unless " + KMS_ONLY_ALLOWANCE + "=true)" if env != "production" else ", recorded)"))
+    return dict(row, accepted_by=by, warnings=list(row.get("warnings") or []) + [warning])

@@ -67,3 +67,23 @@ def keep_live(snapshot_allowed: list, current_allowed: list, live: list) -> tupl
     running = {str(m).lower() for m in live}
     kept = [m for m in current_allowed if m in running and m not in snapshot_allowed]
     return list(snapshot_allowed) + kept, kept
+
+
+def verified_measurements(rows) -> list:
+    """The measurements of the attestation rows whose evidence verified: the only ones a rollback protects.
+    A refused answer (bad signature, stale, replayed) proves nothing about what the enclave runs, and an
+    enclave whose evidence is refused cannot decrypt anyway."""
+    return sorted({str(r["measurement"]) for r in rows or [] if isinstance(r, dict) and r.get("verified") and r.get("measurement")})
+
+
+def refused_claims(rows, restored: list, current: list) -> list:
+    """``[{source, measurement, reason}]``: answers whose evidence was refused while claiming a measurement
+    the key allows now and the restore does not keep. Reported, never protected."""
+    claims = []
+    for row in rows or []:
+        if not isinstance(row, dict) or row.get("verified") or not row.get("measurement"):
+            continue
+        measurement = str(row["measurement"])  # as the verifier normalised it (hex lowercased)
+        if measurement in current and measurement not in restored:
+            claims.append({"source": row.get("source"), "measurement": measurement, "reason": row.get("reason")})
+    return claims

@@ -9,6 +9,7 @@ PID namespace (a container on the host network, same hostname) is never taken ov
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import pytest
 
 from workflow_support import KEY_ID, M_CURRENT, M_NEW, ROTATED, TARGET, kill_group, wait_for
 
+M_OTHER = "d4" * 48  # a third image: enclave-2 moves to it in the test below
 # A run in an AWX container that was killed: another hostname, boot and PID namespace.
 DEAD_OWNER = "awx@automation-job-41-x7k2p/pid:9/start:5531/boot:0f0e4b1c-2d6a-4e3f-9a7b-1c2d3e4f5a6b/pidns:4026532801"
 
@@ -71,6 +73,41 @@ def test_rollback_keeps_live_enclave_measurement(key, runner, fleet):
     assert rollback["forced"] is True and rollback["force_reason"] == "INC-4711 version 2 suspected"
     assert rollback["kept_live_measurements"] == [M_NEW]
     assert set(key.decrypt_all_canaries("enclave-1")) == {1, 2}  # enclave-1 now runs B
+
+
+def test_rollback_does_not_protect_a_measurement_only_refused_evidence_claims(key, runner, fleet):
+    """Issue 22 item 4. Rotate A -> [A, B, D]; enclave-2 moves to D (verified evidence), enclave-3 runs B
+    but signs with an untrusted key. The emergency rollback keeps D (a live enclave proves it runs
+    it) and does not keep B: an answer whose evidence is refused proves nothing, it is reported
+    (attestation row, warning, rollback record), never protected."""
+    fleet.configure("enclave-2", measurement=M_OTHER)
+    first = runner.run(env={"KMS_ALLOWED_MEASUREMENTS": f"{M_CURRENT},{M_NEW},{M_OTHER}"})
+    assert first.rc == 0, first.output
+    assert key.state()["allowed"] == sorted([M_CURRENT, M_NEW, M_OTHER]) and key.state()["primary"] == 2
+    key.encrypt_canary(label="after rotation")
+    fleet.configure("enclave-3", mode="bad-signature")  # still claims B
+
+    before = _bundles(runner)
+    rollback = runner.run(["-e", "rotation_action=rollback"], versions=False)
+    assert rollback.rc == 0, rollback.output
+    state = key.state()
+    assert state["primary"] == 1 and state["snapshot_status"] == "rolled_back"
+    assert state["allowed"] == sorted([M_CURRENT, M_OTHER])  # B, claimed only by refused evidence, is gone
+    summary = _summary(runner, before)
+    rows = {row["source"]: row for entry in summary["attestation"] for row in entry["results"]}
+    refused = rows[fleet.urls["enclave-3"]]
+    assert refused["verified"] is False and refused["measurement"] == M_NEW and "signature" in refused["reason"]
+    assert summary["rollback"]["kept_live_measurements"] == [M_OTHER]
+    assert summary["rollback"]["refused_live_claims"] == [
+        {"source": fleet.urls["enclave-3"], "measurement": M_NEW, "reason": refused["reason"]}]
+    warning = (f"Not kept measurement {M_NEW[:16]}... that enclave {fleet.urls['enclave-3']} claims: its evidence was refused "
+               f"({refused['reason']})")
+    assert warning in rollback.flat
+    assert any(warning in w["message"] for w in summary["warnings"]), summary["warnings"]
+    run_log = next(p for p in runner.evidence_dir.glob("*/run.log") if p.parent / "summary.json" not in before).read_text()
+    assert re.search(r"\] WARNING \[localhost\] alfred\.tee_kms\.rotation : Restore the snapshot's primary version and "
+                     r"allow-list: " + re.escape(warning), run_log), run_log[-3000:]
+    assert set(key.decrypt_all_canaries("enclave-2")) == {1, 2}  # enclave-2 (D, verified) still decrypts
 
 
 def test_rollback_of_an_interrupted_rotation_keeps_every_live_enclave(key, runner):
@@ -157,8 +194,9 @@ def test_env_mismatch_refused_before_change(key, runner):
 
     stored = key.store_bytes()
     for action in ("all", "rollback"):
-        production = runner.run(["-e", "confirm_production=true", "-e", f"rotation_action={action}"], env={"ALFRED_ENV": "production"},
-                                env_name="production", versions=action != "rollback")
+        # allow_http_enclaves: the simulated fleet serves plain http, which production refuses without it.
+        production = runner.run(["-e", "confirm_production=true", "-e", f"rotation_action={action}", "-e", "allow_http_enclaves=true"],
+                                env={"ALFRED_ENV": "production"}, env_name="production", versions=action != "rollback")
         assert production.rc == 2, production.output
         assert production.failed_tasks()[0] in ("alfred.tee_kms.rotation : Read the key state before the rotation",
                                                 "alfred.tee_kms.rotation : Read the key state before the rollback")
