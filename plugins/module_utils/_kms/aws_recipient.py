@@ -31,15 +31,17 @@ OID_RSAES_OAEP = "1.2.840.113549.1.1.7"
 OID_MGF1 = "1.2.840.113549.1.1.8"
 OID_SHA256 = "2.16.840.1.101.3.4.2.1"
 OID_AES256_CBC = "2.16.840.1.101.3.4.1.42"
+_MAX_OID_BYTES = 32
 
 
 class EnvelopeError(ValueError):
     """The envelope is not the CMS EnvelopedData KMS sends, or it does not open."""
 
 
-def _tlv(data: bytes, pos: int):
-    """(tag, start of value, end of value) of the DER item at ``pos``."""
-    if pos + 2 > len(data):
+def _tlv(data: bytes, pos: int, end: int | None = None):
+    """(tag, start of value, end of value) of the DER item at ``pos``, which must end by ``end``."""
+    end = len(data) if end is None else end
+    if pos + 2 > end:
         raise EnvelopeError("truncated DER item")
     tag, first = data[pos], data[pos + 1]
     pos += 2
@@ -47,29 +49,33 @@ def _tlv(data: bytes, pos: int):
         length = first
     else:
         count = first & 0x7F
-        if count == 0 or count > 4 or pos + count > len(data):
+        if count == 0 or count > 4 or pos + count > end:
             raise EnvelopeError("unsupported or truncated DER length")
         length = int.from_bytes(data[pos:pos + count], "big")
         pos += count
-    if pos + length > len(data):
-        raise EnvelopeError("DER item runs past the end of the envelope")
+    if pos + length > end:
+        raise EnvelopeError("DER item runs past the end of the envelope" if end == len(data) else "DER items overrun their container")
     return tag, pos, pos + length
 
 
-def _children(data: bytes, start: int, end: int) -> list:
+def _children(data: bytes, start: int, end: int, what: str = "", count: int | None = None) -> list:
+    """The DER items inside ``data[start:end]``; with ``count``, exactly that many or EnvelopeError naming ``what``."""
     out = []
     while start < end:
-        tag, vstart, vend = _tlv(data, start)
+        tag, vstart, vend = _tlv(data, start, end)
         out.append((tag, vstart, vend))
         start = vend
-    if start != end:
-        raise EnvelopeError("DER items overrun their container")
+    if count is not None and len(out) != count:
+        raise EnvelopeError(f"{what} holds {len(out)} items, expected {count}")
     return out
 
 
 def _oid(raw: bytes) -> str:
     if not raw:
         raise EnvelopeError("empty OBJECT IDENTIFIER")
+    if len(raw) > _MAX_OID_BYTES:
+        # Each arc is shifted in 7 bits at a time: a megabyte-long arc would cost quadratic time.
+        raise EnvelopeError(f"OBJECT IDENTIFIER of {len(raw)} bytes (the ones KMS uses have at most 9)")
     parts = [raw[0] // 40, raw[0] % 40]
     value = 0
     for byte in raw[1:]:
@@ -89,6 +95,8 @@ def _expect(item, tag: int, what: str):
 def _algorithm(data: bytes, item, what: str):
     """(oid, parameter items) of an AlgorithmIdentifier."""
     parts = _children(data, item[1], item[2])
+    if not parts:
+        raise EnvelopeError(f"{what}: the AlgorithmIdentifier is empty")
     oid = _oid(data[_expect(parts[0], 0x06, what)[1]:parts[0][2]])
     return oid, parts[1:]
 
@@ -104,7 +112,7 @@ def parse(envelope: bytes) -> dict:
     if len(info) != 2 or _oid(envelope[_expect(info[0], 0x06, "contentType")[1]:info[0][2]]) != OID_ENVELOPED_DATA:
         raise EnvelopeError("the ContentInfo does not hold envelopedData")
     explicit = _expect(info[1], 0xA0, "content [0]")
-    enveloped = _children(envelope, explicit[1], explicit[2])
+    enveloped = _children(envelope, explicit[1], explicit[2], "content [0]", count=1)
     seq = _expect(enveloped[0], 0x30, "EnvelopedData")
     fields = _children(envelope, seq[1], seq[2])
     if len(fields) != 3:
@@ -121,7 +129,7 @@ def parse(envelope: bytes) -> dict:
     oaep = _children(envelope, _expect(params[0], 0x30, "RSAES-OAEP-params")[1], params[0][2])
     hash_oid = mgf = mgf_hash = None
     for tag, start, end in oaep:
-        inner = _tlv(envelope, start)
+        inner = _children(envelope, start, end, "an RSAES-OAEP parameter", count=1)[0]
         if tag == 0xA0:
             hash_oid = _algorithm(envelope, inner, "hashFunc")[0]
         elif tag == 0xA1:
