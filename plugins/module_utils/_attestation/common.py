@@ -68,7 +68,7 @@ class AttestationError(Exception):
         self.check = check
         # Details quote what enclaves sent (certificate names, claims, key ids): never a raw control character.
         self.detail = escape_controls(detail, lines=False)
-        super().__init__(f"{check}: {detail}")
+        super().__init__(f"{check}: {self.detail}")
 
 
 def nesting_depth(raw: bytes, cap: int = MAX_NESTING) -> int:

@@ -58,15 +58,16 @@ def _tlv(data: bytes, pos: int, end: int | None = None):
     return tag, pos, pos + length
 
 
-def _children(data: bytes, start: int, end: int, what: str = "", count: int | None = None) -> list:
-    """The DER items inside ``data[start:end]``; with ``count``, exactly that many or EnvelopeError naming ``what``."""
+def _children(data: bytes, start: int, end: int, what: str, at_most: int) -> list:
+    """The DER items inside ``data[start:end]``, at most ``at_most`` of them (more: EnvelopeError naming
+    ``what``, raised at the first extra one, so that a megabyte of empty items is never listed)."""
     out = []
     while start < end:
+        if len(out) == at_most:
+            raise EnvelopeError(f"{what} holds more than {at_most} items")
         tag, vstart, vend = _tlv(data, start, end)
         out.append((tag, vstart, vend))
         start = vend
-    if count is not None and len(out) != count:
-        raise EnvelopeError(f"{what} holds {len(out)} items, expected {count}")
     return out
 
 
@@ -94,7 +95,7 @@ def _expect(item, tag: int, what: str):
 
 def _algorithm(data: bytes, item, what: str):
     """(oid, parameter items) of an AlgorithmIdentifier."""
-    parts = _children(data, item[1], item[2])
+    parts = _children(data, item[1], item[2], what, 2)
     if not parts:
         raise EnvelopeError(f"{what}: the AlgorithmIdentifier is empty")
     oid = _oid(data[_expect(parts[0], 0x06, what)[1]:parts[0][2]])
@@ -108,28 +109,35 @@ def parse(envelope: bytes) -> dict:
     top = _expect(_tlv(envelope, 0), 0x30, "ContentInfo")
     if top[2] != len(envelope):
         raise EnvelopeError("trailing bytes after the ContentInfo")
-    info = _children(envelope, top[1], top[2])
+    info = _children(envelope, top[1], top[2], "ContentInfo", 2)
     if len(info) != 2 or _oid(envelope[_expect(info[0], 0x06, "contentType")[1]:info[0][2]]) != OID_ENVELOPED_DATA:
         raise EnvelopeError("the ContentInfo does not hold envelopedData")
     explicit = _expect(info[1], 0xA0, "content [0]")
-    enveloped = _children(envelope, explicit[1], explicit[2], "content [0]", count=1)
+    enveloped = _children(envelope, explicit[1], explicit[2], "content [0]", 1)
+    if not enveloped:
+        raise EnvelopeError("content [0] is empty")
     seq = _expect(enveloped[0], 0x30, "EnvelopedData")
-    fields = _children(envelope, seq[1], seq[2])
+    fields = _children(envelope, seq[1], seq[2], "EnvelopedData", 3)
     if len(fields) != 3:
         raise EnvelopeError("EnvelopedData must hold version, recipientInfos and encryptedContentInfo only")
-    recipients = _children(envelope, _expect(fields[1], 0x31, "recipientInfos")[1], fields[1][2])
-    if len(recipients) != 1:
-        raise EnvelopeError(f"expected exactly one recipient, found {len(recipients)}")
-    ktri = _children(envelope, _expect(recipients[0], 0x30, "KeyTransRecipientInfo")[1], recipients[0][2])
+    recipients = _children(envelope, _expect(fields[1], 0x31, "recipientInfos")[1], fields[1][2],
+                           "recipientInfos (KMS sends exactly one recipient)", 1)
+    if not recipients:
+        raise EnvelopeError("expected exactly one recipient, found 0")
+    ktri = _children(envelope, _expect(recipients[0], 0x30, "KeyTransRecipientInfo")[1], recipients[0][2],
+                     "KeyTransRecipientInfo", 4)
     if len(ktri) != 4 or ktri[1][0] != 0x80:
         raise EnvelopeError("the recipient is not a KeyTransRecipientInfo identified by subjectKeyIdentifier")
     oid, params = _algorithm(envelope, _expect(ktri[2], 0x30, "keyEncryptionAlgorithm"), "keyEncryptionAlgorithm")
     if oid != OID_RSAES_OAEP or not params:
         raise EnvelopeError(f"key encryption algorithm {oid} is not RSAES-OAEP")
-    oaep = _children(envelope, _expect(params[0], 0x30, "RSAES-OAEP-params")[1], params[0][2])
+    oaep = _children(envelope, _expect(params[0], 0x30, "RSAES-OAEP-params")[1], params[0][2], "RSAES-OAEP-params", 3)
     hash_oid = mgf = mgf_hash = None
     for tag, start, end in oaep:
-        inner = _children(envelope, start, end, "an RSAES-OAEP parameter", count=1)[0]
+        inner = _children(envelope, start, end, "an RSAES-OAEP parameter", 1)
+        if not inner:
+            raise EnvelopeError("an RSAES-OAEP parameter is empty")
+        inner = inner[0]
         if tag == 0xA0:
             hash_oid = _algorithm(envelope, inner, "hashFunc")[0]
         elif tag == 0xA1:
@@ -139,7 +147,7 @@ def parse(envelope: bytes) -> dict:
             raise EnvelopeError("RSAES-OAEP-params with a pSource other than the default")
     if hash_oid != OID_SHA256 or mgf != OID_MGF1 or mgf_hash != OID_SHA256:
         raise EnvelopeError("RSAES-OAEP parameters are not SHA-256 with MGF1-SHA-256 (RSAES_OAEP_SHA_256)")
-    eci = _children(envelope, _expect(fields[2], 0x30, "EncryptedContentInfo")[1], fields[2][2])
+    eci = _children(envelope, _expect(fields[2], 0x30, "EncryptedContentInfo")[1], fields[2][2], "EncryptedContentInfo", 3)
     if len(eci) != 3 or eci[2][0] != 0x80:
         raise EnvelopeError("EncryptedContentInfo lacks its encryptedContent")
     cea, cea_params = _algorithm(envelope, _expect(eci[1], 0x30, "contentEncryptionAlgorithm"), "contentEncryptionAlgorithm")
