@@ -128,8 +128,9 @@ def cms_answers(size: int = SIZE) -> dict:
 
 
 class HostileServer:
-    """Answers every request with ``body`` (status, content type); ``drip`` sends the status line and
-    then one header byte every ``drip`` seconds, for ever: each read stays inside any per-read timeout."""
+    """Answers every request with ``body`` (status, content type), or with ``body(request_body)`` when it
+    is callable; ``drip`` sends the status line and then one header byte every ``drip`` seconds, for
+    ever: each read stays inside any per-read timeout."""
 
     def __init__(self, body: bytes = b"", content_type: str = "application/json", status: int = 200, drip: float | None = None):
         owner = self
@@ -144,8 +145,7 @@ class HostileServer:
 
             def _answer(self):
                 length = int(self.headers.get("Content-Length") or 0)
-                if length:
-                    self.rfile.read(length)
+                received = self.rfile.read(length) if length else b""
                 try:
                     if owner.drip is not None:
                         self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
@@ -153,11 +153,12 @@ class HostileServer:
                             self.wfile.write(b"a")
                             self.wfile.flush()
                         return
+                    body = owner.body(received) if callable(owner.body) else owner.body
                     self.send_response(owner.status)
                     self.send_header("Content-Type", owner.content_type)
-                    self.send_header("Content-Length", str(len(owner.body)))
+                    self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
-                    self.wfile.write(owner.body)
+                    self.wfile.write(body)
                 except OSError:
                     pass  # the client gave up: that is the point
 
