@@ -92,3 +92,8 @@ def test_control_sequences_from_an_enclave_never_reach_the_console_raw(key, flee
     # The whole measurement in the failed task's result, printed as JSON by the stdout callback: escaped, but
     # for the line feed, which results keep (JSON shows it as \n) and only the summary escapes.
     assert shown.replace("\\", "\\\\").replace("\\\\x0a", "\\n") in result.stdout
+    # The evidence records the escaped result too.
+    bundle = max((p for p in (tmp_path / "evidence").iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    rows = [row for entry in json.loads((bundle / "summary.json").read_text())["attestation"] for row in entry["results"]
+            if row["source"].startswith("http://127.0.0.1:") and "/enclaves/" not in row["source"]]
+    assert rows and all(row["measurement"] == shown.replace("\\x0a", "\n") for row in rows), rows

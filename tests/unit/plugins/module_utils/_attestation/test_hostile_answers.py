@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+import re
 
 import pytest
 import requests
@@ -112,11 +113,27 @@ def test_health_check_module_refuses_a_hostile_health_answer_by_name(body, detai
     assert status == 200 and said == detail
 
 
-def test_a_server_dripping_its_headers_is_cut_at_the_deadline():
+def _drip_calls():
+    return {
+        "evidence": (lambda url: client.fetch_evidence(url, "alfred", None, 1), AttestationError, r"did not answer within 1s \(timeout\)"),
+        "health": (lambda url: client.healthz(url, timeout=1), None, r"did not answer within 1s \(timeout\)"),
+        "jwks": (lambda url: client.load_jwks({"jwks_url": url}, 1), InputError, r"^Could not fetch the JWKS from .*within 1s"),
+        "canary": (lambda url: probes.canary_proof(url, b"ct", {}, b"canary", 1), ProviderError,
+                   r"did not answer within 1s or could not be reached \(127\.0\.0\.1:\d+ did not answer within 1s \(timeout\)\)"),
+    }
+
+
+@pytest.mark.parametrize("caller", list(_drip_calls()))
+def test_a_server_dripping_its_headers_is_cut_at_the_deadline(caller):
     # Each header byte arrives within the per-read timeout; before issue 22 the request never ended.
+    call, error, message = _drip_calls()[caller]
     with HostileServer(drip=0.2) as server:
-        with pytest.raises(AttestationError, match=r"did not answer within 1s \(timeout\)"):
-            run_with_hang_guard(client.fetch_evidence, server.url, "alfred", None, 1)
+        if error is None:
+            healthy, detail = run_with_hang_guard(call, server.url)
+            assert healthy is False and re.search(message, detail), detail
+        else:
+            with pytest.raises(error, match=message):
+                run_with_hang_guard(call, server.url)
 
 
 def _reference_depth(raw: bytes) -> int:
