@@ -113,6 +113,7 @@ try:
 except ImportError:  # pragma: no cover
     ANSIBLE_CORE_VERSION = "unknown"
 
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.printable import escape_controls
 from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence.audit import iter_audits
 from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence.format import (
     SCHEMA,
@@ -244,7 +245,7 @@ class CallbackModule(CallbackBase):
 
     def _warn(self, message):
         try:
-            self._display.warning(f"alfred.tee_kms.evidence: {message}")
+            self._display.warning(escape_controls(f"alfred.tee_kms.evidence: {message}"))
         except Exception:  # pragma: no cover - display gone at interpreter exit
             pass
 

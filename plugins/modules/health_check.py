@@ -80,10 +80,10 @@ detail:
   returned: always
 """
 
-import json
 import time
 from urllib.parse import urlsplit, urlunsplit
 
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.common import AttestationError, loads_json
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common import deps
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import TeeKmsError
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
@@ -102,21 +102,36 @@ def safe_url(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
+# Larger than any health answer: a body beyond it is not read (a hostile endpoint could send gigabytes).
+MAX_BODY_BYTES = 64 * 1024
+
+
 def attempt(session, p):
+    """(HTTP status or None, detail); one request, bounded by ``timeout`` for the answer and MAX_BODY_BYTES."""
     import requests
 
+    deadline = time.monotonic() + p["timeout"]
     try:
-        response = session.get(p["url"], timeout=p["timeout"], verify=p["validate_certs"], allow_redirects=False)
+        with session.get(p["url"], timeout=p["timeout"], verify=p["validate_certs"], allow_redirects=False,
+                         stream=True) as response:
+            if response.status_code != p["status"]:
+                return response.status_code, f"answered HTTP {response.status_code}, expected {p['status']}"
+            body = bytearray()
+            if p["expect_status_ok"]:
+                for chunk in response.iter_content(16 * 1024):
+                    body += chunk
+                    if len(body) > MAX_BODY_BYTES:
+                        return response.status_code, f"answered more than {MAX_BODY_BYTES} bytes"
+                    if time.monotonic() > deadline:
+                        return response.status_code, f"did not finish its answer within {p['timeout']}s"
     except requests.Timeout:
         return None, f"no answer within {p['timeout']}s"
     except requests.RequestException as exc:
         return None, f"could not connect ({exc.__class__.__name__})"
-    if response.status_code != p["status"]:
-        return response.status_code, f"answered HTTP {response.status_code}, expected {p['status']}"
     if p["expect_status_ok"]:
         try:
-            ok = json.loads(response.content[:65536]).get("status") == "ok"
-        except (ValueError, AttributeError):
+            ok = loads_json(bytes(body), "the health answer").get("status") == "ok"  # nesting capped: no RecursionError
+        except (AttestationError, AttributeError):
             ok = False
         if not ok:
             return response.status_code, 'did not report {"status": "ok"}'

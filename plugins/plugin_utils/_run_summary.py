@@ -16,6 +16,8 @@ import getpass
 import os
 import socket
 
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.printable import escape_controls, escape_controls_in
+
 SHORT_HEX = 12  # measurement prefix shown where the full 96 hex digits would drown the line
 
 
@@ -234,7 +236,13 @@ def _key_lines(summary: dict) -> list:
 
 
 def render_summary(summary: dict, bundle: str) -> str:
-    """The end-of-run summary printed on stdout: every fact from ``summary.json`` of ``bundle``."""
+    """The end-of-run summary printed on stdout: every fact from ``summary.json`` of ``bundle``.
+
+    Every string of the summary is escaped first (module_utils/_common/printable.py): reasons,
+    measurements and probe details quote enclaves and KMS endpoints, and a line feed in one of them
+    could forge a summary line, an ESC rewrite the screen.
+    """
+    summary, bundle = escape_controls_in(summary, lines=False), escape_controls(str(bundle), lines=False)
     head = summary.get("chain_head") or {}
     keys = summary.get("keys") or []
     key = summary.get("key_id") if len(keys) <= 1 else f"{len(keys)} keys"

@@ -24,6 +24,7 @@ import re
 from dataclasses import dataclass, field
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import MissingLibraryError
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.printable import escape_controls
 
 FORMATS = ("alfred", "nitro", "jwt")
 
@@ -50,8 +51,18 @@ CHECKS = (
 # json.loads recurses once per level, so a hostile enclave's 100000 '[' would otherwise raise
 # RecursionError (not ValueError) and escape the per-row handling.
 MAX_NESTING = 32
-_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_JSON_BRACKET = re.compile(rb"[\[\]{}]")
+# Most arrays and objects any of them may hold (a JWKS of ten keys has about twenty). Parsing a
+# megabyte of small arrays builds hundreds of thousands of objects (about 0.5 s); counting them
+# first refuses it in the time of the nesting check.
+MAX_CONTAINERS = 4096
+# One JSON string, escapes included. It also matches a string left open to the end of the input
+# (the parser would read the rest as that string), so it never fails once it has started: each
+# quote starts at most one match and the scan stays linear. A pattern that must find the closing
+# quote backtracks at every later quote of an unterminated string: quadratic (issue 22: 31 s for
+# 64 KiB, hours for 1 MiB).
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.DOTALL)
+_TO_BRACKETS = bytes.maketrans(b"{}", b"[]")
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 
 class AttestationError(Exception):
@@ -59,25 +70,51 @@ class AttestationError(Exception):
 
     def __init__(self, check: str, detail: str):
         self.check = check
-        self.detail = detail
-        super().__init__(f"{check}: {detail}")
+        # Details quote what enclaves sent (certificate names, claims, key ids): never a raw control character.
+        self.detail = escape_controls(detail, lines=False)
+        super().__init__(f"{check}: {self.detail}")
 
 
-def nesting_depth(raw: bytes) -> int:
-    """How deep the JSON text ``raw`` nests arrays and objects, found without parsing it."""
-    depth = deepest = 0
-    for bracket in _JSON_BRACKET.findall(_JSON_STRING.sub(b'""', raw)):
-        depth += 1 if bracket in (b"[", b"{") else -1
-        deepest = max(deepest, depth)
-    return deepest
+def _skeleton(raw: bytes) -> bytes:
+    """The brackets of the JSON text ``raw`` outside its strings, ``{}`` read as ``[]``."""
+    return _JSON_STRING.sub(b"", raw).translate(_TO_BRACKETS, _NOT_BRACKETS)
+
+
+def nesting_depth(raw: bytes, cap: int = MAX_NESTING) -> int:
+    """How deep the JSON text ``raw`` nests arrays and objects, found without parsing it; ``cap + 1``
+    for anything deeper than ``cap``."""
+    return _depth(_skeleton(raw), cap)
+
+
+def _depth(skeleton: bytes, cap: int) -> int:
+    """Linear in the input and at most ``cap`` passes of C code, whatever it is: each pass removes the
+    innermost ``[]`` pairs, so a balanced skeleton is empty after as many passes as it nests. What
+    remains of an unbalanced one (not JSON: json.loads refuses it after recursing at most that far)
+    counts as one level per open bracket.
+    """
+    if b"[" * (cap + 1) in skeleton:
+        return cap + 1
+    depth = 0
+    while skeleton and depth < cap:
+        reduced = skeleton.replace(b"[]", b"")
+        if len(reduced) == len(skeleton):
+            break
+        skeleton, depth = reduced, depth + 1
+    if b"[]" in skeleton:
+        return cap + 1
+    return min(depth + skeleton.count(b"["), cap + 1)
 
 
 def loads_json(raw, what: str, check: str = "malformed"):
-    """``json.loads`` with the nesting capped before parsing; AttestationError(``check``) otherwise."""
+    """``json.loads`` with the nesting and the number of arrays and objects capped before parsing (both in
+    linear time); AttestationError(``check``) otherwise."""
     if isinstance(raw, str):
         raw = raw.encode("utf-8", "surrogatepass")
-    if nesting_depth(raw) > MAX_NESTING:
+    skeleton = _skeleton(raw)
+    if _depth(skeleton, MAX_NESTING) > MAX_NESTING:
         raise AttestationError(check, f"{what} nests deeper than {MAX_NESTING} levels")
+    if skeleton.count(b"[") > MAX_CONTAINERS:
+        raise AttestationError(check, f"{what} holds more than {MAX_CONTAINERS} arrays and objects")
     try:
         return json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:

@@ -54,9 +54,71 @@ def _fail(check: str, detail: str, measurement: str | None = None):
 
 # --------------------------------------------------------------------------- parsing
 
-def _cbor_loads_exact(data: bytes, what: str):
+# What a Nitro document may hold (AWS NSM API: a COSE_Sign1, a payload map of about ten fields, up
+# to 32 PCRs and a cabundle of a few certificates): far more than that is refused before decoding.
+_CBOR_MAX_ITEMS = 4096
+_CBOR_MAX_DEPTH = 8
+_MAX_CABUNDLE = _MAX_CHAIN
+
+
+def check_cbor_shape(data: bytes, what: str, tag: int | None = None) -> None:
+    """Walk one CBOR item without decoding it; AttestationError('malformed') unless it is plain data.
+
+    Plain data: definite lengths only, no tag (but ``tag`` on the outermost item), at most
+    _CBOR_MAX_ITEMS items nested at most _CBOR_MAX_DEPTH deep, nothing after the item. Byte and text
+    strings are skipped by their length, so the walk costs at most _CBOR_MAX_ITEMS steps whatever the
+    size. cbor2 then decodes only what passed: its semantic tags (decimal fractions of a huge bignum,
+    regular expressions, MIME messages, dates...) run attacker-chosen conversions, some super-linear.
+    """
+    pos, end, items = 0, len(data), 0
+    pending = [1]  # items still expected at each open level
+    while pending:
+        if pending[-1] == 0:
+            pending.pop()
+            continue
+        if pos >= end:
+            raise _fail("malformed", f"{what} is not valid CBOR (truncated)")
+        head = data[pos]
+        pos += 1
+        major, info = head >> 5, head & 0x1F
+        pending[-1] -= 1
+        items += 1
+        if items > _CBOR_MAX_ITEMS:
+            raise _fail("malformed", f"{what} holds more than {_CBOR_MAX_ITEMS} CBOR items")
+        if info < 24:
+            arg = info
+        elif info < 28:
+            size = 1 << (info - 24)
+            if pos + size > end:
+                raise _fail("malformed", f"{what} is not valid CBOR (truncated)")
+            arg = int.from_bytes(data[pos:pos + size], "big")
+            pos += size
+        elif info == 31:
+            raise _fail("malformed", f"{what} uses an indefinite-length CBOR item; a Nitro document has none")
+        else:
+            raise _fail("malformed", f"{what} is not valid CBOR (reserved additional information {info})")
+        if major in (2, 3):
+            if arg > end - pos:
+                raise _fail("malformed", f"{what} is not valid CBOR (truncated)")
+            pos += arg
+        elif major in (4, 5, 6):
+            if major == 6 and not (items == 1 and arg == tag):
+                expected = f"none or {tag}" if tag is not None else "none"
+                raise _fail("malformed", f"{what} has CBOR tag {arg}, expected {expected}")
+            count = 1 if major == 6 else arg * (2 if major == 5 else 1)
+            if count > end - pos:  # every item takes at least one byte
+                raise _fail("malformed", f"{what} is not valid CBOR (truncated)")
+            if len(pending) >= _CBOR_MAX_DEPTH:
+                raise _fail("malformed", f"{what} nests CBOR deeper than {_CBOR_MAX_DEPTH} levels")
+            pending.append(count)
+    if pos != end:
+        raise _fail("malformed", f"{what} has {end - pos} trailing bytes after the CBOR item")
+
+
+def _cbor_loads_exact(data: bytes, what: str, tag: int | None = None):
     import cbor2
 
+    check_cbor_shape(data, what, tag)
     stream = io.BytesIO(data)
     try:
         value = cbor2.CBORDecoder(stream).decode()
@@ -85,7 +147,7 @@ def parse_cose_sign1(document: bytes):
     """Return (protected_bytes, payload_bytes, signature_bytes, protected_map)."""
     import cbor2
 
-    outer = _cbor_loads_exact(document, "nitro document")
+    outer = _cbor_loads_exact(document, "nitro document", tag=COSE_SIGN1_TAG)
     if isinstance(outer, cbor2.CBORTag):
         if outer.tag != COSE_SIGN1_TAG:
             raise _fail("malformed", f"nitro document has CBOR tag {outer.tag}, expected none or 18 (COSE_Sign1)")
@@ -106,7 +168,7 @@ def parse_cose_sign1(document: bytes):
         raise _fail("malformed", "COSE protected header repeats a key")
     alg = header.get(1)
     if alg != COSE_ALG_ES384:
-        raise _fail("signature", f"COSE algorithm {alg!r} is not ES384 (-35), the only one Nitro uses")
+        raise _fail("signature", f"COSE algorithm {repr(alg)[:40]} is not ES384 (-35), the only one Nitro uses")
     if 1 in unprotected:
         raise _fail("malformed", "COSE algorithm must be in the protected header only")
     if 2 in header:  # crit: we understand no extension header parameters
@@ -136,8 +198,9 @@ def parse_payload(payload_bytes: bytes) -> dict:
     if payload.get("digest") != "SHA384":
         raise _fail("malformed", "nitro payload digest must be 'SHA384'")
     timestamp = payload.get("timestamp")
-    if not isinstance(timestamp, int) or isinstance(timestamp, bool) or timestamp <= 0:
-        raise _fail("malformed", "nitro payload timestamp must be a positive integer (milliseconds)")
+    # Up to the end of year 9999: a larger one does not fit a datetime (OverflowError, not a refusal).
+    if not isinstance(timestamp, int) or isinstance(timestamp, bool) or not 0 < timestamp < 253402300800000:
+        raise _fail("malformed", "nitro payload timestamp must be a positive integer (milliseconds) before year 10000")
     pcrs = payload.get("pcrs")
     if not isinstance(pcrs, Mapping) or not 1 <= len(pcrs) <= 32:
         raise _fail("malformed", "nitro payload pcrs must be a map of 1..32 entries")
@@ -148,8 +211,8 @@ def parse_payload(payload_bytes: bytes) -> dict:
             raise _fail("malformed", f"nitro payload PCR{index} must be 32, 48 or 64 bytes")
     _check_bytes(payload, "certificate", optional=False)
     cabundle = payload.get("cabundle")
-    if not isinstance(cabundle, (list, tuple)) or not cabundle:
-        raise _fail("malformed", "nitro payload cabundle must be a non-empty array")
+    if not isinstance(cabundle, (list, tuple)) or not 1 <= len(cabundle) <= _MAX_CABUNDLE:
+        raise _fail("malformed", f"nitro payload cabundle must be an array of 1..{_MAX_CABUNDLE} certificates")
     for cert in cabundle:
         if not isinstance(cert, bytes) or not 1 <= len(cert) <= 1024:
             raise _fail("malformed", "nitro payload cabundle entries must be byte strings of 1..1024 bytes")
@@ -208,6 +271,15 @@ def verify_chain(leaf, bundle: list, roots: list, when: datetime.datetime, measu
     """
     from cryptography.x509 import verification
 
+    subjects = set()
+    for cert in bundle:
+        if cert.subject in subjects:
+            # The path builder tries every certificate whose name fits, and backtracks: a bundle of a
+            # few same-named CAs cross-signing each other made it search exponentially many paths
+            # (2 x 2 certificates: 5 s; 2 x 3: more than 5 minutes). One certificate per name keeps
+            # it to one candidate per step. AWS's cabundle names each CA once.
+            raise _fail("chain", f"the cabundle holds two certificates named '{_common_name(cert)[:64]}'", measurement)
+        subjects.add(cert.subject)
     _validity(leaf, when, "leaf", measurement)
     root_names = {root.subject for root in roots}
     current, seen = leaf, 0

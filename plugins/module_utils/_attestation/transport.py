@@ -18,6 +18,9 @@ and keeps what ``requests`` did for these endpoints:
 - credentials in the URL (``https://user:pw@host/``) are sent as Basic authentication;
 - no redirects are followed, nothing is retried (a connection the server closed while it was
   idle is detected before it is reused, as urllib3 does);
+- ``timeout`` is one deadline for the whole exchange (connecting, sending, the status line and
+  headers, the body), not a per-read timeout that a server dripping one byte at a time resets
+  forever: a watchdog thread per session shuts down the socket of a request that outlives it;
 - a URL the environment sends through a proxy (``HTTP(S)_PROXY``, ``ALL_PROXY``, ``NO_PROXY``)
   goes through ``requests`` exactly as before.
 """
@@ -25,7 +28,9 @@ and keeps what ``requests`` did for these endpoints:
 from __future__ import annotations
 
 import base64
+import heapq
 import http.client
+import itertools
 import json
 import os
 import select
@@ -38,6 +43,7 @@ from urllib.parse import quote, unquote, urlencode, urlsplit
 
 USER_AGENT = "alfred.tee_kms-attestation"
 _READ_CHUNK = 64 * 1024
+_RECHECK = 0.05  # seconds between the watchdog's looks at a connection past its deadline that is still connecting
 # requests' requote_uri keeps these as they are in a path.
 _PATH_SAFE = "!#$%&'()*+,/:;=?@[]~"
 
@@ -103,10 +109,79 @@ def _dropped(conn) -> bool:
     return bool(readable)
 
 
+class _Watchdog:
+    """Shuts down the socket of a request that outlives its deadline (one thread per Session, started on first use).
+
+    http.client's timeouts bound each read, so a server that sends its status line and headers one
+    byte at a time, each within the timeout, could hold a request forever (about 100 header lines
+    of 64 KiB). Shutting the socket down from this thread wakes the blocked read at once.
+    """
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._armed = {}   # token -> connection
+        self._heap = []    # (deadline, token); disarmed tokens are dropped when they come up
+        self._tokens = itertools.count()
+        self._thread = None
+        self._stopped = False
+
+    def arm(self, conn, deadline: float) -> int:
+        with self._cond:
+            token = next(self._tokens)
+            self._armed[token] = conn
+            earliest = not self._heap or deadline < self._heap[0][0]
+            heapq.heappush(self._heap, (deadline, token))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="attest-deadline", daemon=True)
+                self._thread.start()
+            elif earliest:
+                self._cond.notify()
+        return token
+
+    def disarm(self, token: int) -> bool:
+        """False when the deadline had passed and the socket was shut down."""
+        with self._cond:
+            return self._armed.pop(token, None) is not None
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+
+    def _run(self) -> None:
+        with self._cond:
+            while not self._stopped:
+                while self._heap and self._heap[0][1] not in self._armed:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._cond.wait()
+                    continue
+                wait = self._heap[0][0] - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                _deadline, token = heapq.heappop(self._heap)
+                if self._armed[token].sock is None:
+                    # Still connecting (bounded by the connect timeout): cut it as soon as it is connected.
+                    heapq.heappush(self._heap, (time.monotonic() + _RECHECK, token))
+                    continue
+                _cut(self._armed.pop(token).sock)
+
+
+def _cut(sock) -> None:
+    try:
+        # socket.socket's shutdown, not SSLSocket's, which would also drop the TLS object under the
+        # reading thread's feet: the blocked read sees the end of the stream and fails.
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
 class Session:
     """Kept-alive connections per origin, shared by the threads of one attestation call."""
 
     def __init__(self):
+        self._watchdog = _Watchdog()
         self._idle = {}
         self._lock = threading.Lock()
         self._context = None
@@ -160,11 +235,12 @@ class Session:
         for conns in idle.values():
             for conn in conns:
                 conn.close()
+        self._watchdog.stop()
         if self.proxied is not None:
             self.proxied.close()
 
     def request(self, method: str, url: str, timeout: float, max_bytes: int, json_body=None, params=None) -> tuple:
-        """``(status, content_type, body)``; raise FetchError. ``timeout`` bounds connecting, each read and the whole body."""
+        """``(status, content_type, body)``; raise FetchError. ``timeout`` bounds the whole exchange (one deadline)."""
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise FetchError(f"could not be fetched (unsupported URL {parts.scheme or 'without a scheme'})")
@@ -186,7 +262,9 @@ class Session:
             headers["Content-Type"] = "application/json"
         origin = (parts.scheme, parts.hostname, port)
         deadline = time.monotonic() + timeout
+        late = FetchError(f"did not answer within {timeout:g}s (timeout)")
         conn = self._take(origin, timeout)
+        token = self._watchdog.arm(conn, deadline)
         try:
             conn.request(method, target, body=body, headers=headers)
             response = conn.getresponse()
@@ -201,31 +279,35 @@ class Session:
                 if size > max_bytes:
                     raise FetchError(f"answered more than {max_bytes} bytes")
                 if time.monotonic() > deadline:
-                    raise FetchError(f"did not answer within {timeout:g}s (timeout)")
+                    raise late
                 chunks.append(chunk)
-        except FetchError:
+            if not self._watchdog.disarm(token):
+                raise late  # the end of the stream the watchdog caused is no answer
+        except Exception as exc:  # pylint: disable=broad-exception-caught
+            self._watchdog.disarm(token)
             conn.close()
-            raise
-        except (socket.timeout, TimeoutError):
-            conn.close()
-            raise FetchError(f"did not answer within {timeout:g}s (timeout)") from None
-        except ConnectionRefusedError:
-            conn.close()
-            raise FetchError("refused the connection") from None
-        except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError, http.client.RemoteDisconnected):
-            conn.close()
-            raise FetchError("reset the connection") from None
-        except ssl.SSLError as exc:
-            conn.close()
-            raise FetchError(f"could not be fetched ({exc.__class__.__name__}: {exc.reason or 'TLS failure'})") from None
-        except OSError:
-            conn.close()
-            raise FetchError("could not be reached (connection error)") from None
-        except (http.client.HTTPException, ValueError) as exc:
-            conn.close()
-            raise FetchError(f"could not be fetched ({exc.__class__.__name__})") from None
+            raise _fetch_error(exc, late, deadline) from None
         if response.will_close:
             conn.close()
         else:
             self._give_back(origin, conn)
         return status, ctype, b"".join(chunks)
+
+
+def _fetch_error(exc: Exception, late: FetchError, deadline: float) -> Exception:
+    """What to raise for a failed exchange: the FetchError naming its cause, else ``exc`` itself."""
+    if isinstance(exc, FetchError):
+        return exc
+    if isinstance(exc, (socket.timeout, TimeoutError)) or time.monotonic() >= deadline:
+        return late  # a read timeout, or whatever the watchdog's shutdown made the read raise
+    if isinstance(exc, ConnectionRefusedError):
+        return FetchError("refused the connection")
+    if isinstance(exc, (ConnectionResetError, ConnectionAbortedError, BrokenPipeError, http.client.RemoteDisconnected)):
+        return FetchError("reset the connection")
+    if isinstance(exc, ssl.SSLError):
+        return FetchError(f"could not be fetched ({exc.__class__.__name__}: {exc.reason or 'TLS failure'})")
+    if isinstance(exc, OSError):
+        return FetchError("could not be reached (connection error)")
+    if isinstance(exc, (http.client.HTTPException, ValueError)):
+        return FetchError(f"could not be fetched ({exc.__class__.__name__})")
+    return exc

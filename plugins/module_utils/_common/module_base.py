@@ -18,8 +18,10 @@ import re
 from urllib.parse import unquote
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.common.parameters import remove_values
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import MissingLibraryError, TeeKmsError
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.printable import escape_controls_in
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms import registry
 
 
@@ -93,24 +95,32 @@ class TeeKmsModule:
             result["diff"] = {"before": before, "after": after}
         return result
 
+    def printable(self, value):
+        """``value`` as printed: no_log values masked first (escaping must not hide one from the mask),
+        then every control character escaped. Results quote enclaves and KMS endpoints (reasons,
+        measurements, error texts), and ansible-core prints a failure's msg and warnings raw, the
+        rest as JSON that keeps C1 controls and DEL: a hostile answer could drive the terminal."""
+        return escape_controls_in(remove_values(value, self.module.no_log_values))
+
     def warn(self, message: str) -> None:
-        self.module.warn(message)
+        self.module.warn(self.printable(message))
 
     # --- failures ----------------------------------------------------------------------
     def fail(self, error: TeeKmsError, **extra):
         result = error.to_result()
         result.update(extra)
         if isinstance(error, MissingLibraryError) or getattr(error, "library", None):
-            self.module.fail_json(msg=missing_required_lib(error.library), exception=getattr(error, "exception", None), **result)
-        self.module.fail_json(msg=str(error), **result)
+            self.module.fail_json(msg=missing_required_lib(error.library), exception=getattr(error, "exception", None),
+                                  **self.printable(result))
+        self.module.fail_json(msg=self.printable(str(error)), **self.printable(result))
 
     def fail_message(self, message: str, **result):
         """Fail with a message that is not a TeeKmsError (a verification that found problems)."""
-        self.module.fail_json(msg=message, **result)
+        self.module.fail_json(msg=self.printable(message), **self.printable(result))
 
     def run(self, handler):
         try:
             result = handler(self)
         except TeeKmsError as error:
             self.fail(error)
-        self.module.exit_json(**result)
+        self.module.exit_json(**self.printable(result))

@@ -157,6 +157,8 @@ def read_record(tags: dict, name: str):
         if hashlib.sha256(data.encode("ascii")).hexdigest()[:16] != digest:
             raise ValueError("digest mismatch")
         return json.loads(zlib.decompress(base64.b64decode(data)))
+    except RecursionError:
+        raise ProviderError("read", f"the {name} record kept in KMS tags", "it is damaged (it nests too deep)") from None
     except (KeyError, ValueError, zlib.error, binascii.Error) as exc:
         raise ProviderError("read", f"the {name} record kept in KMS tags", f"it is damaged ({exc})") from None
 

@@ -25,6 +25,7 @@ from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors impo
     ProviderError,
     TeeKmsError,
 )
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.printable import escape_controls
 
 # boto3 and botocore take about a second to import and every module loads this file (through
 # the provider registry): they are imported when the first AWS session is built, not before.
@@ -121,7 +122,8 @@ class AwsSession:
     def translate(self, exc, action: str, obj: str) -> TeeKmsError:
         code = error_code(exc)
         message = self.scrub(str(exc.response.get("Error", {}).get("Message") or code))
-        cause = f"{self.where()} answered {code}: {message}"
+        # The endpoint's own words: escaped, so that a hostile one cannot forge lines or drive the terminal.
+        cause = escape_controls(f"{self.where()} answered {code}: {message}", lines=False)
         if code in NOT_FOUND_CODES:
             return NotFoundError(action, obj, cause)
         if code in DENIED_CODES:

@@ -125,6 +125,8 @@ def parse(text: str) -> dict:
         doc = json.loads(text)
     except (TypeError, ValueError) as exc:
         raise PolicyError(f"the key policy is not valid JSON ({exc})") from None
+    except RecursionError:  # KMS returns what was put: a policy nested thousands deep is no policy of ours
+        raise PolicyError("the key policy is not valid JSON (it nests too deep)") from None
     if not isinstance(doc, dict):
         raise PolicyError("the key policy is not a JSON object")
     statements = doc.get("Statement", [])

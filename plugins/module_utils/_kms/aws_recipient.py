@@ -31,15 +31,17 @@ OID_RSAES_OAEP = "1.2.840.113549.1.1.7"
 OID_MGF1 = "1.2.840.113549.1.1.8"
 OID_SHA256 = "2.16.840.1.101.3.4.2.1"
 OID_AES256_CBC = "2.16.840.1.101.3.4.1.42"
+_MAX_OID_BYTES = 32
 
 
 class EnvelopeError(ValueError):
     """The envelope is not the CMS EnvelopedData KMS sends, or it does not open."""
 
 
-def _tlv(data: bytes, pos: int):
-    """(tag, start of value, end of value) of the DER item at ``pos``."""
-    if pos + 2 > len(data):
+def _tlv(data: bytes, pos: int, end: int | None = None):
+    """(tag, start of value, end of value) of the DER item at ``pos``, which must end by ``end``."""
+    end = len(data) if end is None else end
+    if pos + 2 > end:
         raise EnvelopeError("truncated DER item")
     tag, first = data[pos], data[pos + 1]
     pos += 2
@@ -47,29 +49,34 @@ def _tlv(data: bytes, pos: int):
         length = first
     else:
         count = first & 0x7F
-        if count == 0 or count > 4 or pos + count > len(data):
+        if count == 0 or count > 4 or pos + count > end:
             raise EnvelopeError("unsupported or truncated DER length")
         length = int.from_bytes(data[pos:pos + count], "big")
         pos += count
-    if pos + length > len(data):
-        raise EnvelopeError("DER item runs past the end of the envelope")
+    if pos + length > end:
+        raise EnvelopeError("DER item runs past the end of the envelope" if end == len(data) else "DER items overrun their container")
     return tag, pos, pos + length
 
 
-def _children(data: bytes, start: int, end: int) -> list:
+def _children(data: bytes, start: int, end: int, what: str, at_most: int) -> list:
+    """The DER items inside ``data[start:end]``, at most ``at_most`` of them (more: EnvelopeError naming
+    ``what``, raised at the first extra one, so that a megabyte of empty items is never listed)."""
     out = []
     while start < end:
-        tag, vstart, vend = _tlv(data, start)
+        if len(out) == at_most:
+            raise EnvelopeError(f"{what} holds more than {at_most} items")
+        tag, vstart, vend = _tlv(data, start, end)
         out.append((tag, vstart, vend))
         start = vend
-    if start != end:
-        raise EnvelopeError("DER items overrun their container")
     return out
 
 
 def _oid(raw: bytes) -> str:
     if not raw:
         raise EnvelopeError("empty OBJECT IDENTIFIER")
+    if len(raw) > _MAX_OID_BYTES:
+        # Each arc is shifted in 7 bits at a time: a megabyte-long arc would cost quadratic time.
+        raise EnvelopeError(f"OBJECT IDENTIFIER of {len(raw)} bytes (the ones KMS uses have at most 9)")
     parts = [raw[0] // 40, raw[0] % 40]
     value = 0
     for byte in raw[1:]:
@@ -88,7 +95,9 @@ def _expect(item, tag: int, what: str):
 
 def _algorithm(data: bytes, item, what: str):
     """(oid, parameter items) of an AlgorithmIdentifier."""
-    parts = _children(data, item[1], item[2])
+    parts = _children(data, item[1], item[2], what, 2)
+    if not parts:
+        raise EnvelopeError(f"{what}: the AlgorithmIdentifier is empty")
     oid = _oid(data[_expect(parts[0], 0x06, what)[1]:parts[0][2]])
     return oid, parts[1:]
 
@@ -100,28 +109,35 @@ def parse(envelope: bytes) -> dict:
     top = _expect(_tlv(envelope, 0), 0x30, "ContentInfo")
     if top[2] != len(envelope):
         raise EnvelopeError("trailing bytes after the ContentInfo")
-    info = _children(envelope, top[1], top[2])
+    info = _children(envelope, top[1], top[2], "ContentInfo", 2)
     if len(info) != 2 or _oid(envelope[_expect(info[0], 0x06, "contentType")[1]:info[0][2]]) != OID_ENVELOPED_DATA:
         raise EnvelopeError("the ContentInfo does not hold envelopedData")
     explicit = _expect(info[1], 0xA0, "content [0]")
-    enveloped = _children(envelope, explicit[1], explicit[2])
+    enveloped = _children(envelope, explicit[1], explicit[2], "content [0]", 1)
+    if not enveloped:
+        raise EnvelopeError("content [0] is empty")
     seq = _expect(enveloped[0], 0x30, "EnvelopedData")
-    fields = _children(envelope, seq[1], seq[2])
+    fields = _children(envelope, seq[1], seq[2], "EnvelopedData", 3)
     if len(fields) != 3:
         raise EnvelopeError("EnvelopedData must hold version, recipientInfos and encryptedContentInfo only")
-    recipients = _children(envelope, _expect(fields[1], 0x31, "recipientInfos")[1], fields[1][2])
-    if len(recipients) != 1:
-        raise EnvelopeError(f"expected exactly one recipient, found {len(recipients)}")
-    ktri = _children(envelope, _expect(recipients[0], 0x30, "KeyTransRecipientInfo")[1], recipients[0][2])
+    recipients = _children(envelope, _expect(fields[1], 0x31, "recipientInfos")[1], fields[1][2],
+                           "recipientInfos (KMS sends exactly one recipient)", 1)
+    if not recipients:
+        raise EnvelopeError("expected exactly one recipient, found 0")
+    ktri = _children(envelope, _expect(recipients[0], 0x30, "KeyTransRecipientInfo")[1], recipients[0][2],
+                     "KeyTransRecipientInfo", 4)
     if len(ktri) != 4 or ktri[1][0] != 0x80:
         raise EnvelopeError("the recipient is not a KeyTransRecipientInfo identified by subjectKeyIdentifier")
     oid, params = _algorithm(envelope, _expect(ktri[2], 0x30, "keyEncryptionAlgorithm"), "keyEncryptionAlgorithm")
     if oid != OID_RSAES_OAEP or not params:
         raise EnvelopeError(f"key encryption algorithm {oid} is not RSAES-OAEP")
-    oaep = _children(envelope, _expect(params[0], 0x30, "RSAES-OAEP-params")[1], params[0][2])
+    oaep = _children(envelope, _expect(params[0], 0x30, "RSAES-OAEP-params")[1], params[0][2], "RSAES-OAEP-params", 3)
     hash_oid = mgf = mgf_hash = None
     for tag, start, end in oaep:
-        inner = _tlv(envelope, start)
+        inner = _children(envelope, start, end, "an RSAES-OAEP parameter", 1)
+        if not inner:
+            raise EnvelopeError("an RSAES-OAEP parameter is empty")
+        inner = inner[0]
         if tag == 0xA0:
             hash_oid = _algorithm(envelope, inner, "hashFunc")[0]
         elif tag == 0xA1:
@@ -131,7 +147,7 @@ def parse(envelope: bytes) -> dict:
             raise EnvelopeError("RSAES-OAEP-params with a pSource other than the default")
     if hash_oid != OID_SHA256 or mgf != OID_MGF1 or mgf_hash != OID_SHA256:
         raise EnvelopeError("RSAES-OAEP parameters are not SHA-256 with MGF1-SHA-256 (RSAES_OAEP_SHA_256)")
-    eci = _children(envelope, _expect(fields[2], 0x30, "EncryptedContentInfo")[1], fields[2][2])
+    eci = _children(envelope, _expect(fields[2], 0x30, "EncryptedContentInfo")[1], fields[2][2], "EncryptedContentInfo", 3)
     if len(eci) != 3 or eci[2][0] != 0x80:
         raise EnvelopeError("EncryptedContentInfo lacks its encryptedContent")
     cea, cea_params = _algorithm(envelope, _expect(eci[1], 0x30, "contentEncryptionAlgorithm"), "contentEncryptionAlgorithm")

@@ -31,13 +31,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import os
 import secrets
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.client import fetch_evidence, http_request, new_session
-from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.common import AttestationError
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.common import AttestationError, loads_json
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import AccessDeniedError, InputError, ProviderError
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.printable import escape_controls
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.rules import decrypt_purpose, purpose_nonce
 
 PROBES = ("canary", "allowed_decrypt", "disallowed_denied", "unattested_denied", "decrypt")
@@ -92,6 +92,11 @@ def _kms_answer(provider, key_id, ciphertext, context, attestation) -> tuple:
     return ("plaintext", answer) if isinstance(answer, bytes) else ("recipient", answer)
 
 
+def _quoted(text) -> str:
+    """The enclave's own words, shortened and with control characters escaped (not dropped)."""
+    return escape_controls(str(text)[:200], lines=False)
+
+
 def canary_proof(url: str, ciphertext_blob: bytes, context: dict, canary: bytes, timeout: float, key_id=None) -> dict:
     """Ask the enclave to decrypt the canary through KMS itself; check its nonce-bound proof."""
     obj = f"the canary endpoint of enclave {url}"
@@ -113,16 +118,17 @@ def canary_proof(url: str, ciphertext_blob: bytes, context: dict, canary: bytes,
                 "detail": "KMS answered CiphertextForRecipient for the enclave's attestation document; the enclave has no "
                           "canary endpoint, so no decrypt by the enclave is proven"}
     try:
-        answer = json.loads(raw)
-    except ValueError:
-        answer = None
+        answer = loads_json(raw, "its body")  # nesting capped: json.loads alone raised RecursionError
+    except AttestationError as exc:
+        raise ProviderError("check the canary proof from", obj, f"it answered HTTP {status} with a body that is not a JSON "
+                            f"object ({exc.detail})") from None
     if not isinstance(answer, dict):
         raise ProviderError("check the canary proof from", obj, f"it answered HTTP {status} with a body that is not a JSON object")
     if status == 502 and answer.get("kms_error"):
         return {"passed": False, "result": "kms_denied",
-                "detail": f"KMS refused the enclave's own decrypt of the canary ({answer['kms_error']})"}
+                "detail": f"KMS refused the enclave's own decrypt of the canary ({_quoted(answer['kms_error'])})"}
     if status != 200:
-        raise ProviderError("check the canary proof from", obj, f"it answered HTTP {status}: {str(answer.get('error'))[:200]}")
+        raise ProviderError("check the canary proof from", obj, f"it answered HTTP {status}: {_quoted(answer.get('error'))}")
     if answer.get("nonce") != nonce.hex():
         raise ProviderError("check the canary proof from", obj, "the proof is for another nonce than this probe sent")
     if answer.get("proof") != hashlib.sha256(nonce + canary).hexdigest():

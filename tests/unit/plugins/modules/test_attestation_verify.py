@@ -345,3 +345,16 @@ def test_trust_as_one_option_matches_the_deprecated_flat_options(capsys):
     old = json.dumps(world.evidence(world.challenge(int(time.time()) - 100), evidence_issued_at=int(time.time()) - 100))
     failed, result = run_module({"document": old, "trust": {"public_keys": [world.public_b64], "max_age": 10}}, capsys)
     assert failed and result["results"][0]["check"] in ("stale", "expired"), result["results"][0]
+
+
+def test_control_sequences_an_enclave_sends_are_escaped_in_the_module_result(capsys):
+    # Issue 22 item 8: ansible-core prints msg raw and the result as JSON that keeps C1 controls and DEL.
+    world = AlfredWorld()
+    now = int(time.time())
+    hostile = "\x1b]0;owned\x07\x9b2J\x7f\u202e" + "ab" * 40
+    doc = json.dumps(world.evidence(world.challenge(now), measurement=hostile))
+    failed, result = run_module({"document": doc, "public_keys": [AlfredWorld().public_b64]}, capsys)
+    assert failed and result["results"][0]["check"] == "signature"
+    assert result["results"][0]["measurement"] == "\\x1b]0;owned\\x07\\x9b2J\\x7f\\u202e" + "ab" * 40
+    raw = [s for s in strings_in(result) if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or c == "\u202e" for c in s)]
+    assert raw == []

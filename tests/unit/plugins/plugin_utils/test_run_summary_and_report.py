@@ -119,3 +119,29 @@ def test_report_loads_nothing_and_states_its_signature(report_tables):
     assert signed.facts()["Signature"] == "signed (Ed25519 over MANIFEST.sha256, public key QUJD)"
     assert signed.rows("allowlist") == [["added", f"{M2} api-v43"], ["removed", M3], ["kept", M1]]
     assert signed.rows("versions") == [["before", "1", ""], ["after", "2", ""]]
+
+
+# Issue 22 item 8: what enclaves and KMS endpoints sent, as the summary quotes it.
+TERMINAL = "\x1b]0;owned\x07\x1b[2J\x9b1A\rok\u202e\nforged: SUCCESS"
+TERMINAL_SHOWN = "\\x1b]0;owned\\x07\\x1b[2J\\x9b1A\\x0dok\\u202e\\x0aforged: SUCCESS"
+
+
+def _raw_controls(text: str) -> list:
+    return sorted({hex(ord(c)) for c in text if (ord(c) < 0x20 and c != "\n") or 0x7F <= ord(c) <= 0x9F or c == "\u202e"})
+
+
+def test_summary_escapes_control_sequences_from_enclaves_and_kms():
+    summary = copy.deepcopy(LIVE)
+    summary["attestation"][0]["results"][1]["reason"] = "signature: " + TERMINAL
+    summary["attestation"][0]["results"][1]["measurement"] = TERMINAL
+    summary["probes"][0]["detail"] = "KMS refused it (" + TERMINAL + ")"
+    summary["failed_tasks"] = [{"task": "t", "msg": "Could not decrypt: AWS KMS answered " + TERMINAL}]
+    summary["enclave_names"] = {URL + "enclave-2": TERMINAL}
+    text = render_summary(summary, "/evidence/" + TERMINAL)
+    assert _raw_controls(text) == []
+    lines = text.splitlines()
+    assert not any(line.startswith("forged") for line in lines)  # a line feed cannot forge a line of its own
+    assert f"  preflight  {TERMINAL_SHOWN}  {TERMINAL_SHOWN[:12]}  signature: {TERMINAL_SHOWN}" in lines
+    assert f"  canary: passed - KMS refused it ({TERMINAL_SHOWN})" in lines
+    assert f"  cause: Could not decrypt: AWS KMS answered {TERMINAL_SHOWN}" in lines
+    assert f"evidence: /evidence/{TERMINAL_SHOWN}" in lines

@@ -8,6 +8,7 @@ implementation (the openssl command) and against what AWS would never send."""
 from __future__ import annotations
 
 import datetime
+import random
 import shutil
 import subprocess
 
@@ -20,6 +21,8 @@ from cryptography.x509.oid import NameOID
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.aws import recipient_answer
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.aws_recipient import EnvelopeError, open_envelope, parse
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import ProviderError
+
+from hang_guard import run_with_hang_guard
 
 PLAINTEXT = b"a canary of thirty-two bytes...."
 
@@ -92,3 +95,71 @@ def test_recipient_answer_checks(recipient):
                           ({"CiphertextForRecipient": good[:-1]}, "not the CMS envelope KMS sends")):
         with pytest.raises(ProviderError, match=f"Could not decrypt obj: KMS answered .*{cause}"):
             recipient_answer(answer, "obj", "KMS")
+
+
+# --------------------------------------------------------------------------- issue 22, item 7b
+
+def _mutations(good: bytes):
+    """Every truncation, and every byte of the envelope set to a few values that matter to DER."""
+    for end in range(len(good)):
+        yield good[:end]
+    for pos in range(len(good)):
+        for value in (0x00, 0x01, 0x30, 0x80, 0x84, 0xFF, good[pos] ^ 0x01):
+            if value != good[pos]:
+                yield good[:pos] + bytes([value]) + good[pos + 1:]
+
+
+def test_malformed_cms_envelopes_from_a_hostile_kms_give_envelope_error(recipient):
+    key, folder = recipient
+    good = openssl_envelope(folder, *AWS_LIKE)
+    unexpected, refused = [], 0
+    for damaged in _mutations(good):
+        try:
+            open_envelope(damaged, key)
+        except EnvelopeError:
+            refused += 1
+        except Exception as exc:  # noqa: BLE001 - the finding: IndexError, ValueError, ... escaped the reader
+            unexpected.append(f"{exc.__class__.__name__} at {len(damaged)} bytes: {exc}")
+    assert not unexpected, f"{len(unexpected)} damaged envelopes raised other errors, e.g. {unexpected[:3]}"
+    assert refused > len(good)
+
+
+def test_malformed_cms_envelope_is_a_named_provider_error_in_the_recipient_flow(recipient):
+    dummy, folder = recipient
+    good = openssl_envelope(folder, *AWS_LIKE)
+    for damaged in _mutations(good):
+        if not damaged:
+            continue  # an empty answer has no CiphertextForRecipient at all (test_recipient_answer_checks)
+        try:
+            recipient_answer({"CiphertextForRecipient": damaged, "KeyId": "k"}, "obj", "KMS")
+        except ProviderError as exc:
+            assert str(exc).startswith("Could not decrypt obj: KMS answered a CiphertextForRecipient that is not"), exc
+
+
+def test_randomly_damaged_cms_envelopes_give_envelope_error(recipient):
+    key, folder = recipient
+    good = openssl_envelope(folder, *AWS_LIKE)
+    rng = random.Random(22)
+    unexpected = []
+    for dummy in range(3000):
+        damaged = bytearray(good)
+        for dummy_byte in range(rng.randint(1, 4)):
+            damaged[rng.randrange(len(damaged))] = rng.randrange(256)
+        if rng.random() < 0.3:
+            damaged = damaged[:rng.randrange(len(damaged))]
+        try:
+            open_envelope(bytes(damaged), key)
+        except EnvelopeError:
+            pass
+        except Exception as exc:  # noqa: BLE001
+            unexpected.append(f"{exc.__class__.__name__}: {exc}")
+    assert not unexpected, unexpected[:3]
+
+
+def test_a_huge_object_identifier_in_a_cms_envelope_is_refused_quickly():
+    # A ContentInfo whose contentType is a 256 KiB OID: shifting it in 7 bits at a time is quadratic.
+    oid = b"\x2a" + b"\xff" * (256 * 1024) + b"\x01"
+    inner = b"\x06\x84" + len(oid).to_bytes(4, "big") + oid + b"\xa0\x00"
+    envelope = b"\x30\x84" + len(inner).to_bytes(4, "big") + inner
+    with pytest.raises(EnvelopeError, match="OBJECT IDENTIFIER of"):
+        run_with_hang_guard(parse, envelope)
