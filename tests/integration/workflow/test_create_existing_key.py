@@ -49,7 +49,7 @@ def other_trust() -> dict:
     return {"public_keys": [base64.b64encode(raw).decode()]}
 
 
-@pytest.mark.parametrize("playbook", [CREATE, "rotate.yml"])
+@pytest.mark.parametrize("playbook", [CREATE, "rotate.yml"], ids=["create_key.yml", "rotate.yml"])
 def test_creating_a_production_key_needs_confirm_production(production_key, runner, playbook):
     """Before: an existing production key's create without confirm_production ran, and replaced its trust."""
     before = production_key.store_bytes()
@@ -85,7 +85,7 @@ def test_creating_an_existing_production_key_never_replaces_its_trust_silently(p
     assert f"Key '{KEY_ID}' already exists, its attestation trust was replaced (update_trust=true)" in flat(updated)
     assert production_key.raw()["attestation_trust"] == new and production_key.raw()["env"] == "production"
     # Recorded in the evidence bundle of the run.
-    [bundle] = [p for p in runner.evidence_dir.iterdir() if p.name.startswith("production-create-2")][-1:]
+    bundle = max((p for p in runner.evidence_dir.iterdir() if p.name.startswith("production-create-2")), key=lambda p: p.stat().st_mtime)
     events = [json.loads(line) for line in (bundle / "events.jsonl").read_text().splitlines()]
     changes = [a for e in events for a in (e.get("audit") or []) if a.get("operation") == "set_attestation_trust"]
     assert changes and all(a["update_trust"] is True and a["after"]["attestation_trust"] == new for a in changes), changes
