@@ -13,13 +13,12 @@ version_added: 0.1.0
 description:
   - Creates a key with version 1 as primary and an initial allow-list of enclave measurements
     that may decrypt under it, or schedules the whole key for deletion.
-  - For a key that exists, O(state=present) changes nothing and never replaces what the key holds
-    silently. The task is ok when O(allowed_measurements), O(env) and O(attestation_trust), where given,
-    equal the key's. A different allow-list or environment is refused (change the allow-list of an existing
-    key with M(alfred.tee_kms.measurement_allowlist) or a rotation, and its versions with
-    M(alfred.tee_kms.kms_key_version); a key's environment never changes). A different O(attestation_trust)
-    is refused with both values named, unless O(update_trust=true), which replaces it (recorded in the
-    evidence).
+  - For a key that exists, O(state=present) never replaces what the key holds silently. A different
+    O(env) is refused (a key's environment never changes). A different O(attestation_trust) is refused with
+    both values named, unless O(update_trust=true), which replaces it (recorded in the evidence).
+    O(allowed_measurements) only applies when the key is created; a different one is refused with
+    O(exact_allowlist=true), else ignored with a warning. Change the allow-list of an existing key with
+    M(alfred.tee_kms.measurement_allowlist) or a rotation, and its versions with M(alfred.tee_kms.kms_key_version).
 author:
   - Alfred security engineering (@alfred-security)
 extends_documentation_fragment:
@@ -54,6 +53,13 @@ options:
       - V(production) needs O(confirm_production=true) to create the key.
     type: str
     choices: [staging, production]
+  exact_allowlist:
+    description:
+      - For a key that exists, refuse O(allowed_measurements) that differ from the key's allow-list instead of
+        ignoring them with a warning. C(playbooks/create_key.yml) sets it (its create finds the key exactly as
+        given, or changes nothing).
+    type: bool
+    default: false
   update_trust:
     description:
       - Replace the O(attestation_trust) of an existing key when it differs. Without it a different trust is
@@ -152,12 +158,14 @@ def handle(mod):
                          f"measurement_format {p['measurement_format']} differs from the key's {before['measurement_format']}")
     wanted = None if p["allowed_measurements"] is None else \
         normalize_list(p["allowed_measurements"], before["measurement_format"], p["allow_dev_measurements"], action="check")
-    replace = existing_key_conflicts(key_id, current, wanted, p["env"], trust, p["update_trust"])
-    if not replace:
+    found = existing_key_conflicts(key_id, current, wanted, p["env"], trust, p["update_trust"], p["exact_allowlist"])
+    for warning in found["warnings"]:
+        mod.warn(warning)
+    if not found["trust"]:
         return {"changed": False, "key": before, "audit": audit.key_state(before)}
     if not mod.check_mode:
         mod.provider.set_attestation_trust(key_id, trust)
-    result = _result(mod, "set_attestation_trust", key_id, {"attestation_trust": replace["before"]}, {"attestation_trust": trust})
+    result = _result(mod, "set_attestation_trust", key_id, {"attestation_trust": found["trust"]["before"]}, {"attestation_trust": trust})
     result["audit"]["update_trust"] = True
     result["key"] = before
     return result
@@ -178,6 +186,7 @@ def main():
         attestation_trust=dict(type="dict", options=key_trust.argument_spec()),
         description=dict(type="str"),
         update_trust=dict(type="bool", default=False),
+        exact_allowlist=dict(type="bool", default=False),
         **DESTRUCTION_ARGSPEC,
     ), env_guard=True).run(handle)
 

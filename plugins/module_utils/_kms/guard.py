@@ -133,22 +133,28 @@ def _with_diff(error, name, before, after):
     return error
 
 
-def existing_key_conflicts(key_id: str, current: dict, allowed, env, trust, update_trust: bool) -> dict:
+def existing_key_conflicts(key_id: str, current: dict, allowed, env, trust, update_trust: bool, exact_allowlist: bool) -> dict:
     """Creating key ``key_id`` that exists (``current``, its provider state): raise unless the request
-    matches what the key holds. An allow-list changes through a rotation and an environment never,
-    so a difference in either is always refused; a different trust is refused unless
-    ``update_trust``. Returns ``{before, after}`` of the trust to replace, or {} (nothing to change).
+    matches what the key holds. An environment never changes, so a different one is refused; a
+    different trust is refused unless ``update_trust``. An allow-list changes through a rotation: a
+    different one is refused with ``exact_allowlist`` (playbooks/create_key.yml), else left as it is
+    with a warning (a play that creates a key, then widens its allow-list, stays idempotent).
+    Returns ``{trust: {before, after} of the trust to replace, or {}, warnings: [..]}``.
 
     ``allowed`` are the requested measurements normalised (None: not given); ``trust`` the validated
     trust (None: not given)."""
     obj = f"key '{key_id}'"
+    warnings = []
     if allowed is not None and sorted(allowed) != sorted(current["allowed_measurements"]):
-        added = [m for m in allowed if m not in current["allowed_measurements"]]
-        removed = [m for m in current["allowed_measurements"] if m not in allowed]
-        raise _with_diff(ConflictError("create", obj, f"it exists with another allow-list (the request adds {_short(added)} and "
-                                       f"removes {_short(removed)}); nothing was changed. An existing key's allow-list changes through "
-                                       "a rotation (playbooks/rotate.yml) or alfred.tee_kms.measurement_allowlist"),
-                         "allowed_measurements", current["allowed_measurements"], list(allowed))
+        if not exact_allowlist:
+            warnings.append("allowed_measurements only applies when the key is created; use alfred.tee_kms.measurement_allowlist to change it")
+        else:
+            added = [m for m in allowed if m not in current["allowed_measurements"]]
+            removed = [m for m in current["allowed_measurements"] if m not in allowed]
+            raise _with_diff(ConflictError("create", obj, f"it exists with another allow-list (the request adds {_short(added)} and "
+                                           f"removes {_short(removed)}); nothing was changed. An existing key's allow-list changes "
+                                           "through a rotation (playbooks/rotate.yml) or alfred.tee_kms.measurement_allowlist"),
+                             "allowed_measurements", current["allowed_measurements"], list(allowed))
     if env and current.get("env") != env:
         recorded = current.get("env")
         raise ConflictError("create", obj, (f"it exists and belongs to env '{recorded}'" if recorded else
@@ -156,7 +162,7 @@ def existing_key_conflicts(key_id: str, current: dict, allowed, env, trust, upda
                             + f", not '{env}'; nothing was changed. A key's environment is never replaced")
     before = current.get("attestation_trust") or {}
     if trust is None or trust == before:
-        return {}
+        return {"trust": {}, "warnings": warnings}
     if current.get("pending_deletion_at"):  # refuse in check mode too, as the real run would
         raise ConflictError("update attestation trust of", obj, f"it is scheduled for deletion on {current['pending_deletion_at']}")
     if not update_trust:
@@ -165,4 +171,4 @@ def existing_key_conflicts(key_id: str, current: dict, allowed, env, trust, upda
         raise _with_diff(ConflictError("create", obj, f"it exists with another attestation trust ({diff}); nothing was changed. "
                                        "To replace the key's trust, set update_trust=true (recorded in the evidence)"),
                          "attestation_trust", before, trust)
-    return {"before": before, "after": trust}
+    return {"trust": {"before": before, "after": trust}, "warnings": warnings}

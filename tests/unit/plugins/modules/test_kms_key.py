@@ -82,24 +82,30 @@ def test_dev_measurement_needs_allow_dev_measurements_and_opaque(run_module, sto
     assert run.result["key"]["measurement_format"] == "opaque"
 
 
-def test_creating_an_existing_key_refuses_another_allow_list(run_module, store_bytes, store_path):
-    """Issue 22 item 14: creating a key that exists never replaces its allow-list (it changes through a rotation)."""
+def test_creating_an_existing_key_refuses_another_allow_list_with_exact_allowlist(run_module, store_bytes, store_path):
+    """Issue 22 item 14: creating a key that exists never replaces its allow-list (it changes through a rotation);
+    exact_allowlist (playbooks/create_key.yml) refuses a different one, else it is ignored with a warning."""
     LocalKmsProvider(store_path).create_key(KEY, [M1])
     saved = store_bytes()
     run = run_module(kms_key, key_id=KEY, measurement_format="sha256", allowed_measurements=[M1])
     assert run.failed
     assert run.result["msg"] == f"Could not update key '{KEY}': measurement_format sha256 differs from the key's sha384"
+    same = run_module(kms_key, key_id=KEY, allowed_measurements=[M1.upper()], exact_allowlist=True)
+    assert same.result["changed"] is False and not warning_texts(same.result)
+    assert same.result["key"]["allowed_measurements"] == [M1]
     for check_mode in (True, False):
-        run = run_module(kms_key, check_mode=check_mode, key_id=KEY, allowed_measurements=[M2])
+        run = run_module(kms_key, check_mode=check_mode, key_id=KEY, allowed_measurements=[M2], exact_allowlist=True)
         assert run.failed, run.result
         assert run.result["msg"] == (
             f"Could not create key '{KEY}': it exists with another allow-list (the request adds {M2[:16]}... and removes "
             f"{M1[:16]}...); nothing was changed. An existing key's allow-list changes through a rotation "
             "(playbooks/rotate.yml) or alfred.tee_kms.measurement_allowlist")
         assert run.result["diff"] == {"before": {"allowed_measurements": [M1]}, "after": {"allowed_measurements": [M2]}}
-    same = run_module(kms_key, key_id=KEY, allowed_measurements=[M1.upper()])
-    assert same.result["changed"] is False and not warning_texts(same.result)
-    assert same.result["key"]["allowed_measurements"] == [M1]
+    # Module warnings are kept per process: the warning case comes last.
+    ignored = run_module(kms_key, key_id=KEY, allowed_measurements=[M2])
+    assert ignored.result["changed"] is False and ignored.result["key"]["allowed_measurements"] == [M1]
+    assert warning_texts(ignored.result) == [
+        "allowed_measurements only applies when the key is created; use alfred.tee_kms.measurement_allowlist to change it"]
     assert store_bytes() == saved
 
 
