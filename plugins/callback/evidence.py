@@ -25,10 +25,12 @@ description:
   - Task results may carry an C(audit) dict (the collection's audit protocol, see docs/evidence.md);
     the callback aggregates them into C(summary.json).
   - The path of the current bundle is exported as environment variable C(ALFRED_EVIDENCE_BUNDLE)
-    for the M(alfred.tee_kms.evidence_verify) module and the P(alfred.tee_kms.evidence_head#lookup) lookup.
+    for hooks and other processes of the run (for example the M(alfred.tee_kms.evidence_verify) module).
+    The P(alfred.tee_kms.evidence_head#lookup) lookup learns the bundle from the callback itself, in the memory of
+    this C(ansible-playbook) process, which no environment variable can fake.
   - When it cannot start the bundle (for example an C(evidence_dir) that cannot be written), it warns and
-    exports the cause; C(playbooks/rotate.yml) then refuses a live run before any change unless the extra
-    var C(allow_no_evidence) is true, which the bundle records (C(run.log), C(summary.json)) when there is one.
+    keeps the cause for that lookup; C(playbooks/rotate.yml) then refuses a live run before any change unless the
+    extra var C(allow_no_evidence) is true, which the bundle records (C(run.log), C(summary.json)) when there is one.
   - The extra vars C(evidence_dir) and C(show_commands) override the options below; C(env),
     C(rotation_action) (or the deprecated C(action)), C(kms_provider), C(kms_key_id) and C(awx_*) complement the summary.
 requirements:
@@ -145,6 +147,7 @@ from ansible_collections.alfred.tee_kms.plugins.plugin_utils._evidence_run impor
     describe_audit,
     key_results,
 )
+from ansible_collections.alfred.tee_kms.plugins.plugin_utils import _evidence_state as evidence_state
 from ansible_collections.alfred.tee_kms.plugins.plugin_utils._evidence_report import write_report
 from ansible_collections.alfred.tee_kms.plugins.plugin_utils._run_summary import (
     inventory_enclave_names,
@@ -153,11 +156,10 @@ from ansible_collections.alfred.tee_kms.plugins.plugin_utils._run_summary import
     render_summary,
 )
 
+# The bundle's path, for the hooks and other processes of the run. Whether this run records
+# evidence is not told by the environment (anyone sets it) but by plugin_utils/_evidence_state,
+# which the evidence_head lookup reads: playbooks/rotate.yml refuses a live run without a bundle.
 ENV_BUNDLE = "ALFRED_EVIDENCE_BUNDLE"
-# Read by the evidence_head lookup (current_run): which process exported ENV_BUNDLE, and why
-# no bundle could be started. playbooks/rotate.yml refuses a live run without a bundle.
-ENV_RUN = "ALFRED_EVIDENCE_RUN"
-ENV_ERROR = "ALFRED_EVIDENCE_ERROR"
 # Result fields that may be recorded (after redaction). Everything else is dropped.
 _RESULT_FIELDS = ("rc", "msg", "stdout", "stderr", "skip_reason", "censored", "attempts", "retries", "failed_when_result", "start", "end", "delta")
 _CMD_ACTIONS = ("command", "shell", "raw", "script", "ansible.builtin.command", "ansible.builtin.shell", "ansible.builtin.raw", "ansible.builtin.script")
@@ -288,6 +290,7 @@ class CallbackModule(CallbackBase):
         env = extra.get("env")
         if env in (None, ""):
             self._pending = []
+            evidence_state.not_started("the run defines no env (-e env=...)")
             return
         self._redactor.add_known_from_mapping(dict(os.environ))
         self._redactor.add_known_from_mapping(extra)
@@ -331,11 +334,11 @@ class CallbackModule(CallbackBase):
             self._warn(f"Could not start the evidence bundle for env '{env}' action '{action}': {exc}")
             self._pending = []
             os.environ.pop(ENV_BUNDLE, None)
-            os.environ.update({ENV_RUN: str(os.getpid()), ENV_ERROR: f"could not create it under {evidence_dir}: {exc}"})
+            evidence_state.not_started(f"could not create it under {evidence_dir}: {exc}")
             return
         self._active = True
-        os.environ.update({ENV_BUNDLE: self._bundle, ENV_RUN: str(os.getpid())})
-        os.environ.pop(ENV_ERROR, None)
+        os.environ[ENV_BUNDLE] = self._bundle
+        evidence_state.started(self._bundle)
 
         key_path = self._opt("signing_key")
         if key_path:

@@ -11,14 +11,16 @@ short_description: Current head of the evidence hash chain
 version_added: 0.1.0
 description:
   - Returns C({bundle, seq, hash}) of the last line written to C(events.jsonl) of the evidence
-    bundle of the current run (the C(alfred.tee_kms.evidence) callback exports its path in the
-    environment variable C(ALFRED_EVIDENCE_BUNDLE)), or of the bundle given as term.
+    bundle of the current run (the one the C(alfred.tee_kms.evidence) callback of this C(ansible-playbook)
+    process created), or of the bundle given as term.
   - Publish it with C(ansible.builtin.set_stats) as the last task so AWX keeps the chain head in
     the job artifacts. The published head commits to every event up to it (a verifiable prefix
     of the chain); M(alfred.tee_kms.evidence_verify) reports the same C(seq) and C(hash) for that line.
 options:
   _terms:
-    description: Bundle directory. Default is the current run's bundle (C(ALFRED_EVIDENCE_BUNDLE)).
+    description:
+      - Bundle directory. Default is the current run's bundle; without an evidence callback in this process,
+        the bundle named by E(ALFRED_EVIDENCE_BUNDLE) unless O(current_run=true).
     required: false
   on_missing:
     description:
@@ -31,8 +33,10 @@ options:
     default: warn
   current_run:
     description:
-      - Accept the bundle of C(ALFRED_EVIDENCE_BUNDLE) only when the evidence callback of this very
-        C(ansible-playbook) process exported it, not a value left in the environment by another run.
+      - Accept only the bundle that the evidence callback of this very C(ansible-playbook) process created and
+        records the run in. The callback tells it in the process's memory (the lookup runs in that process or in a
+        worker forked from it), so no environment variable can fake it (E(ALFRED_EVIDENCE_BUNDLE) left by another
+        run or set by hand is ignored).
       - Used by C(playbooks/rotate.yml) to refuse a live run that no bundle records.
     type: bool
     default: false
@@ -80,13 +84,10 @@ from ansible.utils.display import Display
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence.format import EvidenceError
 from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence.verify import read_head
+from ansible_collections.alfred.tee_kms.plugins.plugin_utils import _evidence_state as evidence_state
 
+# Exported by the callback for other processes; read only when no callback ran in this one (and not current_run).
 ENV_BUNDLE = "ALFRED_EVIDENCE_BUNDLE"
-# The pid of the ansible-playbook process whose evidence callback exported ENV_BUNDLE (set by
-# the callback); lookups run in that process or in a worker forked from it.
-ENV_RUN = "ALFRED_EVIDENCE_RUN"
-# Why the callback could not start the bundle of this run, when it could not.
-ENV_ERROR = "ALFRED_EVIDENCE_ERROR"
 display = Display()
 
 
@@ -94,12 +95,15 @@ class LookupModule(LookupBase):
     def run(self, terms, variables=None, **kwargs):
         self.set_options(var_options=variables, direct=kwargs)
         on_missing = self.get_option("on_missing")
-        bundle = str(terms[0]) if terms else os.environ.get(ENV_BUNDLE, "")
-        ours = os.environ.get(ENV_RUN) in (str(os.getpid()), str(os.getppid()))
-        if not terms and self.get_option("current_run") and not ours:
-            bundle = ""
+        state = evidence_state.current()  # what this process's evidence callback says, if one ran
+        if terms:
+            bundle = str(terms[0])
+        elif state or self.get_option("current_run"):
+            bundle = state.get("bundle", "")
+        else:
+            bundle = os.environ.get(ENV_BUNDLE, "")
         if not bundle or not os.path.isdir(bundle):
-            error = os.environ.get(ENV_ERROR) if ours else None
+            error = None if terms else state.get("error")
             cause = (f"bundle '{bundle}' does not exist" if bundle
                      else f"no evidence bundle is active ({error})" if error
                      else "no evidence bundle is active (is the alfred.tee_kms.evidence callback enabled and env set?)")

@@ -13,10 +13,12 @@ version_added: 0.1.0
 description:
   - Creates a key with version 1 as primary and an initial allow-list of enclave measurements
     that may decrypt under it, or schedules the whole key for deletion.
-  - O(allowed_measurements) is used only when the key is created; change the allow-list of an
-    existing key with M(alfred.tee_kms.measurement_allowlist) and its versions with
-    M(alfred.tee_kms.kms_key_version).
-  - O(attestation_trust) (local provider) is reconciled on every run.
+  - For a key that exists, O(state=present) never replaces what the key holds silently. A different
+    O(env) is refused (a key's environment never changes). A different O(attestation_trust) is refused with
+    both values named, unless O(update_trust=true), which replaces it (recorded in the evidence).
+    O(allowed_measurements) only applies when the key is created; a different one is refused with
+    O(exact_allowlist=true), else ignored with a warning. Change the allow-list of an existing key with
+    M(alfred.tee_kms.measurement_allowlist) or a rotation, and its versions with M(alfred.tee_kms.kms_key_version).
 author:
   - Alfred security engineering (@alfred-security)
 extends_documentation_fragment:
@@ -28,6 +30,7 @@ extends_documentation_fragment:
   - alfred.tee_kms.attributes
   - alfred.tee_kms.destruction
   - alfred.tee_kms.attestation.key_trust
+  - alfred.tee_kms.env_guard
 options:
   state:
     description:
@@ -44,11 +47,25 @@ options:
     elements: str
   env:
     description:
-      - The environment the key is created for; a rotation for another environment is then refused
-        before it changes anything. Only applies when the key is created; an existing key that
-        belongs to another environment fails the task.
+      - The environment the key is created for, recorded with it; a rotation for another environment is then
+        refused before it changes anything. An existing key that belongs to another environment, or records
+        none, fails the task.
+      - V(production) needs O(confirm_production=true) to create the key.
     type: str
     choices: [staging, production]
+  exact_allowlist:
+    description:
+      - For a key that exists, refuse O(allowed_measurements) that differ from the key's allow-list instead of
+        ignoring them with a warning. C(playbooks/create_key.yml) sets it (its create finds the key exactly as
+        given, or changes nothing).
+    type: bool
+    default: false
+  update_trust:
+    description:
+      - Replace the O(attestation_trust) of an existing key when it differs. Without it a different trust is
+        refused, naming both. The replacement is recorded in the evidence (C(update_trust) in the change record).
+    type: bool
+    default: false
   description:
     description: Free-text description stored with the key (local provider).
     type: str
@@ -92,16 +109,16 @@ import datetime
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import trust as key_trust
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.measurements import normalize_list
-from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import ConflictError, InputError
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import InputError
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
 from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import audit
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.guard import existing_key_conflicts
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.rules import (
     DESTRUCTION_ARGSPEC,
     check_pending_days,
     public_state,
     utcnow_iso,
 )
-from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.inputs import check_key_env
 
 
 def handle(mod):
@@ -136,28 +153,21 @@ def handle(mod):
             after = public_state(mod.provider.create_key(key_id, allowed, fmt, trust, p["description"], env=p["env"]))
         return _result(mod, "create_key", key_id, before, after)
 
-    if p["env"]:
-        check_key_env(before, p["env"], "update")
     if p["measurement_format"] and p["measurement_format"] != before["measurement_format"]:
         raise InputError("update", f"key '{key_id}'",
                          f"measurement_format {p['measurement_format']} differs from the key's {before['measurement_format']}")
-    warnings = []
-    if p["allowed_measurements"] is not None:
-        wanted = normalize_list(p["allowed_measurements"], before["measurement_format"], p["allow_dev_measurements"], action="check")
-        if sorted(wanted) != sorted(before["allowed_measurements"]):
-            warnings.append("allowed_measurements only applies when the key is created; use alfred.tee_kms.measurement_allowlist to change it")
-    if trust is not None and trust != (current.get("attestation_trust") or {}):
-        if current.get("pending_deletion_at"):  # refuse in check mode too, as the real run would
-            raise ConflictError("update attestation trust of", f"key '{key_id}'", f"it is scheduled for deletion on {current['pending_deletion_at']}")
-        if not mod.check_mode:
-            mod.provider.set_attestation_trust(key_id, trust)
-        result = _result(mod, "set_attestation_trust", key_id, {"attestation_trust": current.get("attestation_trust") or {}},
-                         {"attestation_trust": trust})
-        result["key"] = before
-    else:
-        result = {"changed": False, "key": before, "audit": audit.key_state(before)}
-    for warning in warnings:
+    wanted = None if p["allowed_measurements"] is None else \
+        normalize_list(p["allowed_measurements"], before["measurement_format"], p["allow_dev_measurements"], action="check")
+    found = existing_key_conflicts(key_id, current, wanted, p["env"], trust, p["update_trust"], p["exact_allowlist"])
+    for warning in found["warnings"]:
         mod.warn(warning)
+    if not found["trust"]:
+        return {"changed": False, "key": before, "audit": audit.key_state(before)}
+    if not mod.check_mode:
+        mod.provider.set_attestation_trust(key_id, trust)
+    result = _result(mod, "set_attestation_trust", key_id, {"attestation_trust": found["trust"]["before"]}, {"attestation_trust": trust})
+    result["audit"]["update_trust"] = True
+    result["key"] = before
     return result
 
 
@@ -175,9 +185,10 @@ def main():
         allow_dev_measurements=dict(type="bool", default=False),
         attestation_trust=dict(type="dict", options=key_trust.argument_spec()),
         description=dict(type="str"),
-        env=dict(type="str", choices=["staging", "production"]),
+        update_trust=dict(type="bool", default=False),
+        exact_allowlist=dict(type="bool", default=False),
         **DESTRUCTION_ARGSPEC,
-    )).run(handle)
+    ), env_guard=True).run(handle)
 
 
 if __name__ == "__main__":

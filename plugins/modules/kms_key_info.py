@@ -115,7 +115,7 @@ audit:
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
 from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import audit
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.rules import public_state
-from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.inputs import check_key_env
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.guard import check_key_env
 
 
 def handle(mod):

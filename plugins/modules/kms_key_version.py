@@ -28,6 +28,7 @@ extends_documentation_fragment:
   - alfred.tee_kms.provider_vault
   - alfred.tee_kms.attributes
   - alfred.tee_kms.destruction
+  - alfred.tee_kms.env_guard
 options:
   version:
     description: The version number.
@@ -149,7 +150,7 @@ def main():
         version=dict(type="int", required=True),
         state=dict(type="str", default="present", choices=["present", "primary", "disabled", "enabled", "destroy_scheduled"]),
         **rules.DESTRUCTION_ARGSPEC,
-    )).run(handle)
+    ), env_guard=True).run(handle)
 
 
 if __name__ == "__main__":

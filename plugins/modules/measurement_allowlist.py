@@ -25,6 +25,7 @@ extends_documentation_fragment:
   - alfred.tee_kms.provider_vault
   - alfred.tee_kms.measurements
   - alfred.tee_kms.attributes
+  - alfred.tee_kms.env_guard
 options:
   measurements:
     description: The measurements to set, add or remove.
@@ -170,7 +171,7 @@ def main():
         measurement_format=dict(type="str", choices=["sha384", "sha256", "opaque"]),
         allow_dev_measurements=dict(type="bool", default=False),
         labels=dict(type="dict", default={}),
-    )).run(handle)
+    ), env_guard=True).run(handle)
 
 
 if __name__ == "__main__":

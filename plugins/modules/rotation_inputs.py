@@ -16,11 +16,17 @@ description:
     normalised rotation plan used by the roles.
   - Fails with a message naming the input and the cause; nothing is ever changed.
   - Hook command text is accepted only to check which hooks are configured; it is never returned.
+  - The provider options (C(playbooks/rotate.yml) passes those of the action group C(alfred.tee_kms.kms)) say where
+    the key lives; the plan's C(key_identities) name the key one way, so that a many-key run can refuse two hosts
+    that name one key.
 author:
   - Alfred security engineering (@alfred-security)
 extends_documentation_fragment:
   - alfred.tee_kms.attributes.info
   - alfred.tee_kms.attestation.key_trust
+  - alfred.tee_kms.provider_local
+  - alfred.tee_kms.provider_aws
+  - alfred.tee_kms.provider_vault
 options:
   env:
     description: Target environment.
@@ -155,11 +161,17 @@ rotation:
     - C(health_checks) (from O(health_check_urls)), C(allow_http_enclaves), C(allow_kms_accepted_only),
       C(http_enclave_urls) (the plain-http enclave URLs the run was allowed to call) and C(hook_allowed_measurements)
       (E(KMS_ALLOWED_MEASUREMENTS) for the hooks, the normalised target allow-list or else the input as given).
+    - C(key_identities) name the key whatever the spelling of its options. The first is the provider, where its keys
+      live and the key id (local the store's real path; aws the region and endpoint, vault the URL, namespace and
+      mount point, with each endpoint URL's scheme and host lowercased and its default port, credentials and trailing
+      slash dropped). With aws a second one is the ARN of the KMS key behind the alias, read from the KMS (absent
+      when the alias does not exist). Two keys are the same when any of their identities are equal.
   type: dict
   returned: success
   sample: {"env": "staging", "action": "all", "provider": "local", "native": true, "key_id": "tokens/refresh", "current_version": 1,
            "next_version": 2, "target_measurements": ["e72a..."], "measurement_labels": {"e72a...": "api-v42"}, "hooks_configured": {"stage": false},
-           "lock_owner": "sre@ops-1/pid:4242/start:991/boot:6a0e.../pidns:4026531836", "check_mode": false, "show_commands": false}
+           "lock_owner": "sre@ops-1/pid:4242/start:991/boot:6a0e.../pidns:4026531836", "check_mode": false, "show_commands": false,
+           "key_identities": ["local|/var/lib/alfred/kms-store.json|tokens/refresh"]}
 audit:
   description: The run context recorded by the evidence callback.
   type: dict
@@ -167,6 +179,7 @@ audit:
 """
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import trust as key_trust
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import TeeKmsError
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
 from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import audit
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms import registry
@@ -193,6 +206,10 @@ def check_urls(mod, plan: dict) -> list:
 def handle(mod):
     params = dict(mod.params, check_mode=mod.check_mode)
     plan = validate_inputs(params)
+    try:  # aws reads the key behind the alias: a KMS that cannot be reached fails here, the run's context recorded
+        plan["key_identities"] = registry.key_identities(params) if plan["native"] else [f"{plan['provider']}|{plan['key_id']}"]
+    except TeeKmsError as error:
+        mod.fail(error, audit=audit.run_context(plan))
     if params.get("attestation_trust") is not None:  # checked before anything changes, as kms_key will
         plan["attestation_trust"] = key_trust.validate(params["attestation_trust"], key_trust.KEY)
     warnings = check_urls(mod, plan)
@@ -201,7 +218,9 @@ def handle(mod):
 
 
 def main():
+    # Where the key lives: the provider options of every KMS module; provider and key_id are validated here.
     TeeKmsModule(dict(
+        registry.argument_spec(),
         env=dict(type="str", required=True),
         action=dict(type="str", default="all"),
         confirm_production=dict(type="bool", default=False),

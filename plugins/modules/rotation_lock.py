@@ -28,6 +28,7 @@ extends_documentation_fragment:
   - alfred.tee_kms.provider_aws
   - alfred.tee_kms.provider_vault
   - alfred.tee_kms.attributes
+  - alfred.tee_kms.env_guard
 options:
   state:
     description: What to do with the lock.
@@ -153,7 +154,7 @@ def main():
         ttl=dict(type="int", default=3600),
         break_stale_lock=dict(type="bool", default=False),
         break_lock_owner=dict(type="str"),
-    )).run(handle)
+    ), env_guard=True).run(handle)
 
 
 if __name__ == "__main__":

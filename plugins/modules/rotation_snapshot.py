@@ -39,6 +39,7 @@ extends_documentation_fragment:
   - alfred.tee_kms.provider_aws
   - alfred.tee_kms.provider_vault
   - alfred.tee_kms.attributes
+  - alfred.tee_kms.env_guard
 options:
   state:
     description: What to do.
@@ -63,9 +64,11 @@ options:
     type: dict
   env:
     description:
-      - For O(state=present), the environment of the rotation. A key that belongs to another environment is
-        refused; a key that records none (created before keys recorded it) gets this one, with a warning and an
-        audit record.
+      - The environment of the rotation. A key that belongs to another environment is refused as soon as it is
+        read, before anything changes, in check mode too; V(production) also needs O(confirm_production=true) for
+        any change.
+      - For O(state=present), a key that records none (created before keys recorded it) gets this one, with a
+        warning and an audit record.
     type: str
     choices: [staging, production]
   protect:
@@ -149,7 +152,7 @@ from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors impo
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
 from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import audit
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.rules import public_state
-from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.inputs import check_key_env
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.guard import check_key_env
 from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.snapshots import (
     keep_live, new_snapshot, refused_claims, restorable, snapshot_decision, verified_measurements)
 
@@ -285,13 +288,12 @@ def main():
         target_measurements=dict(type="list", elements="str"),
         owner=dict(type="str"),
         extra=dict(type="dict"),
-        env=dict(type="str", choices=["staging", "production"]),
         protect=dict(type="list", elements="str", default=[]),
         attestation_results=dict(type="list", elements="dict", default=[]),
         force=dict(type="bool", default=False),
         force_reason=dict(type="str"),
         status=dict(type="str", choices=["recorded", "in_progress", "completed", "rolled_back"]),
-    )).run(handle)
+    ), env_guard=True).run(handle)
 
 
 if __name__ == "__main__":

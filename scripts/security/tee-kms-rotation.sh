@@ -26,7 +26,10 @@ Options:
   --confirm-production        required for any production run
   --show-commands             let hook command text appear in output and evidence (hidden by default)
   -h, --help                  show this help and exit
-  -- ARGS...                  pass the remaining arguments to ansible-playbook (e.g. -i INVENTORY -v)
+  -- ARGS...                  pass the remaining arguments to ansible-playbook (e.g. -i INVENTORY -v); they may not
+                              set what this script sets or shows (env, rotation_action, action, confirm_production,
+                              evidence_dir, show_commands, kms_provider, kms_key_id, the rotation_*_cmd hooks, --check):
+                              use the options and environment variables above
 
 Environment:
   KMS_KEY_ID, KMS_KEY_VERSION, NEXT_KMS_KEY_VERSION, KMS_ALLOWED_MEASUREMENTS (comma-separated)
@@ -169,6 +172,35 @@ elif command -v ansible-playbook >/dev/null 2>&1; then
 else
   printf '%s: error: ansible-playbook not found (run make setup, or install ansible-core)\n' "$PROG" >&2
   exit 1
+fi
+
+# What this script sets, validates or shows in its banner, by the option or variable to use instead. Pass-through
+# arguments that set one (in any spelling Ansible accepts) would make the banner describe another run.
+declare -A owned=([env]="--env" [rotation_action]="the action argument" [action]="the action argument"
+  [confirm_production]="--confirm-production" [evidence_dir]="--evidence-dir" [show_commands]="--show-commands"
+  [kms_provider]="ALFRED_KMS_PROVIDER" [kms_key_id]="KMS_KEY_ID" [rotation_preflight_cmd]="ALFRED_ROTATION_PREFLIGHT_CMD"
+  [rotation_stage_cmd]="ALFRED_ROTATION_STAGE_CMD" [rotation_validate_cmd]="ALFRED_ROTATION_VALIDATE_CMD"
+  [rotation_rollback_cmd]="ALFRED_ROTATION_ROLLBACK_CMD")
+if ((${#passthrough[@]} > 0)); then
+  # Read with ansible-core's own parser (scripts/security/passthrough_vars.py), by the Python of ansible-playbook.
+  read -r shebang <"$ansible_playbook" || shebang=""
+  read -r -a python <<<"${shebang#\#!}"
+  ((${#python[@]} > 0)) || die "could not find the Python of $ansible_playbook"
+  names=$(IFS=,; echo "${!owned[*]}")
+  findings=$("${python[@]}" "$script_dir/passthrough_vars.py" "$names" "${passthrough[@]}") ||
+    die "could not read the ansible-playbook arguments after -- with $ansible_playbook's Python"
+  set_vars=()
+  while read -r kind detail; do
+    case $kind in
+      error) die "could not read the ansible-playbook arguments after --: $detail" ;;
+      check) $dry_run || die "the ansible-playbook arguments after -- ask for check mode (--check); use --dry-run" ;;
+      var) set_vars+=("$detail (${owned[$detail]})") ;;
+    esac
+  done <<<"$findings"
+  if ((${#set_vars[@]} > 0)); then
+    joined=$(printf '%s, ' "${set_vars[@]}")
+    die "the ansible-playbook arguments after -- set ${joined%, }, which this script sets from its own options and environment; use those instead"
+  fi
 fi
 
 cmd=("$ansible_playbook" "$repo_root/playbooks/rotate.yml"

@@ -71,6 +71,56 @@ def test_bad_input_exits_1_with_a_message(args, message):
     assert "running" not in result.stdout  # Ansible was never started
 
 
+def _override_args(tmp_path) -> dict:
+    """Every spelling ansible-playbook accepts for an extra var, each setting a variable the wrapper sets."""
+    from ansible.parsing.vault import VaultLib, VaultSecret
+
+    (tmp_path / "vars.yml").write_text("evidence_dir: /elsewhere\n")
+    (tmp_path / "vars.json").write_text(json.dumps({"kms_provider": "aws"}))
+    (tmp_path / "vault-pass").write_text("correct horse\n")
+    secret = VaultSecret(b"correct horse")
+    (tmp_path / "vaulted.yml").write_bytes(VaultLib([("default", secret)]).encrypt("show_commands: true\n", secret))
+    return {
+        "-e k=v": (["-e", "env=production"], "env (--env)"),
+        "-ek=v": (["-erotation_action=rollback"], "rotation_action (the action argument)"),
+        "--extra-vars k=v": (["--extra-vars", "action=rollback"], "action (the action argument)"),
+        "--extra-vars=": (["--extra-vars=confirm_production=true"], "confirm_production (--confirm-production)"),
+        "abbreviated --extra": (["--extra", "kms_key_id=tokens/other"], "kms_key_id (KMS_KEY_ID)"),
+        "JSON": (["-e", json.dumps({"env": "production", "confirm_production": True})],
+                 "confirm_production (--confirm-production), env (--env)"),
+        "YAML": (["-e", "{rotation_stage_cmd: 'true'}"], "rotation_stage_cmd (ALFRED_ROTATION_STAGE_CMD)"),
+        "@file YAML": (["-e", f"@{tmp_path / 'vars.yml'}"], "evidence_dir (--evidence-dir)"),
+        "@file JSON": (["-e", f"@{tmp_path / 'vars.json'}"], "kms_provider (ALFRED_KMS_PROVIDER)"),
+        "@file vaulted": (["--vault-password-file", str(tmp_path / "vault-pass"), "-e", f"@{tmp_path / 'vaulted.yml'}"],
+                          "show_commands (--show-commands)"),
+    }
+
+
+@pytest.mark.parametrize("spelling", ["-e k=v", "-ek=v", "--extra-vars k=v", "--extra-vars=", "abbreviated --extra", "JSON", "YAML",
+                                      "@file YAML", "@file JSON", "@file vaulted"])
+def test_pass_through_arguments_cannot_override_what_the_wrapper_validated(tmp_path, spelling):
+    """Issue 22 item 12: `-- -e env=...` after the wrapper's validation made its banner describe another run."""
+    args, named = _override_args(tmp_path)[spelling]
+    result = run_script("all", "--env", "staging", "--evidence-dir", str(tmp_path / "evidence"), "--", "-i", "hosts.yml", *args,
+                        env=clean_env(KMS_KEY_ID="tokens/refresh"))
+    assert result.returncode == 1, result
+    assert f"error: the ansible-playbook arguments after -- set {named}, which this script sets from its own options and " \
+           "environment; use those instead" in result.stderr
+    assert "--help" in result.stderr
+    assert "running" not in result.stdout and not (tmp_path / "evidence").exists()  # Ansible was never started
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-C"], "error: the ansible-playbook arguments after -- ask for check mode (--check); use --dry-run"),
+    (["-e", "@/nonexistent/vars.yml"], "error: could not read the ansible-playbook arguments after --: "),
+    (["--no-such-option"], "error: could not read the ansible-playbook arguments after --: unrecognized arguments: --no-such-option"),
+])
+def test_pass_through_arguments_that_cannot_be_checked_are_refused(tmp_path, args, message):
+    result = run_script("all", "--env", "staging", "--", *args, env=clean_env(KMS_KEY_ID="tokens/refresh"))
+    assert result.returncode == 1, result
+    assert message in result.stderr and "running" not in result.stdout
+
+
 def test_alfred_env_must_match_env():
     result = run_script("all", "--env", "staging", env=clean_env(ALFRED_ENV="production"))
     assert result.returncode == 1

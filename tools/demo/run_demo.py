@@ -119,20 +119,31 @@ def run(cmd: list[str], env: dict, capture: bool = False) -> subprocess.Complete
                           stderr=subprocess.STDOUT if capture else None)
 
 
-def reconcile_key(env: dict, key_id: str, trust: dict, check_mode: bool) -> dict:
-    """Create the key if missing (allow-list = the current image), reconcile its attestation
-    trust to this simulator's signing key, and return the key state. A rehearsal (check mode)
-    changes nothing here either: its probes do not decrypt, so the stored trust is not used."""
-    args = {"key_id": key_id, "allowed_measurements": [CURRENT], "attestation_trust": trust}
-    proc = run([tool("ansible"), "localhost", "--one-line", "-m", "alfred.tee_kms.kms_key", "-a", json.dumps(args),
+def run_module(env: dict, module: str, args: dict, check_mode: bool = False) -> tuple:
+    """(exit status, result) of one module run by ad hoc ``ansible``."""
+    proc = run([tool("ansible"), "localhost", "--one-line", "-m", f"alfred.tee_kms.{module}", "-a", json.dumps(args),
                 *(["--check"] if check_mode else [])], env, capture=True)
     # --one-line prints "localhost | CHANGED => {...json...}"
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("localhost |")), "")
     try:
-        result = json.loads(line.split(" => ", 1)[1])
+        return proc.returncode, json.loads(line.split(" => ", 1)[1])
     except (IndexError, ValueError):
-        result = {"failed": True, "msg": proc.stdout.strip()}
-    if proc.returncode != 0 or result.get("failed"):
+        return proc.returncode, {"failed": True, "msg": proc.stdout.strip()}
+
+
+def reconcile_key(env: dict, key_id: str, trust: dict, check_mode: bool) -> dict:
+    """Create the key if missing (allow-list = the current image), replace its attestation trust
+    with this simulator's signing key (update_trust: kms_key never replaces a trust silently), and
+    return the key state. An existing key keeps the allow-list its rotations gave it. A rehearsal
+    (check mode) changes nothing here either: its probes do not decrypt, so the stored trust is not used."""
+    code, found = run_module(env, "kms_key_info", {"key_id": key_id, "missing_ok": True})
+    if code != 0 or found.get("failed"):
+        raise SystemExit(f"demo: could not read key {key_id!r}: {found.get('msg')}")
+    args = {"key_id": key_id, "attestation_trust": trust, "update_trust": True}
+    if not found.get("exists"):
+        args["allowed_measurements"] = [CURRENT]
+    code, result = run_module(env, "kms_key", args, check_mode)
+    if code != 0 or result.get("failed"):
         raise SystemExit(f"demo: could not set up key {key_id!r}: {result.get('msg')}")
     if not result.get("key"):
         raise SystemExit(f"demo: key {key_id!r} does not exist yet; a rehearsal needs it: run the demo once without --check")

@@ -22,7 +22,7 @@ from ansible.module_utils.common.parameters import remove_values
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import MissingLibraryError, TeeKmsError
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.printable import escape_controls_in
-from ansible_collections.alfred.tee_kms.plugins.module_utils._kms import registry
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms import guard, registry
 
 
 # The password of a URL's userinfo (scheme://user:password@host): enclave, health check and JWKS URLs
@@ -69,18 +69,27 @@ def make_module(argument_spec: dict, with_provider: bool = True, requirements=()
 
 
 class TeeKmsModule:
-    """``TeeKmsModule(spec).run(handler)``: handler(self) returns the result dict."""
+    """``TeeKmsModule(spec).run(handler)``: handler(self) returns the result dict.
 
-    def __init__(self, argument_spec: dict, with_provider: bool = True, requirements=(), **kwargs):
+    ``env_guard=True`` (every module that changes a key): the options ``env`` and
+    ``confirm_production`` are added and every change the provider makes is checked by the one
+    guard of _kms/guard.py first."""
+
+    def __init__(self, argument_spec: dict, with_provider: bool = True, requirements=(), env_guard: bool = False, **kwargs):
+        if env_guard:
+            argument_spec = dict(guard.ARGUMENT_SPEC, **argument_spec)
         self.module = make_module(argument_spec, with_provider, requirements, **kwargs)
         self.params = self.module.params
         self.check_mode = self.module.check_mode
+        self._env_guard = env_guard
         self._provider = None
 
     @property
     def provider(self):
         if self._provider is None:
             self._provider = registry.build_provider(self.params)
+            if self._env_guard:
+                self._provider = guard.GuardedProvider(self._provider, self.params["env"], self.params["confirm_production"])
         return self._provider
 
     # --- results -----------------------------------------------------------------------
@@ -108,6 +117,8 @@ class TeeKmsModule:
     # --- failures ----------------------------------------------------------------------
     def fail(self, error: TeeKmsError, **extra):
         result = error.to_result()
+        if getattr(error, "diff", None) is not None:  # a refused change shows what it would have changed
+            result["diff"] = error.diff
         result.update(extra)
         if isinstance(error, MissingLibraryError) or getattr(error, "library", None):
             self.module.fail_json(msg=missing_required_lib(error.library), exception=getattr(error, "exception", None),

@@ -68,7 +68,7 @@ from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.aws_lock impor
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.aws_recipient import EnvelopeError, parse as parse_envelope
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms import rules
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.aws_client import AwsSession, check_params, error_code, wait_for
-from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.base import KmsProvider
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.base import KmsProvider, normalize_endpoint
 
 TAG = "alfred:tee_kms:"
 TAG_KEY_ID = TAG + "key_id"
@@ -234,6 +234,18 @@ class AwsKmsProvider(KmsProvider):
     @classmethod
     def from_options(cls, options):
         return cls(AwsSession(options))
+
+    @classmethod
+    def identity(cls, options, key_id):
+        return f"{cls.name}|{(options.get('region') or '').strip().lower()}|{normalize_endpoint(options.get('endpoint_url'))}|{key_id}"
+
+    def resolve_key(self, key_id):
+        """The ARN of the KMS key the alias targets: one key whatever endpoint spelling or default region reached it."""
+        check_alias(key_id, "read")
+        try:
+            return self._kms("describe_key", "read", f"key '{key_id}'", KeyId=key_id)["KeyMetadata"]["Arn"]
+        except NotFoundError:
+            return None
 
     def __init__(self, session: AwsSession):
         self.aws = session

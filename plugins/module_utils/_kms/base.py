@@ -17,8 +17,31 @@ refuses the same things with the same words before it touches anything.
 from __future__ import annotations
 
 import abc
+from urllib.parse import urlsplit
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import NotFoundError, ProviderError
+
+
+# Ports a URL names when it names none: dropped, so that https://kms and https://kms:443 are one endpoint.
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def normalize_endpoint(url) -> str:
+    """One spelling per endpoint, to tell whether two URLs name one service: scheme and host
+    lowercased, the default port, credentials and a trailing slash dropped. Empty: the default endpoint."""
+    text = str(url or "").strip()
+    if not text:
+        return ""
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        return text  # not a URL: the provider's own validation names the problem
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    host = f"[{host}]" if ":" in host else host
+    netloc = host if port in (None, _DEFAULT_PORTS.get(scheme)) else f"{host}:{port}"
+    path = parts.path.rstrip("/")
+    return f"{scheme}://{netloc}{path}" + (f"?{parts.query}" if parts.query else "")
 
 
 class KmsProvider(abc.ABC):
@@ -52,6 +75,17 @@ class KmsProvider(abc.ABC):
     @abc.abstractmethod
     def from_options(cls, options: dict) -> "KmsProvider":
         """Build the provider from its own options (the keys of ``argument_spec``), validated."""
+
+    @classmethod
+    def identity(cls, options: dict, key_id: str) -> str:
+        """Which key the options and ``key_id`` name, spelt one way (two hosts of a many-key run that
+        name one key are refused: they would share one lock). Each provider adds where its keys live."""
+        return f"{cls.name}|{key_id}"
+
+    def resolve_key(self, key_id: str):
+        """The KMS's own name of the key behind ``key_id`` (None: no such key, or the identity says it all):
+        catches two spellings of one key that ``identity`` cannot tell apart (an AWS alias on two endpoints)."""
+        return None
 
     # --- reads -----------------------------------------------------------------------
     @abc.abstractmethod

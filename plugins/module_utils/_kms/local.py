@@ -73,6 +73,11 @@ class LocalKmsProvider(KmsProvider):
     def from_options(cls, options):
         return cls(options.get("store_path"))
 
+    @classmethod
+    def identity(cls, options, key_id):
+        store = options.get("store_path")
+        return f"{cls.name}|{os.path.realpath(os.path.expanduser(store)) if store else ''}|{key_id}"
+
     def __init__(self, store_path: str):
         self.validate_options({"store_path": store_path})
         self.store = LocalStore(store_path)

@@ -105,3 +105,16 @@ def build_provider(params: dict) -> KmsProvider:
     options = provider_options(cls, params)
     cls.validate_options(options)
     return cls.from_options(options)
+
+
+def key_identities(params: dict) -> list:
+    """How the module parameters name their key: the provider's ``identity`` of the options and, where
+    the provider resolves keys (AWS: the ARN behind the alias), the KMS's own name for it. Two keys
+    are one when any of these is equal."""
+    cls = provider_class(params.get("provider"))
+    found = [cls.identity(provider_options(cls, params), params["key_id"])]
+    if cls.resolve_key is not KmsProvider.resolve_key:
+        resolved = build_provider(params).resolve_key(params["key_id"])
+        if resolved:
+            found.append(f"{cls.name}-key|{resolved}")
+    return found

@@ -53,7 +53,7 @@ from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors impo
     TeeKmsError,
 )
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms import rules
-from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.base import KmsProvider
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.base import KmsProvider, normalize_endpoint
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.vault_access import NOBODY, bound_claim, names, role_problem_error, role_problems
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.vault_client import AUTH_METHODS, VaultSession, check_options
 
@@ -127,6 +127,12 @@ class VaultKmsProvider(KmsProvider):
     @classmethod
     def from_options(cls, options):
         return cls(VaultSession(options))
+
+    @classmethod
+    def identity(cls, options, key_id):
+        namespace = (options.get("namespace") or "").strip("/")
+        mount = (options.get("mount_point") or "transit").strip("/")
+        return f"{cls.name}|{normalize_endpoint(options.get('url'))}|{namespace}|{mount}|{key_id}"
 
     def __init__(self, session: VaultSession):
         self.vault = session

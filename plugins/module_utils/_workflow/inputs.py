@@ -15,12 +15,12 @@ from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.measur
     normalize_list,
     split_labelled,
 )
-from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import ConflictError, InputError
+from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import InputError
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms import registry
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.guard import ENVIRONMENTS
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.rules import check_key_id
 from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.locks import lock_owner
 
-ENVIRONMENTS = ("staging", "production")
 ACTIONS = ("preflight", "stage", "validate", "rollback", "all")
 # The hook-driven, non-native provider: the runbook's own model, where the operator's hook
 # commands rotate a KMS that has no native provider. Every other value is a registered one.
@@ -30,23 +30,6 @@ HOOKS = ("preflight", "stage", "validate", "rollback")
 # Hooks the runbook requires when the hooks do the rotation themselves (provider command).
 REQUIRED_HOOKS = {"preflight": (), "stage": ("stage", "rollback"), "validate": ("validate",),
                   "rollback": ("rollback",), "all": ("stage", "validate", "rollback")}
-
-
-def check_key_env(key: dict, env: str, action: str = "rotate") -> bool:
-    """A key belongs to the environment it was created (or first rotated) for: a run for another
-    environment is refused before it changes anything, whatever ALFRED_ENV says. A production key
-    is so only ever changed by an env=production run, which needs confirm_production.
-
-    Returns False for a key that records no environment yet (it is recorded at its next rotation).
-    """
-    recorded = key.get("env")
-    if recorded is None:
-        return False
-    if recorded != env:
-        needs = f"env={recorded}" + (" with confirm_production=true" if recorded == "production" else "")
-        raise ConflictError(action, f"key '{key['key_id']}'", f"it belongs to env '{recorded}', not to the run's env '{env}'; "
-                            f"it is only changed by a run with {needs}")
-    return True
 
 
 def _version(value, name: str, native: bool):

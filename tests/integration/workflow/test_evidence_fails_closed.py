@@ -87,3 +87,22 @@ def test_stale_bundle_in_the_environment_does_not_count(key, runner, tmp_path):
     result = runner.run(env=env)
     assert result.rc != 0 and result.failed_tasks() == [GUARD], result.output
     assert key.store_bytes() == before
+
+
+def test_spoofed_evidence_run_and_bundle_in_the_environment_do_not_count(key, runner, tmp_path):
+    """Issue 22 item 11: ALFRED_EVIDENCE_RUN=$$ ALFRED_EVIDENCE_BUNDLE=<a real old bundle> ansible-playbook ...,
+    the callback disabled, passed the pid test of the lookup. Only this run's callback can say it records the run."""
+    rehearsal = runner.run(["--check"])  # a real bundle, of another run
+    assert rehearsal.rc == 0, rehearsal.output
+    (old,) = list(runner.evidence_dir.iterdir())
+    before = key.store_bytes()
+    env = dict(installed_collection_config(tmp_path), ALFRED_EVIDENCE_BUNDLE=str(old))
+    # exec: ansible-playbook runs as the shell's own pid, the value the shell set.
+    spoof = ["bash", "-c", 'export ALFRED_EVIDENCE_RUN=$$ ALFRED_EVIDENCE_ERROR=; exec "$@"', "bash"]
+    result = runner.finish(runner.start(env=env, prefix=spoof))
+    assert result.rc != 0 and result.failed_tasks() == [GUARD], result.output
+    assert result.messages()[0].startswith(
+        "Could not start the all of key 'tokens/refresh': no evidence bundle records this run "
+        "(the alfred.tee_kms.evidence callback is not enabled). Nothing was changed."), result.messages()
+    assert key.store_bytes() == before
+    assert sorted(runner.evidence_dir.iterdir()) == [old]

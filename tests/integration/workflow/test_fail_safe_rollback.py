@@ -212,7 +212,7 @@ def test_production_key_rotated_as_staging_is_refused(key, runner, tmp_path):
     created = subprocess.run(
         [str(Path(sys.executable).parent / "ansible"), "localhost", "-m", "alfred.tee_kms.kms_key", "-a",
          json.dumps({"key_id": KEY_ID, "store_path": str(store), "allowed_measurements": [M_CURRENT], "env": "production",
-                     "attestation_trust": runner.trust})],
+                     "confirm_production": True, "attestation_trust": runner.trust})],
         env=runner.env(), capture_output=True, text=True, check=False)
     assert created.returncode == 0, created.stdout + created.stderr
     stored = store.read_bytes()

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import base64
+import json
 
 import pytest
 from module_testlib import M1, M2, M3, warning_texts
@@ -81,30 +82,54 @@ def test_dev_measurement_needs_allow_dev_measurements_and_opaque(run_module, sto
     assert run.result["key"]["measurement_format"] == "opaque"
 
 
-def test_existing_key_keeps_its_format_and_warns_about_allow_list(run_module, store_bytes, store_path):
+def test_creating_an_existing_key_refuses_another_allow_list_with_exact_allowlist(run_module, store_bytes, store_path):
+    """Issue 22 item 14: creating a key that exists never replaces its allow-list (it changes through a rotation);
+    exact_allowlist (playbooks/create_key.yml) refuses a different one, else it is ignored with a warning."""
     LocalKmsProvider(store_path).create_key(KEY, [M1])
     saved = store_bytes()
     run = run_module(kms_key, key_id=KEY, measurement_format="sha256", allowed_measurements=[M1])
     assert run.failed
     assert run.result["msg"] == f"Could not update key '{KEY}': measurement_format sha256 differs from the key's sha384"
-    run = run_module(kms_key, key_id=KEY, allowed_measurements=[M2])
-    assert run.result["changed"] is False
-    assert warning_texts(run.result) == [
+    same = run_module(kms_key, key_id=KEY, allowed_measurements=[M1.upper()], exact_allowlist=True)
+    assert same.result["changed"] is False and not warning_texts(same.result)
+    assert same.result["key"]["allowed_measurements"] == [M1]
+    for check_mode in (True, False):
+        run = run_module(kms_key, check_mode=check_mode, key_id=KEY, allowed_measurements=[M2], exact_allowlist=True)
+        assert run.failed, run.result
+        assert run.result["msg"] == (
+            f"Could not create key '{KEY}': it exists with another allow-list (the request adds {M2[:16]}... and removes "
+            f"{M1[:16]}...); nothing was changed. An existing key's allow-list changes through a rotation "
+            "(playbooks/rotate.yml) or alfred.tee_kms.measurement_allowlist")
+        assert run.result["diff"] == {"before": {"allowed_measurements": [M1]}, "after": {"allowed_measurements": [M2]}}
+    # Module warnings are kept per process: the warning case comes last.
+    ignored = run_module(kms_key, key_id=KEY, allowed_measurements=[M2])
+    assert ignored.result["changed"] is False and ignored.result["key"]["allowed_measurements"] == [M1]
+    assert warning_texts(ignored.result) == [
         "allowed_measurements only applies when the key is created; use alfred.tee_kms.measurement_allowlist to change it"]
-    assert run.result["key"]["allowed_measurements"] == [M1]
     assert store_bytes() == saved
 
 
-def test_attestation_trust_is_reconciled(run_module, store_bytes, store_path):
+def test_creating_an_existing_key_replaces_its_trust_only_with_update_trust(run_module, store_bytes, store_path):
+    """Issue 22 item 14: a different trust is refused with both values named, unless update_trust (recorded)."""
     LocalKmsProvider(store_path).create_key(KEY, [M1])
     trust = {"public_keys": [public_key_b64()], "max_age": 120}
     saved = store_bytes()
-    check = run_module(kms_key, check_mode=True, diff=True, key_id=KEY, attestation_trust=trust)
+    for check_mode in (True, False):
+        refused = run_module(kms_key, check_mode=check_mode, key_id=KEY, attestation_trust=trust)
+        assert refused.failed, refused.result
+        assert refused.result["msg"] == (
+            f"Could not create key '{KEY}': it exists with another attestation trust (max_age: unset -> 120; public_keys: unset -> "
+            f"{json.dumps(trust['public_keys'])}); nothing was changed. To replace the key's trust, set update_trust=true "
+            "(recorded in the evidence)")
+        assert refused.result["diff"] == {"before": {"attestation_trust": {}}, "after": {"attestation_trust": trust}}
+    assert store_bytes() == saved
+    check = run_module(kms_key, check_mode=True, diff=True, key_id=KEY, attestation_trust=trust, update_trust=True)
     assert check.result["changed"] is True
     assert check.result["diff"] == {"before": {"attestation_trust": {}}, "after": {"attestation_trust": trust}}
     assert store_bytes() == saved
-    apply = run_module(kms_key, key_id=KEY, attestation_trust=trust)
+    apply = run_module(kms_key, key_id=KEY, attestation_trust=trust, update_trust=True)
     assert apply.result["changed"] is True
+    assert apply.result["audit"]["operation"] == "set_attestation_trust" and apply.result["audit"]["update_trust"] is True
     assert LocalKmsProvider(store_path).describe_key(KEY)["attestation_trust"] == trust
     saved = store_bytes()
     assert run_module(kms_key, key_id=KEY, attestation_trust=trust).result["changed"] is False

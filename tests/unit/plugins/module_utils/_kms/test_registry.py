@@ -174,3 +174,45 @@ def test_no_module_utils_file_outside_kms_selects_a_provider():
         lines = _provider_selections(ast.parse(path.read_text(encoding="utf-8")), names)
         offenders.extend(f"{path.relative_to(PLUGINS)}:{line}" for line in lines)
     assert not offenders, offenders
+
+
+@pytest.mark.parametrize("a, b", [
+    ("https://kms.us-east-1.amazonaws.com", "https://kms.us-east-1.amazonaws.com/"),
+    ("https://kms.us-east-1.amazonaws.com", "HTTPS://KMS.us-east-1.AmazonAWS.com:443//"),
+    ("http://127.0.0.1:4566", "http://user:secret@127.0.0.1:4566/"),
+    ("http://[::1]:8200", "http://[::1]:8200/"),
+])
+def test_one_endpoint_in_two_spellings_is_one_identity(a, b):
+    """Issue 22 item 9: the key identity a many-key run compares normalises endpoint URLs."""
+    for provider, option in (("aws", "endpoint_url"), ("vault", "url")):
+        identities = [registry.provider_class(provider).identity({option: url, "region": "us-east-1"}, "alias/k") for url in (a, b)]
+        assert identities[0] == identities[1]
+    assert "secret" not in registry.provider_class("aws").identity({"endpoint_url": b}, "alias/k")
+
+
+@pytest.mark.parametrize("options, other", [
+    ({"endpoint_url": "https://kms.example:8443"}, {"endpoint_url": "https://kms.example"}),
+    ({"endpoint_url": "https://kms.example/a"}, {"endpoint_url": "https://kms.example/b"}),
+    ({"endpoint_url": "http://kms.example"}, {"endpoint_url": "https://kms.example"}),
+    ({"region": "eu-west-1"}, {"region": "us-east-1"}),
+])
+def test_two_aws_endpoints_or_regions_are_two_identities(options, other):
+    cls = registry.provider_class("aws")
+    assert cls.identity(options, "alias/k") != cls.identity(other, "alias/k")
+
+
+def test_vault_identity_names_namespace_and_mount(tmp_path):
+    cls = registry.provider_class("vault")
+    base = {"url": "https://vault.example:8200", "mount_point": "transit", "namespace": None}
+    assert cls.identity(base, "k") == cls.identity(dict(base, mount_point="/transit/", namespace=""), "k")
+    assert cls.identity(base, "k") != cls.identity(dict(base, mount_point="transit-2"), "k")
+    assert cls.identity(base, "k") != cls.identity(dict(base, namespace="team-a"), "k")
+
+
+def test_local_identity_is_the_store_real_path(tmp_path):
+    store = tmp_path / "kms" / "store.json"
+    store.parent.mkdir()
+    (tmp_path / "link").symlink_to(store.parent)
+    spellings = [str(store), str(tmp_path / "link" / "store.json"), str(tmp_path / "kms" / ".." / "kms" / "store.json")]
+    identities = {tuple(registry.key_identities({"provider": "local", "store_path": path, "key_id": "tokens/k"})) for path in spellings}
+    assert identities == {(f"local|{store}|tokens/k",)}

@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import ConflictError, InputError
-from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.inputs import check_key_env, validate_inputs
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.guard import check_key_env
+from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.inputs import validate_inputs
 from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.snapshots import keep_live, restorable
 
 A, B, C = "a1" * 48, "b2" * 48, "c3" * 48
