@@ -42,13 +42,16 @@ MASK = "[REDACTED:{}]"
 # Variable / environment / option names whose values are secret: a secret word anywhere, or a
 # short one as the last part of the name (db_pass, ansible_become_pass, MYSQL_PWD, vault_creds,
 # signing_key). Not PWD/OLDPWD (the shell's working directory), not a bare "key" (--key names the
-# KMS key id in hook commands) and not *public*_key.
+# KMS key id in hook commands) and not *public*_key, kms_key, s3_key and the like.
 SECRET_NAME_RE = re.compile(
     r"secret|password|passwd|passphrase|token|credential|private|api_?key|access_?key|session|auth_?key|cookie|bearer|jwt"
     r"|[_.-](?:pass|pwd|pw|creds?|key)$",
     re.IGNORECASE,
 )
 _KEY_SUFFIX_ONLY = re.compile(r"[_.-]key$", re.IGNORECASE)
+# *_key names that name a key rather than hold one: a KMS key id or ARN, an S3 object, a sort key.
+_KEY_NAME_NOT_SECRET = re.compile(r"(?:public|kms|primary|partition|sort|cache|s3|object|idempotency|routing|index)[_.-]key$",
+                                  re.IGNORECASE)
 
 # Values that are never treated as known secrets even if the variable name looks secret:
 # they are too common to blank everywhere and carry no secret. (Values shorter than
@@ -211,8 +214,8 @@ def is_secret_name(name) -> bool:
     match = SECRET_NAME_RE.search(name)
     if match is None:
         return False
-    # "public_key", "signing_public_key": a *_key name is secret unless it says public.
-    return not (_KEY_SUFFIX_ONLY.fullmatch(match.group(0)) and "public" in name.lower())
+    # "public_key", "signing_public_key", "kms_key": a *_key name is secret unless it says what key it names.
+    return not (_KEY_SUFFIX_ONLY.fullmatch(match.group(0)) and ("public" in name.lower() or _KEY_NAME_NOT_SECRET.search(name)))
 
 
 def _worth_tracking(value: str) -> bool:
@@ -496,7 +499,7 @@ _LONG_TOKEN = re.compile(r"[A-Za-z0-9_+/=.~-]{16,}")
 _HEADER = re.compile(r"(?<![A-Za-z0-9_-])([A-Za-z][A-Za-z0-9_-]{0,63}):[ \t]{0,8}([^\s\"';&|]+)(?:[ \t]{1,3}([^\s\"';&|]+))?")
 _SECRET_HEADER = re.compile(r"auth|key|token|secret|cookie|pass|session|signature|credential", re.IGNORECASE)
 # curl/wget -u user:password, --user=user:password, --proxy-user user:password.
-_USER_FLAG = re.compile(r"(?:^|\s)(?:-u|--user|--proxy-user)(?:=|[ \t]+)[\"']?([^\s\"':]{1,256}):([^\s\"']{1,1024})")
+_USER_FLAG = re.compile(r"(?:^|\s)(?:-u|--user|--proxy-user)(?:=|[ \t]+)[\"']?([^\s\"':;&|)]{1,256}):([^\s\"';&|)]{1,1024})")
 
 
 def _credential_like(value: str) -> bool:
@@ -522,7 +525,7 @@ def command_fragments(command) -> list:
         found.append(userinfo)
         found.extend(part for part in userinfo.split(":", 1)[1:] if part)
     for user, password in _USER_FLAG.findall(command):
-        found.extend((f"{user}:{password.strip(chr(34) + chr(39))}", password.strip("\"'")))
+        found.extend((f"{user}:{password}", password))
     for name, first, second in _HEADER.findall(command):
         if _SECRET_HEADER.search(name):
             if second and first.isalpha() and len(first) <= 20:  # a scheme: "Basic <v>", "token <v>"

@@ -344,6 +344,7 @@ def test_digest_exemption_keeps_digests_measurements_key_ids_and_versions_only(t
     ("MYSQL_PWD", "PWD"), ("db_pw", "OLDPWD"), ("vault_creds", "sort_keys"), ("aws_creds", "kms_keys"),
     ("signing_key", "signing_public_key"), ("ALFRED_EVIDENCE_SIGNING_KEY", "public_key"),
     ("encryption-key", "evidence_verify_public_key"), ("deploy_key", "key"), ("id_jwt", "kms_key_id"),
+    ("license_key", "kms_key"), ("hmac_key", "s3_key"),
 ])
 def test_names_that_say_secret_in_other_ways(secret_name, readable_name):
     assert sp.is_secret_name(secret_name) is True
@@ -421,12 +422,14 @@ def test_known_hex_secret_standing_alone_is_removed(tmp_path):
 
 def test_hook_command_header_and_user_flag_fragments():
     command = ("curl -fsS -u deploy:Sh0rtPw -H 'X-Token: s3cr3tv' -H \"Authorization: Basic ZGVwbG95OnB3\" "
-               "--header=X-Api-Key:k3yv4l -H 'Accept: application/json' https://api.example/x --key tokens/refresh")
+               "--header=X-Api-Key:k3yv4l -H 'Accept: application/json' https://api.example/x --key tokens/refresh; "
+               "wget --user=ops:W9etPass; curl --proxy-user \"px:Pr0xyPw\"|cat")
     fragments = sp.command_fragments(command)
-    for secret in ("Sh0rtPw", "deploy:Sh0rtPw", "s3cr3tv", "ZGVwbG95OnB3", "k3yv4l"):
+    for secret in ("Sh0rtPw", "deploy:Sh0rtPw", "s3cr3tv", "ZGVwbG95OnB3", "k3yv4l", "W9etPass", "Pr0xyPw"):
         assert secret in fragments, (secret, fragments)
     for readable in ("application/json", "https://api.example/x", "tokens/refresh", "deploy"):
         assert readable not in fragments, (readable, fragments)
+    assert not [f for f in fragments if f[-1] in ";|\"'"], fragments  # shell syntax is not part of a value
     out = sp.Redactor(fragments).redact_text("HTTP/1.1 401\nX-Token: s3cr3tv rejected for deploy (Sh0rtPw)")
     assert "s3cr3tv" not in out and "Sh0rtPw" not in out and "deploy" in out
 
