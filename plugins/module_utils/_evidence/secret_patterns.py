@@ -229,10 +229,12 @@ def _worth_tracking(value: str) -> bool:
     return True
 
 
-def _names_existing_path(value) -> bool:
-    """A secret-named variable that holds the path of an existing file (ALFRED_EVIDENCE_SIGNING_KEY,
+def _names_a_path(value) -> bool:
+    """A secret-named variable that holds a file's path (ALFRED_EVIDENCE_SIGNING_KEY,
     ansible_ssh_private_key_file, a password file): the file's content is the secret, not its
-    name, and the path must stay readable in error messages."""
+    name, and the path must stay readable in error messages ("Could not read ... key '<path>'").
+    A path here is one that exists or whose directory exists (not the root directory: a base64
+    secret may start with a slash)."""
     if not isinstance(value, str) or not value.startswith(("/", "~/", "./", "../")) or len(value) > 4096:
         return False
     if any(c.isspace() for c in value) or "\0" in value:
@@ -240,7 +242,9 @@ def _names_existing_path(value) -> bool:
     import os
 
     try:
-        return os.path.exists(os.path.expanduser(value))
+        path = os.path.abspath(os.path.expanduser(value))
+        parent = os.path.dirname(path)
+        return os.path.exists(path) or (parent != os.path.dirname(parent) and os.path.isdir(parent))
     except (OSError, ValueError):
         return False
 
@@ -352,7 +356,7 @@ class Redactor:
                     self.add_known_from_mapping(value, _depth + 1)
             elif is_secret_name(name):
                 values.extend(_leaf_strings(value))
-        return self.add_known(v for v in values if not _names_existing_path(v))
+        return self.add_known(v for v in values if not _names_a_path(v))
 
     @property
     def known_count(self) -> int:
@@ -371,6 +375,11 @@ class Redactor:
                 text = _mask(pattern, group, name, text, counts)
         return text
 
+    def redact_lines(self, lines: list, counts: dict | None = None) -> list:
+        """Lines of one output stream, redacted as one text: a secret wrapped over several of them is
+        one value (its lines become one mask, so fewer lines may come back)."""
+        return self.redact_text("\n".join(lines), counts).split("\n") if lines else []
+
     def redact(self, data, counts: dict | None = None, _depth: int = 0):
         """Return a redacted copy of ``data`` (dicts, lists, strings; other scalars as-is)."""
         if isinstance(data, str):
@@ -378,7 +387,8 @@ class Redactor:
         if isinstance(data, Mapping):
             if _depth > 40:
                 return "[REDACTED:too_deep]"
-            return {self.redact_text(str(k), counts): self.redact(v, counts, _depth + 1) for k, v in data.items()}
+            return {self.redact_text(str(k), counts): self.redact_lines(v, counts) if _is_lines(k, v) else
+                    self.redact(v, counts, _depth + 1) for k, v in data.items()}
         if isinstance(data, (list, tuple, set, frozenset)):
             if _depth > 40:
                 return "[REDACTED:too_deep]"
@@ -420,6 +430,12 @@ def _trie(words: list, depth: int) -> str:
     alternation = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
     # Greedy optional group: the longer word wins, the shorter one still matches when it is all there is.
     return prefix + ("(?:" + alternation + ")?" if terminal else alternation)
+
+
+def _is_lines(key, value) -> bool:
+    """The lines of one output stream (stdout_lines, a hook's stdout_tail)."""
+    return (isinstance(key, str) and key.endswith(("_lines", "_tail")) and isinstance(value, list)
+            and all(isinstance(line, str) for line in value))
 
 
 def _remove_wrapped(pattern: re.Pattern, text: str, mask: str) -> tuple[str, int]:

@@ -359,14 +359,17 @@ def test_values_of_pass_pwd_and_key_names_are_learnt():
     assert out == "[REDACTED:known_secret] " * 3 + "/no/such/dir/here PublicValue-44"
 
 
-def test_secret_named_paths_of_existing_files_stay_readable(tmp_path):
+def test_secret_named_paths_of_files_stay_readable(tmp_path):
     key_file = tmp_path / "evidence.pem"
     key_file.write_text("not the point")
+    missing = tmp_path / "missing.pem"
     red = sp.Redactor()
     red.add_known_from_mapping({"ALFRED_EVIDENCE_SIGNING_KEY": str(key_file), "vault_password_file": str(tmp_path),
-                                "api_token": "/looks/like/a/path-but-is-not-9"})
-    out = red.redact_text(f"Could not load {key_file}: bad; {tmp_path}; /looks/like/a/path-but-is-not-9")
-    assert out == f"Could not load {key_file}: bad; {tmp_path}; [REDACTED:known_secret]"
+                                "ssh_private_key_file": str(missing), "api_token": "/looks/like/a/path-but-is-not-9",
+                                "aws_secret_key": "/K7MDENGbPxRfiCYEXAMPLEKEYwJalrXUtnFEMI"})
+    out = red.redact_text(f"Could not load {key_file}: bad; {tmp_path}; {missing}; /looks/like/a/path-but-is-not-9; "
+                          "/K7MDENGbPxRfiCYEXAMPLEKEYwJalrXUtnFEMI")
+    assert out == f"Could not load {key_file}: bad; {tmp_path}; {missing}; [REDACTED:known_secret]; [REDACTED:known_secret]"
 
 
 LONG_SECRET = "wrapped-Secret/Value+" + "Zq8vN2kR5tW7yB4mC6pX1jL3" * 3
@@ -443,3 +446,11 @@ def test_known_values_sharing_prefixes_mask_the_longest_and_deep_prefix_chains_s
     with pytest.raises(RecursionError):
         sp._trie(words, 0)
     assert sp._literals_pattern(words).search("y" + "x" * 1200 + "y").span() == (1, 1106)
+
+
+def test_known_secret_wrapped_over_the_lines_of_a_stdout_lines_list():
+    """A hook's stdout_lines / stdout_tail are one text: base64 wrapped over them is one value."""
+    raw = base64.b64encode(b"admin:" + LONG_SECRET.encode()).decode()
+    lines = ["before"] + [raw[i:i + 64] for i in range(0, len(raw), 64)] + ["after"]
+    out = sp.Redactor([LONG_SECRET]).redact({"stdout_tail": lines, "stdout_lines": lines, "other": lines[1:2]})
+    assert out["stdout_tail"] == out["stdout_lines"] == ["before", "YWRtaW46[REDACTED:known_secret]", "after"]
