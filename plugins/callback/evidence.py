@@ -20,8 +20,11 @@ description:
     ansible-runner) and any other stdout callback keep working.
   - Only allow-listed fields of task results are recorded; results censored by C(no_log) stay
     censored; hook command text is replaced by its SHA-256 unless O(show_commands) is true;
-    values of variables and environment variables whose names mark them secret, and credential
-    patterns (AWS keys, PEM private keys, JWTs, bearer and OAuth tokens), are redacted.
+    values from secret sources (secret-named variables, environment variables and arguments,
+    vault-encrypted values and files, templates reading a secret lookup, hook command fragments;
+    see docs/evidence.md) in their raw, escaped, URL-encoded, base64 and wrapped forms, and
+    credential patterns (AWS keys, PEM private keys, JWTs, bearer and OAuth tokens, password,
+    token and header assignments, whatever the value's shape after such a keyword), are redacted.
   - Task results may carry an C(audit) dict (the collection's audit protocol, see docs/evidence.md);
     the callback aggregates them into C(summary.json).
   - The path of the current bundle is exported as environment variable C(ALFRED_EVIDENCE_BUNDLE)

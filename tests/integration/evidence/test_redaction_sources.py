@@ -4,10 +4,14 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Issue 13 item 5: secrets reach the bundle. A real ansible-playbook run with secrets planted in
 every variable source and in every shape the issue names; stdout, run.log, events.jsonl and
-summary.json must hold none of them."""
+summary.json must hold none of them. Issue 22 item 10: secret sources whose names do not say
+secret, and the shapes the first redaction missed (every file of the bundle checked)."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -67,10 +71,6 @@ def test_secrets_of_every_variable_source_and_shape_never_reach_bundle_or_stdout
 
 
 # ---------------------------------------------------------------------------------- issue 22 item 10
-import base64  # noqa: E402
-import hashlib  # noqa: E402
-import json  # noqa: E402
-
 ENV_PWD = "EnvPwd-7731qq"
 GROUP_PASS = "GroupPass-4410xy"
 HOST_KEY = "HostKey-8812zz"

@@ -122,6 +122,18 @@ def test_variables_from_secret_sources_under_any_name(monkeypatch):
     assert out == "[REDACTED:known_secret] [REDACTED:known_secret] [REDACTED:known_secret] host=db"
 
 
+def test_a_password_lookup_in_a_variable_is_rendered_once_and_its_value_learnt(tmp_path):
+    """The side effect docs/evidence.md names: rendered at play start, the lookup creates its file."""
+    from ansible.template import Templar
+
+    path = tmp_path / "generated"
+    variables = {"app_login": _trusted("{{ lookup('password', '%s length=18 chars=ascii_letters,digits') }}" % path)}
+    learner = es.SecretLearner(Redactor())
+    learner.variables(variables, Templar(loader=DataLoader(), variables=variables))
+    generated = path.read_text().split()[0]
+    assert len(generated) == 18 and learner.redactor.redact_text(f"login {generated}") == "login [REDACTED:known_secret]"
+
+
 def _task(args, environment=None, no_log=False):
     data = {"name": "t", "action": "ansible.builtin.set_fact", "args": args, "no_log": no_log}
     if environment:
@@ -144,6 +156,17 @@ def test_task_arguments_and_environment_of_secret_sources_learnt_from_the_render
     learner.result({}, rendered)  # a no_log result: censored, its task still rendered
     out = learner.redactor.redact_text("NoLogTok-1 ApiKey-777 EnvKw-Pass-3 eu-west-1 https://api.example/?k=")
     assert out == "[REDACTED:known_secret] " * 3 + "eu-west-1 https://api.example/?k="
+
+
+def test_the_cmd_of_a_command_task_is_not_a_hook_command_but_rotation_hook_command_is():
+    """Generated-looking ids in an ordinary command (a KMS key ARN) stay readable; a hook's are learnt."""
+    arn = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    learner = es.SecretLearner(Redactor())
+    learner.task_start(Task.load({"action": "ansible.builtin.command", "args": {"cmd": f"aws kms describe-key --key-id {arn}"}},
+                                 loader=DataLoader()))
+    learner.task_start(Task.load({"action": "alfred.tee_kms.rotation_hook",
+                                  "args": {"name": "stage", "command": "deploy --token Zq8vN2kR5tW7yB4mC6pX"}}, loader=DataLoader()))
+    assert learner.redactor.redact_text(f"{arn} Zq8vN2kR5tW7yB4mC6pX") == f"{arn} [REDACTED:known_secret]"
 
 
 def _injected_env(path: Path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 
 import pytest
 
@@ -305,8 +306,11 @@ def test_64_hex_after_a_secret_keyword_is_a_secret_not_a_digest(text, secret):
     ("db_pass=Hunter2xyz", "Hunter2xyz"),
     ('{"pass": "Hunter2xyz"}', "Hunter2xyz"),
     ("credentials: cr3d-v4lue-01", "cr3d-v4lue-01"),
+    ("pw=Hunter2xyz", "Hunter2xyz"),
+    ('{"secret": "s3cr3t-val"}', "s3cr3t-val"),
+    (f"token=sha256:{HEX64}", HEX64),
 ], ids=["x_token", "private_token", "cookie", "basic", "authorization_token_scheme",
-        "negotiate", "db_pass", "json_pass", "credentials"])
+        "negotiate", "db_pass", "json_pass", "credentials", "pw", "json_secret", "sha256_prefixed_token"])
 def test_header_style_and_other_secret_keywords_are_masked(text, secret):
     out = sp.Redactor().redact_text(text)
     assert secret not in out and "[REDACTED:" in out, out
@@ -381,10 +385,11 @@ def test_known_secret_in_wrapped_base64(width, prefix):
     raw = base64.b64encode(prefix + LONG_SECRET.encode() + b"\" and more data after it}").decode()
     wrapped = "\n".join(raw[i:i + width] for i in range(0, len(raw), width))
     red = sp.Redactor([LONG_SECRET])
-    for text in (wrapped, "  " + wrapped.replace("\n", "\n  "), json.dumps({"stdout": wrapped})):
+    for text in (wrapped, "  " + wrapped.replace("\n", "\n  "), json.dumps({"stdout": wrapped}),
+                 json.dumps({"msg": json.dumps({"stdout": wrapped})})):  # \n, and \\n in JSON escaped twice
         out = red.redact_text(text)
         assert "[REDACTED:known_secret]" in out, out
-        flat = out.replace("\\n", "").replace("\n", "").replace(" ", "")
+        flat = re.sub(r"\\+n|\n| ", "", out)  # the line breaks, raw or escaped once or twice, taken out
         # No 16 characters of the secret's base64 (at any alignment) survive.
         for variant in sp._b64_variants(LONG_SECRET.encode()):
             for i in range(0, len(variant) - 16, 8):
