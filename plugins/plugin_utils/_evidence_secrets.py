@@ -75,20 +75,23 @@ def _expressions(text: str):
         pos = end + 2
 
 
+_OPENING = re.compile(r"\{\{|\{%")
+
+
 def _template_bodies(text: str) -> list:
-    """The text of every ``{{ }}`` and ``{% %}`` of a template (found with str.find: linear)."""
+    """The text of every ``{{ }}`` and ``{% %}`` of a template (one pass: linear in the text)."""
     bodies, pos = [], 0
-    while True:
-        starts = [i for i in (text.find("{{", pos), text.find("{%", pos)) if i >= 0]
-        if not starts:
-            return bodies
-        start = min(starts)
-        end = text.find("}}" if text[start + 1] == "{" else "%}", start + 2)
+    for opening in _OPENING.finditer(text):
+        if opening.start() < pos:
+            continue  # inside the previous body
+        start = opening.end()
+        end = text.find("}}" if opening.group(0) == "{{" else "%}", start)
         if end < 0:
-            bodies.append(text[start + 2:])
-            return bodies
-        bodies.append(text[start + 2:end])
+            bodies.append(text[start:])
+            break
+        bodies.append(text[start:end])
         pos = end + 2
+    return bodies
 
 
 def expression_is_secret(body: str, secret_vars=()) -> bool:
@@ -96,8 +99,8 @@ def expression_is_secret(body: str, secret_vars=()) -> bool:
     for match in _LOOKUP_CALL.finditer(body):
         if _SECRET_LOOKUP.search(match.group(1).rsplit(".", 1)[-1]):
             return True
-        close = body.find(")", match.end())
-        arguments = body[match.end(): close if close >= 0 else match.end() + 2048]
+        close = body.find(")", match.end(), match.end() + 512)
+        arguments = body[match.end(): close if close >= 0 else match.end() + 512]
         if any(is_secret_name(arg) for arg in _QUOTED.findall(arguments)):
             return True
     for chain in _CHAIN.finditer(body):
@@ -156,17 +159,22 @@ def _leaf_strings(value) -> list:
     return []
 
 
+try:  # ansible-core 2.19+: values carry the file they were loaded from
+    from ansible._internal._datatag._tags import Origin as _Origin
+except ImportError:  # pragma: no cover - older cores: ansible_pos
+    _Origin = None
+
+
 def _origin_path(value):
     """The file a variable's value was loaded from: the Origin tag (ansible-core 2.19+) or
     ``ansible_pos`` (older cores); None when unknown."""
-    try:
-        from ansible._internal._datatag._tags import Origin
-
-        origin = Origin.get_tag(value)
+    if _Origin is not None:
+        try:
+            origin = _Origin.get_tag(value)
+        except Exception:  # an internal API: never let it stop the recording
+            origin = None
         if origin is not None and origin.path:
             return origin.path
-    except Exception:  # pragma: no cover - ansible-core before 2.19
-        pass
     pos = getattr(value, "ansible_pos", None)
     return pos[0] if isinstance(pos, tuple) and pos and isinstance(pos[0], str) else None
 
