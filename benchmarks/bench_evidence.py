@@ -11,6 +11,9 @@
   ``--repeat`` times each; the ratio of the median wall times is the overhead.
 - ``verify``: time for ``verify_bundle`` on a bundle of 10,000 events (built with the real
   writer, events shaped like task results), median of ``--repeat`` runs; plus write time.
+- ``redact``: the callback's redactor with 40 known secrets (random, fixed seed): time to learn
+  them and build the pattern, and to redact 400 lines (about 60 KB) of task output shaped like a
+  rotation's (measurements, key ids), median of ``--repeat`` runs.
 
 Run from the repository root: ``.venv/bin/python benchmarks/bench_evidence.py``
 (``--tasks 50 --repeat 1`` for a quick look). Writes benchmarks/results/evidence.json.
@@ -36,6 +39,7 @@ sys.path.insert(0, str(REPO / ".collections"))
 from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import format as ev  # noqa: E402
 from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import verify as ev_verify  # noqa: E402
 from ansible_collections.alfred.tee_kms.plugins.plugin_utils import _evidence_bundle as ev_bundle  # noqa: E402
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import secret_patterns as ev_secrets  # noqa: E402
 
 
 def write_playbook(path: Path, tasks: int) -> None:
@@ -86,6 +90,30 @@ def build_bundle(root: Path, events: int) -> tuple[str, float]:
     ev_bundle.write_json(str(bundle / ev.SUMMARY), {"chain_head": {"seq": chain.seq, "hash": chain.head}})
     ev_bundle.write_manifest(str(bundle))
     return str(bundle), time.perf_counter() - start
+
+
+def bench_redact(repeat: int) -> dict:
+    import hashlib
+    import random
+    import re
+    import string
+
+    rnd = random.Random(22)
+    known = ["".join(rnd.choice(string.ascii_letters + string.digits) for _ in range(rnd.randint(12, 48))) for _ in range(40)]
+    text = "\n".join(f"line {i} measurement {hashlib.sha384(str(i).encode()).hexdigest()} status ok key_id=tokens/refresh"
+                     for i in range(400))
+    learn, redact = [], []
+    for _ in range(max(repeat, 3)):
+        re.purge()  # a callback learns its secrets once: no compiled pattern from the previous round
+        start = time.perf_counter()
+        redactor = ev_secrets.Redactor(known)
+        redactor.redact_text("x")  # the pattern is built on first use
+        learn.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        redactor.redact_text(text)
+        redact.append(time.perf_counter() - start)
+    return {"known": len(known), "text_bytes": len(text), "median_learn_ms": round(statistics.median(learn) * 1000, 1),
+            "median_redact_ms": round(statistics.median(redact) * 1000, 1)}
 
 
 def main() -> None:
@@ -142,10 +170,12 @@ def main() -> None:
                              "write_s": round(write_s, 3), "verify_s": [round(t, 3) for t in times],
                              "median_verify_s": round(statistics.median(times), 3)}
 
+    results["redact"] = bench_redact(args.repeat)
+
     out = REPO / "benchmarks" / "results" / "evidence.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
-    cb, vf = results["callback"], results["verify"]
+    cb, vf, rd = results["callback"], results["verify"], results["redact"]
     print(f"{'measure':<44} {'value':>12}")
     print("-" * 57)
     print(f"{f'{args.tasks} tasks, callback off (median s)':<44} {cb['median_off_s']:>12.3f}")
@@ -156,6 +186,9 @@ def main() -> None:
     print(f"{'events per run':<44} {cb['events_per_run']:>12d}")
     print(f"{f'write {args.events} events (s)':<44} {vf['write_s']:>12.3f}")
     print(f"{f'verify {args.events} events (median s)':<44} {vf['median_verify_s']:>12.3f}")
+    learn_label, redact_label = f"learn {rd['known']} known secrets (median ms)", f"redact {rd['text_bytes'] // 1024} KB of output (median ms)"
+    print(f"{learn_label:<44} {rd['median_learn_ms']:>12.1f}")
+    print(f"{redact_label:<44} {rd['median_redact_ms']:>12.1f}")
     print(f"\nwritten {out.relative_to(REPO)}")
 
 

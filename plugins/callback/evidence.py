@@ -20,8 +20,11 @@ description:
     ansible-runner) and any other stdout callback keep working.
   - Only allow-listed fields of task results are recorded; results censored by C(no_log) stay
     censored; hook command text is replaced by its SHA-256 unless O(show_commands) is true;
-    values of variables and environment variables whose names mark them secret, and credential
-    patterns (AWS keys, PEM private keys, JWTs, bearer and OAuth tokens), are redacted.
+    values from secret sources (secret-named variables, environment variables and arguments,
+    vault-encrypted values and files, templates reading a secret lookup, hook command fragments;
+    see docs/evidence.md) in their raw, escaped, URL-encoded, base64 and wrapped forms, and
+    credential patterns (AWS keys, PEM private keys, JWTs, bearer and OAuth tokens, password,
+    token and header assignments, whatever the value's shape after such a keyword), are redacted.
   - Task results may carry an C(audit) dict (the collection's audit protocol, see docs/evidence.md);
     the callback aggregates them into C(summary.json).
   - The path of the current bundle is exported as environment variable C(ALFRED_EVIDENCE_BUNDLE)
@@ -104,7 +107,6 @@ seealso:
 
 import atexit
 import os
-import re
 import time
 
 from ansible import context
@@ -127,7 +129,7 @@ from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence.format im
     RUN_LOG,
     SUMMARY,
 )
-from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence.secret_patterns import Redactor, command_fragments, is_secret_name
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence.secret_patterns import Redactor, is_secret_name
 from ansible_collections.alfred.tee_kms.plugins.plugin_utils._evidence_bundle import (
     ChainWriter,
     create_bundle_dir,
@@ -149,6 +151,7 @@ from ansible_collections.alfred.tee_kms.plugins.plugin_utils._evidence_run impor
 )
 from ansible_collections.alfred.tee_kms.plugins.plugin_utils import _evidence_state as evidence_state
 from ansible_collections.alfred.tee_kms.plugins.plugin_utils._evidence_report import write_report
+from ansible_collections.alfred.tee_kms.plugins.plugin_utils._evidence_secrets import SecretLearner
 from ansible_collections.alfred.tee_kms.plugins.plugin_utils._run_summary import (
     inventory_enclave_names,
     inventory_key_hosts,
@@ -164,12 +167,8 @@ ENV_BUNDLE = "ALFRED_EVIDENCE_BUNDLE"
 _RESULT_FIELDS = ("rc", "msg", "stdout", "stderr", "skip_reason", "censored", "attempts", "retries", "failed_when_result", "start", "end", "delta")
 _CMD_ACTIONS = ("command", "shell", "raw", "script", "ansible.builtin.command", "ansible.builtin.shell", "ansible.builtin.raw", "ansible.builtin.script")
 _LOG_LINES = 40
-# Variables holding a command line (hook commands): their secret fragments are learnt.
-_COMMAND_NAME = re.compile(r"(?:^|_)(?:cmd|command)$", re.IGNORECASE)
 # Inventory hosts whose variables are read for secrets at play start (all of them up to this).
 _MAX_INVENTORY_HOSTS = 1000
-# Types of vault-encrypted values (ansible-core 2.19+, and before): their values are secret whatever the name.
-_VAULT_TYPES = ("EncryptedString", "AnsibleVaultEncryptedUnicode")
 
 
 def _truthy(value) -> bool:
@@ -220,6 +219,7 @@ class CallbackModule(CallbackBase):
         self._started_mono = time.monotonic()
         self._playbook = None
         self._redactor = Redactor()
+        self._learner = SecretLearner(self._redactor)
         self._collector = AuditCollector()
         # A run over the inventory group kms_keys: each key's audits, by key host, besides the run's.
         self._key_hosts = set()
@@ -247,7 +247,8 @@ class CallbackModule(CallbackBase):
 
     def _warn(self, message):
         try:
-            self._display.warning(escape_controls(f"alfred.tee_kms.evidence: {message}"))
+            # Through the redactor (an exception's text may quote what it failed on), controls escaped.
+            self._display.warning(escape_controls(f"alfred.tee_kms.evidence: {self._redactor.redact_text(str(message))}"))
         except Exception:  # pragma: no cover - display gone at interpreter exit
             pass
 
@@ -292,11 +293,9 @@ class CallbackModule(CallbackBase):
             self._pending = []
             evidence_state.not_started("the run defines no env (-e env=...)")
             return
-        self._redactor.add_known_from_mapping(dict(os.environ))
-        self._redactor.add_known_from_mapping(extra)
-        self._learn_commands(dict(os.environ))
-        self._learn_commands(extra)
-        self._add_play_vars(play)
+        self._learner.mapping(dict(os.environ))
+        self._learner.mapping(extra)
+        self._learner.play_vars(play)
         self._add_inventory_vars(play)
         self._enclave_names = inventory_enclave_names(play)
         self._key_hosts = inventory_key_hosts(play)
@@ -367,57 +366,6 @@ class CallbackModule(CallbackBase):
         for event_type, data, ts, level, message in pending:
             self._write(event_type, data, ts, level, message)
 
-    def _add_play_vars(self, play):
-        """Track secret-named play vars; templated ones are rendered once to learn their value."""
-        try:
-            play_vars = dict(play.vars or {})
-        except Exception:
-            return
-        self._redactor.add_known_from_mapping(to_plain(play_vars))
-        templated = {k: v for k, v in play_vars.items() if is_secret_name(k) and "{{" in str(v)}
-        if not templated:
-            return
-        try:
-            from ansible.template import Templar
-
-            all_vars = play.get_variable_manager().get_vars(play=play)
-            templar = Templar(loader=getattr(play, "_loader", None), variables=all_vars)
-        except Exception:
-            return
-        for name, value in templated.items():
-            try:
-                self._redactor.add_known_from_mapping({name: to_plain(templar.template(value))})
-            except Exception:  # undefined or failing expressions: nothing to learn
-                continue
-
-    def _learn_commands(self, mapping):
-        """The secret fragments of command lines held by variables named ``*_cmd``/``*command``."""
-        for name, value in mapping.items():
-            if isinstance(name, str) and _COMMAND_NAME.search(name) and isinstance(value, str):
-                self._redactor.add_known(command_fragments(value))
-
-    def _learn_variables(self, variables, templar=None):
-        """Secret-named values, vault-encrypted values (any name) and command fragments of one
-        variable source; templated secret-named values and commands are rendered with ``templar``."""
-        plain = {}
-        for name, value in variables.items():
-            if type(value).__name__ in _VAULT_TYPES:
-                try:
-                    self._redactor.add_known([str(value)])
-                except Exception:  # a vault that cannot be opened here: Ansible reports it where it is used
-                    pass
-                continue
-            if not isinstance(name, str) or not (is_secret_name(name) or _COMMAND_NAME.search(name)):
-                continue
-            if templar is not None and isinstance(value, str) and ("{{" in value or "{%" in value):
-                try:
-                    value = templar.template(value)
-                except Exception:  # undefined or failing expressions: nothing to learn
-                    continue
-            plain[name] = to_plain(value)
-        self._redactor.add_known_from_mapping(plain)
-        self._learn_commands(plain)
-
     def _add_inventory_vars(self, play):
         """Every variable source the play sees for each inventory host: inventory files, group_vars
         and host_vars (vault-encrypted ones too), play vars and vars_files, roles of the play."""
@@ -435,7 +383,7 @@ class CallbackModule(CallbackBase):
                 variables = manager.get_vars(play=play, host=host, include_hostvars=False)
             except Exception:
                 continue
-            self._learn_variables(variables, Templar(loader=loader, variables=variables))
+            self._learner.variables(variables, Templar(loader=loader, variables=variables))
 
     def _add_role_vars(self, task):
         """vars and defaults of a role the first time one of its tasks starts (include_role included)."""
@@ -443,20 +391,7 @@ class CallbackModule(CallbackBase):
         if role is None or id(role) in self._roles_seen:
             return
         self._roles_seen.add(id(role))
-        for getter in ("get_default_vars", "get_vars"):
-            try:
-                self._learn_variables(dict(getattr(role, getter)()))
-            except Exception:
-                continue
-
-    def _learn_secrets(self, data):
-        """Learn secret values a task revealed: facts set under secret names, secret-named module args."""
-        facts = data.get("ansible_facts")
-        if isinstance(facts, dict):
-            self._redactor.add_known_from_mapping(to_plain(facts))
-        invocation = data.get("invocation")
-        if isinstance(invocation, dict) and isinstance(invocation.get("module_args"), dict):
-            self._redactor.add_known_from_mapping(to_plain(invocation["module_args"]))
+        self._learner.role(role)
 
     # ------------------------------------------------------------------ playbook / play / task
     def v2_playbook_on_start(self, playbook):
@@ -470,7 +405,7 @@ class CallbackModule(CallbackBase):
         if not self._decided:
             self._decide(play)
         elif self._active:
-            self._add_play_vars(play)
+            self._learner.play_vars(play)
         name = play.get_name() if hasattr(play, "get_name") else str(play)
         self._emit("play_start", {"play": name, "hosts": to_plain(getattr(play, "hosts", None))}, "INFO", f"PLAY [{name}]")
 
@@ -490,12 +425,15 @@ class CallbackModule(CallbackBase):
 
     def v2_playbook_on_task_start(self, task, is_conditional):
         self._add_role_vars(task)
+        self._learner.task_start(task)
         self._task_event(task)
 
     def v2_playbook_on_handler_task_start(self, task):
+        self._learner.task_start(task)
         self._task_event(task, handler=True, event_type="handler_start")
 
     def v2_playbook_on_cleanup_task_start(self, task):
+        self._learner.task_start(task)
         self._task_event(task, event_type="cleanup_task_start")
 
     def v2_playbook_on_notify(self, handler, host):
@@ -547,10 +485,11 @@ class CallbackModule(CallbackBase):
             started = self._task_starts.pop((getattr(task, "_uuid", None), host_name), None)
             if started is not None:
                 event["duration_ms"] = int((time.monotonic() - started) * 1000)
+        # Before anything of it is recorded; a censored result's task still carries its rendered arguments.
+        self._learner.result({} if censored else data, task)
         if censored:
             event["censored"] = str(data.get("censored") or "the output has been hidden due to no_log")
         else:
-            self._learn_secrets(data)
             for field in _RESULT_FIELDS:
                 if field in data and data[field] not in (None, ""):
                     event[field] = self._clip(data[field])

@@ -35,9 +35,14 @@ OUTPUT_LINES = 50        # lines of stdout/stderr kept, from the end
 OUTPUT_BYTES = 1 << 20   # bytes read per stream at most; hooks are not log shippers
 
 
+# Lines before the kept ones redacted with them: a secret wrapped over lines (base64 -w 64 of a
+# 4 KB value is 86 lines) that ends in the kept lines is one value, and none of its lines may stay.
+CONTEXT_LINES = 200
+
+
 def _tail(data: bytes, redactor: Redactor) -> list:
-    text = data[-OUTPUT_BYTES:].decode("utf-8", "replace")
-    return [redactor.redact_text(line) for line in text.splitlines()[-OUTPUT_LINES:]]
+    lines = data[-OUTPUT_BYTES:].decode("utf-8", "replace").splitlines()
+    return redactor.redact_text("\n".join(lines[-(OUTPUT_LINES + CONTEXT_LINES):])).splitlines()[-OUTPUT_LINES:]
 
 
 # The signals that end a run: Ctrl-C, a cancel (SIGTERM) and a closed terminal.

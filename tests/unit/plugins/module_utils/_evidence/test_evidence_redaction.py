@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 
 import pytest
 
@@ -65,7 +66,9 @@ def test_patterns_mask_every_planted_credential():
 
 @pytest.mark.parametrize("value", MEASUREMENTS)
 def test_digests_and_measurements_stay_readable(value):
-    text = f"measurement={value} secret: {value} aws_secret_access_key={value} digest {value} token={value}"
+    # Where the collection writes digests: measurements, chain hashes, canary and command digests.
+    text = (f"measurement={value} digest {value} \"hash\": \"{value}\", \"prev\":\"{value}\" canary_sha256={value} "
+            f"command sha256:{value.removeprefix('sha256:')} plaintext_sha256: {value} key_id=tokens/refresh v2 1.2.3")
     counts = {}
     assert sp.Redactor().redact_text(text, counts) == text
     assert counts == {}
@@ -99,7 +102,7 @@ def test_known_values_from_secret_names_only_and_min_length():
         "AWS_SECRET_ACCESS_KEY": "abcdef123456", "AWS_SESSION_TOKEN": "sessiontok-9",
         "db_Password": "pw-123456", "api_key": "short", "user": "visible-user",
         "nested": {"client_secret": "nested-secret-1", "public": "visible-public"},
-        "vault_creds": {"x": "deep-credential"},  # name does not match: its leaves are not secret
+        "vault_settings": {"x": "deep-credential"},  # name does not match: its leaves are not secret
         "private_data": ["list-secret-1", 7],
         "gh_token": "true", "my_token": "123456",  # trivial values are never tracked
     })
@@ -204,7 +207,7 @@ def test_hex_only_or_numeric_secrets_are_treated_as_digests(text, secret):
 
 def test_only_whole_sha256_and_sha384_digests_standing_alone_stay_readable():
     sha1 = "da39a3ee5e6b4b0d3255bfef95601890afd80709"
-    text = f"digest {sha1} measurement={'ab' * 48} api_key={'cd' * 32} token sha256:{'ef' * 32}"
+    text = f"digest {sha1} measurement={'ab' * 48} token sha256:{'ef' * 32}"
     assert sp.Redactor().redact_text(text) == text
     assert sp.find_findings(f"api_key={'cd' * 32}x") != []  # not a digest once anything is appended
 
@@ -262,3 +265,197 @@ def test_hook_command_fragments():
         assert secret in fragments, (secret, fragments)
     for readable in ("eu-west-1", "tokens/refresh", "ab" * 48, "./bin/roll", "https://deploy:Hunter2Secret@api.example/rotate"):
         assert readable not in fragments, (readable, fragments)
+
+
+# ---------------------------------------------------------------------------------- issue 22 item 10
+HEX64 = hashlib.sha256(b"planted hex token").hexdigest()
+HEX96 = hashlib.sha384(b"planted hex token").hexdigest()
+
+
+@pytest.mark.parametrize("text, secret", [
+    (f"Authorization: Bearer {HEX64}", HEX64),
+    (f"curl -H 'Authorization: bearer {HEX64}'", HEX64),
+    (f"password={HEX64}", HEX64),
+    (f"db password: 0x{HEX64}", HEX64),
+    (f"token={HEX64}", HEX64),
+    (f"secret: {HEX64}", HEX64),
+    (f'{{"client_secret": "{HEX64}"}}', HEX64),
+    (f"X-Vault-Token: {HEX64}", HEX64),
+    (f"api_key={HEX64}", HEX64),
+    (f"aws_session_token: {HEX64}", HEX64),
+    (f"session_token=sha256:{HEX64}", HEX64),
+    (f"token: {HEX96}", HEX96),
+    (f"https://deploy:{HEX64}@git.example/repo", HEX64),
+], ids=["bearer", "bearer_lower_in_curl", "password", "password_0x", "token", "secret_colon", "json_client_secret",
+        "vault_token_header", "api_key", "aws_session_token", "sha256_prefixed_after_keyword", "hex96_after_token",
+        "url_password"])
+def test_64_hex_after_a_secret_keyword_is_a_secret_not_a_digest(text, secret):
+    counts = {}
+    out = sp.Redactor().redact_text(text, counts)
+    assert secret not in out and "[REDACTED:" in out, out
+    assert sp.find_findings(text), text  # secret_scan counts it too
+
+
+@pytest.mark.parametrize("text, secret", [
+    ("X-Token: s3cr3tV4l", "s3cr3tV4l"),
+    ("Private-Token: pt-77aa11bb", "pt-77aa11bb"),
+    ("Cookie: sid=c00kie-v4lue; Path=/", "c00kie-v4lue"),
+    ("Authorization: Basic ZGVwbG95Okh1bnRlcjI=", "ZGVwbG95Okh1bnRlcjI="),
+    ("Authorization: token gh-style-1234abcd", "gh-style-1234abcd"),
+    ("Proxy-Authorization: Negotiate YIIB9gYGKwYBBQUC", "YIIB9gYGKwYBBQUC"),
+    ("db_pass=Hunter2xyz", "Hunter2xyz"),
+    ('{"pass": "Hunter2xyz"}', "Hunter2xyz"),
+    ("credentials: cr3d-v4lue-01", "cr3d-v4lue-01"),
+    ("pw=Hunter2xyz", "Hunter2xyz"),
+    ('{"secret": "s3cr3t-val"}', "s3cr3t-val"),
+    (f"token=sha256:{HEX64}", HEX64),
+], ids=["x_token", "private_token", "cookie", "basic", "authorization_token_scheme",
+        "negotiate", "db_pass", "json_pass", "credentials", "pw", "json_secret", "sha256_prefixed_token"])
+def test_header_style_and_other_secret_keywords_are_masked(text, secret):
+    out = sp.Redactor().redact_text(text)
+    assert secret not in out and "[REDACTED:" in out, out
+
+
+@pytest.mark.parametrize("text", [
+    f'{{"seq": 12, "prev": "{HEX64}", "hash": "{HEX64}", "type": "task_result"}}',
+    f"chain head: seq 125 sha256 {HEX64}",
+    f'"canary_sha256": "{HEX64}", "plaintext_sha256": "{HEX64}", "command_sha256": "{HEX64}"',
+    f'"command": "sha256:{HEX64}"',
+    f'"allowed_measurements": {{"after": ["{HEX96}", "{HEX96.upper()}"]}}, "measurement": "{HEX96}"',
+    f"  + {HEX96[:12]} (api-v43)  added",
+    '"key_id": "tokens/refresh", "token_key_id": "tokens/refresh", "token_version": "3"',
+    "KMS_KEY_ID=tokens/refresh KMS_KEY_VERSION=1 NEXT_KMS_KEY_VERSION=2",
+    '"ansible_core_version": "2.19.14", "collection_version": "1.4.0", "schema": "alfred.tee_kms/evidence/v1"',
+    '"probes": [{"name": "canary", "passed": true, "detail": "decrypted through the attested path"}]',
+    '"secret_scan": {"by_detector": {"jwt": 1}, "total": 1, "new_findings": 0}',
+    "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+    "Authorization header missing; the token API answered 401",
+], ids=["chain_line", "chain_head_summary", "probe_and_command_digests", "command_digest", "measurements",
+        "allowlist_line", "key_ids", "runbook_env", "versions", "probe_passed", "secret_scan_record", "kms_key_arn",
+        "prose"])
+def test_digest_exemption_keeps_digests_measurements_key_ids_and_versions_only(text):
+    """The exemption is narrow: what the collection writes stays readable, the same hex after a
+    secret keyword on the same line does not."""
+    counts = {}
+    planted = f" Authorization: Bearer {HEX64} password={HEX64}"
+    assert sp.Redactor().redact_text(text + planted, counts) == (
+        text + " Authorization: Bearer [REDACTED:bearer_token] password=[REDACTED:password_assignment]")
+    assert counts == {"bearer_token": 1, "password_assignment": 1}
+
+
+@pytest.mark.parametrize("secret_name, readable_name", [
+    ("db_pass", "bypass"), ("ansible_become_pass", "passed"), ("ANSIBLE_NET_AUTH_PASS", "compass"),
+    ("MYSQL_PWD", "PWD"), ("db_pw", "OLDPWD"), ("vault_creds", "sort_keys"), ("aws_creds", "kms_keys"),
+    ("signing_key", "signing_public_key"), ("ALFRED_EVIDENCE_SIGNING_KEY", "public_key"),
+    ("encryption-key", "evidence_verify_public_key"), ("deploy_key", "key"), ("id_jwt", "kms_key_id"),
+    ("license_key", "kms_key"), ("hmac_key", "s3_key"),
+])
+def test_names_that_say_secret_in_other_ways(secret_name, readable_name):
+    assert sp.is_secret_name(secret_name) is True
+    assert sp.is_secret_name(readable_name) is False
+
+
+def test_values_of_pass_pwd_and_key_names_are_learnt():
+    red = sp.Redactor()
+    red.add_known_from_mapping({"db_pass": "P4ss-value-1", "MYSQL_PWD": "Pwd-value-22", "deploy_key": "K3y-value-333",
+                                "PWD": "/no/such/dir/here", "public_key": "PublicValue-44"})
+    out = red.redact_text("P4ss-value-1 Pwd-value-22 K3y-value-333 /no/such/dir/here PublicValue-44")
+    assert out == "[REDACTED:known_secret] " * 3 + "/no/such/dir/here PublicValue-44"
+
+
+def test_secret_named_paths_of_files_stay_readable(tmp_path):
+    key_file = tmp_path / "evidence.pem"
+    key_file.write_text("not the point")
+    missing = tmp_path / "missing.pem"
+    red = sp.Redactor()
+    red.add_known_from_mapping({"ALFRED_EVIDENCE_SIGNING_KEY": str(key_file), "vault_password_file": str(tmp_path),
+                                "ssh_private_key_file": str(missing), "api_token": "/looks/like/a/path-but-is-not-9",
+                                "aws_secret_key": "/K7MDENGbPxRfiCYEXAMPLEKEYwJalrXUtnFEMI"})
+    out = red.redact_text(f"Could not load {key_file}: bad; {tmp_path}; {missing}; /looks/like/a/path-but-is-not-9; "
+                          "/K7MDENGbPxRfiCYEXAMPLEKEYwJalrXUtnFEMI")
+    assert out == f"Could not load {key_file}: bad; {tmp_path}; {missing}; [REDACTED:known_secret]; [REDACTED:known_secret]"
+
+
+LONG_SECRET = "wrapped-Secret/Value+" + "Zq8vN2kR5tW7yB4mC6pX1jL3" * 3
+
+
+@pytest.mark.parametrize("width", [64, 76])
+@pytest.mark.parametrize("prefix", [b"", b"u:", b"ab:", b"{\"token\": \""])
+def test_known_secret_in_wrapped_base64(width, prefix):
+    raw = base64.b64encode(prefix + LONG_SECRET.encode() + b"\" and more data after it}").decode()
+    wrapped = "\n".join(raw[i:i + width] for i in range(0, len(raw), width))
+    red = sp.Redactor([LONG_SECRET])
+    for text in (wrapped, "  " + wrapped.replace("\n", "\n  "), json.dumps({"stdout": wrapped}),
+                 json.dumps({"msg": json.dumps({"stdout": wrapped})})):  # \n, and \\n in JSON escaped twice
+        out = red.redact_text(text)
+        assert "[REDACTED:known_secret]" in out, out
+        flat = re.sub(r"\\+n|\n| ", "", out)  # the line breaks, raw or escaped once or twice, taken out
+        # No 16 characters of the secret's base64 (at any alignment) survive.
+        for variant in sp._b64_variants(LONG_SECRET.encode()):
+            for i in range(0, len(variant) - 16, 8):
+                assert variant[i:i + 16] not in flat, (variant[i:i + 16], out)
+
+
+def test_known_secret_in_double_escaped_json():
+    value = 'dbl"Esc\\aped-s3cret'
+    red = sp.Redactor([value])
+    inner = json.dumps({"password": value})  # once: {"password": "dbl\"Esc\\aped-s3cret"}
+    # twice: a JSON document inside a JSON string (an API error quoting its request, in a result's stdout)
+    for text in (json.dumps({"stdout": inner}), json.dumps({"stdout": inner}, ensure_ascii=False), json.dumps(inner)):
+        out = red.redact_text(text)
+        assert "[REDACTED:known_secret]" in out and "s3cret" not in out, out
+
+
+def test_known_secret_base64_url_encoded():
+    value = "url>b64?secret~~value"  # its base64 has '+' and '/' ('Pj8', '+f')
+    red = sp.Redactor([value])
+    import urllib.parse
+
+    encoded = urllib.parse.quote(base64.b64encode(value.encode()).decode(), safe="")
+    assert "%2B" in encoded or "%2F" in encoded or "%3D" in encoded
+    out = red.redact_text(f"https://api.example/cb?auth={encoded}&x=1")
+    assert encoded not in out and "[REDACTED:known_secret]" in out, out
+
+
+def test_known_hex_secret_standing_alone_is_removed(tmp_path):
+    """A token made with `openssl rand -hex 32` has the shape of a digest; known, it goes."""
+    red = sp.Redactor()
+    red.add_known_from_mapping({"API_TOKEN": HEX64})
+    assert red.redact_text(f"echo {HEX64}") == "echo [REDACTED:known_secret]"
+    log = tmp_path / "hook.log"
+    log.write_text(f"token {HEX64}\n")
+    result = sp.scan_paths([str(log)], known_values=[HEX64])
+    assert result["by_detector"] == {"known_secret": 1} and HEX64 not in json.dumps(result)
+
+
+def test_hook_command_header_and_user_flag_fragments():
+    command = ("curl -fsS -u deploy:Sh0rtPw -H 'X-Token: s3cr3tv' -H \"Authorization: Basic ZGVwbG95OnB3\" "
+               "--header=X-Api-Key:k3yv4l -H 'Accept: application/json' https://api.example/x --key tokens/refresh; "
+               "wget --user=ops:W9etPass; curl --proxy-user \"px:Pr0xyPw\"|cat")
+    fragments = sp.command_fragments(command)
+    for secret in ("Sh0rtPw", "deploy:Sh0rtPw", "s3cr3tv", "ZGVwbG95OnB3", "k3yv4l", "W9etPass", "Pr0xyPw"):
+        assert secret in fragments, (secret, fragments)
+    for readable in ("application/json", "https://api.example/x", "tokens/refresh", "deploy"):
+        assert readable not in fragments, (readable, fragments)
+    assert not [f for f in fragments if f[-1] in ";|\"'"], fragments  # shell syntax is not part of a value
+    out = sp.Redactor(fragments).redact_text("HTTP/1.1 401\nX-Token: s3cr3tv rejected for deploy (Sh0rtPw)")
+    assert "s3cr3tv" not in out and "Sh0rtPw" not in out and "deploy" in out
+
+
+def test_known_values_sharing_prefixes_mask_the_longest_and_deep_prefix_chains_still_compile():
+    """The known values are matched as a prefix tree (guard for the pattern the redactor builds)."""
+    red = sp.Redactor(["prefix-secret", "prefix-secret-longer", "prefix-other1"])
+    assert red.redact_text("a prefix-secret-longer b prefix-secret! c prefix-other1") == (
+        "a [REDACTED:known_secret] b [REDACTED:known_secret]! c [REDACTED:known_secret]")
+    words = ["x" * n for n in range(6, 1106)]  # 1100 nested prefixes: deeper than Python's recursion limit
+    with pytest.raises(RecursionError):
+        sp._trie(words, 0)
+    assert sp._literals_pattern(words).search("y" + "x" * 1200 + "y").span() == (1, 1106)
+
+
+def test_known_secret_wrapped_over_the_lines_of_a_stdout_lines_list():
+    """A hook's stdout_lines / stdout_tail are one text: base64 wrapped over them is one value."""
+    raw = base64.b64encode(b"admin:" + LONG_SECRET.encode()).decode()
+    lines = ["before"] + [raw[i:i + 64] for i in range(0, len(raw), 64)] + ["after"]
+    out = sp.Redactor([LONG_SECRET]).redact({"stdout_tail": lines, "stdout_lines": lines, "other": lines[1:2]})
+    assert out["stdout_tail"] == out["stdout_lines"] == ["before", "YWRtaW46[REDACTED:known_secret]", "after"]
