@@ -81,12 +81,12 @@ options:
         type: str
       login_audience:
         description:
-          - The audience of the tokens an enclave presents to its KMS's login (with O(provider=vault), the
+          - The audience of the tokens an enclave presents to its KMS's login (with C(provider=vault), the
             C(bound_audiences) of the key's JWT auth role). An enclave asks for such a token inside itself and
             never hands it out; its public attestation endpoint never issues one.
           - Evidence whose C(aud) contains it is refused (check C(claims)) wherever evidence is verified, since
             a token that anyone who reaches the enclave could fetch must never be a login credential.
-          - Required with O(provider=vault); must differ from C(audience).
+          - Required with C(provider=vault); must differ from C(audience).
         type: str
       algorithms:
         description:
@@ -219,12 +219,12 @@ options:
         type: str
       login_audience:
         description:
-          - The audience of the tokens an enclave presents to its KMS's login (with O(provider=vault), the
+          - The audience of the tokens an enclave presents to its KMS's login (with C(provider=vault), the
             C(bound_audiences) of the key's JWT auth role). An enclave asks for such a token inside itself and
             never hands it out; its public attestation endpoint never issues one.
           - Evidence whose C(aud) contains it is refused (check C(claims)) wherever evidence is verified, since
             a token that anyone who reaches the enclave could fetch must never be a login credential.
-          - Required with O(provider=vault); must differ from C(audience).
+          - Required with C(provider=vault); must differ from C(audience).
         type: str
       algorithms:
         description:

@@ -12,7 +12,7 @@ class ModuleDocFragment:
 options:
   url:
     description:
-      - URL of the Vault or OpenBao server (O(provider=vault)). If not set, E(VAULT_ADDR) or E(BAO_ADDR) is used.
+      - URL of the Vault or OpenBao server (C(provider=vault)). If not set, E(VAULT_ADDR) or E(BAO_ADDR) is used.
     type: str
   token:
     description:
@@ -71,5 +71,5 @@ options:
     type: str
     default: jwt
 requirements:
-  - hvac >= 2.1 (only with O(provider=vault))
+  - hvac >= 2.1 (only with C(provider=vault))
 """

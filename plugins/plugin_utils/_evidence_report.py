@@ -42,6 +42,10 @@ pre{background:#f6f6f6;padding:.5em;white-space:pre-wrap}
 """
 
 
+def _refused_claims(rollback: dict) -> str:
+    return "; ".join(f"{c.get('measurement')} ({c.get('source')}: {c.get('reason')})" for c in rollback.get("refused_live_claims") or []) or "-"
+
+
 def _e(value) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
@@ -161,8 +165,7 @@ def _key_sections(summary: dict, suffix: str = "", level: int = 2) -> list:
             ("Outcome", rollback.get("outcome") or "-"), ("Restored primary", rollback.get("restored_primary", "-")),
             ("Restored allow-list", ", ".join(rollback.get("restored_allowed_measurements") or []) or "-"),
             ("Kept for live enclaves (verified evidence)", ", ".join(rollback.get("kept_live_measurements") or []) or "-"),
-            ("Claimed by refused evidence, not kept", "; ".join(f"{c.get('measurement')} ({c.get('source')}: {c.get('reason')})"
-                                                              for c in rollback.get("refused_live_claims") or []) or "-")]),
+            ("Claimed by refused evidence, not kept", _refused_claims(rollback))]),
         h("Warnings"), _table("warnings" + suffix, ["Task", "Warning"],
                               [(w.get("task"), w.get("message")) for w in summary.get("warnings") or []]),
     ]

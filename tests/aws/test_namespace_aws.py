@@ -49,7 +49,7 @@ def test_key_id_in_another_keys_namespace_is_refused_at_every_action(provider, a
     provider.create_key(alias, [M1])
     for suffix in RESERVED:
         key = f"{alias}/{suffix}"
-        segment = suffix.split("/")[-1] if suffix.startswith("team/") else suffix.split("/")[0]
+        segment = suffix.rsplit("/", maxsplit=1)[-1] if suffix.startswith("team/") else suffix.split("/", maxsplit=1)[0]
         owner = key[:key.index("/" + segment)]
         with pytest.raises(InputError, match=f"Could not create key '{key}': with provider aws, its segment '{segment}' is "
                                              f"reserved: key '{owner}' owns the aliases {owner}/v<n>"):

@@ -79,8 +79,8 @@ def hook(record: dict) -> dict:
 
 
 def probe(row: dict) -> dict:
-    return {"kind": "probe", **{k: row[k] for k in ("name", "passed", "result", "method", "public_token_refused", "detail", "skipped",
-                                                   "accepted_by", "warnings") if k in row}}
+    fields = ("name", "passed", "result", "method", "public_token_refused", "detail", "skipped", "accepted_by", "warnings")
+    return {"kind": "probe", **{k: row[k] for k in fields if k in row}}
 
 
 def health(name: str, url: str, status, passed: bool) -> dict:

@@ -103,7 +103,7 @@ def _b64_chunks(secret: str) -> set:
 
 
 def test_secret_sources_without_secret_names_and_new_shapes_never_reach_bundle_or_stdout(run_playbook, tmp_path):
-    inventory, password_file, _ = planted_inventory(tmp_path)
+    inventory, password_file, dummy = planted_inventory(tmp_path)
     whole = inventory / "group_vars" / "all" / "vault_file.yml"
     whole.write_text(f"---\ndb_conn_string: {WHOLE_VAULT[0]}\nvault_file_settings:\n  inner: {WHOLE_VAULT[1]}\n")
     subprocess.run([os.path.join(BIN, "ansible-vault"), "encrypt", "--vault-password-file", str(password_file), str(whole)],

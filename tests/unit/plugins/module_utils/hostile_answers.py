@@ -103,8 +103,8 @@ def cross_signed_nitro_document(world, per_key: int = 3) -> bytes:
     key_a, key_b = ec.generate_private_key(ec.SECP384R1()), ec.generate_private_key(ec.SECP384R1())
     leaf_key = ec.generate_private_key(ec.SECP384R1())
     leaf = _cert("leaf", "hostile-ca", leaf_key.public_key(), key_a, now, ca=False)
-    bundle = ([_cert("hostile-ca", "hostile-ca", key_a.public_key(), key_b, now, ca=True) for _ in range(per_key)]
-              + [_cert("hostile-ca", "hostile-ca", key_b.public_key(), key_a, now, ca=True) for _ in range(per_key)])
+    bundle = ([_cert("hostile-ca", "hostile-ca", key_a.public_key(), key_b, now, ca=True) for dummy in range(per_key)]
+              + [_cert("hostile-ca", "hostile-ca", key_b.public_key(), key_a, now, ca=True) for dummy in range(per_key)])
     der = serialization.Encoding.DER
     payload = world.payload(certificate=leaf.public_bytes(der), cabundle=[c.public_bytes(der) for c in bundle])
     return world.document(payload=payload, signer=leaf_key)

@@ -172,8 +172,8 @@ def test_the_cmd_of_a_command_task_is_not_a_hook_command_but_rotation_hook_comma
 def _injected_env(path: Path):
     """(env var, whether its injector renders a secret input directly) for a credential type file."""
     doc = yaml.safe_load(re.sub(r"!unsafe ", "", path.read_text()))
-    inputs = next(v for k, v in doc.items() if k.endswith("_inputs"))
-    injectors = next(v for k, v in doc.items() if k.endswith("_injectors"))
+    inputs = [v for k, v in doc.items() if k.endswith("_inputs")][0]
+    injectors = [v for k, v in doc.items() if k.endswith("_injectors")][0]
     secret_fields = {f["id"] for f in inputs["fields"] if f.get("secret")}
     for name, template in injectors.get("env", {}).items():
         # tower.filename.<id>: the variable holds the path of a file with the secret, not the secret

@@ -158,7 +158,7 @@ def _random_json(rng, depth=0) -> str:
     if depth > 40 or roll < 0.3:
         return rng.choice(['1', '"a\\"b[{"', '"x"', 'null', '"\\\\"', '"]]}}"'])
     if roll < 0.65:
-        return "[" + ",".join(_random_json(rng, depth + 1) for _ in range(rng.randint(0, 3))) + "]"
+        return "[" + ",".join(_random_json(rng, depth + 1) for dummy in range(rng.randint(0, 3))) + "]"
     return "{" + ",".join(f'"k{i}":' + _random_json(rng, depth + 1) for i in range(rng.randint(0, 3))) + "}"
 
 
@@ -168,7 +168,7 @@ def _depths(texts) -> list:
 
 def test_nesting_check_is_exact_on_valid_json_and_linear_on_1mib_answers():
     rng = random.Random(22)
-    documents = [_random_json(rng).encode() for _ in range(2000)]
+    documents = [_random_json(rng).encode() for dummy in range(2000)]
     for document in documents:
         json.loads(document)
     assert [nesting_depth(d) for d in documents] == [min(_reference_depth(d), MAX_NESTING + 1) for d in documents]
