@@ -94,6 +94,36 @@ options:
         result, so that a play can decide.
     type: bool
     default: true
+  rotation:
+    description:
+      - The rules of a key rotation, decided here once (the role C(alfred.tee_kms.rotation) sets this option).
+      - Refuses to attest without trust anchors (O(trust), or the flat trust options) unless the format pins its own root
+        (V(nitro)), naming the key and where to give them.
+      - With O(rotation.protect_target), refuses the target allow-list when a live enclave whose evidence verified runs a
+        measurement outside it (the enclaves and measurements named, with their labels); the attestation rows are
+        returned with the failure.
+    type: dict
+    suboptions:
+      key_id:
+        description: The key being rotated (named in the messages).
+        type: str
+        required: true
+      native:
+        description: Whether the collection changes the key itself (the message then says the trust can be kept with the key).
+        type: bool
+        default: true
+      require_trust:
+        description: Refuse to attest without trust anchors (a rollback sets V(false), since it must still restore the key).
+        type: bool
+        default: true
+      protect_target:
+        description: The target allow-list of the rotation, checked against the verified live measurements.
+        type: list
+        elements: str
+      measurement_labels:
+        description: Labels of measurements by measurement, shown next to them in the message.
+        type: dict
+        default: {}
 notes:
   - Runs on the controller. Network access is needed only for O(endpoints) and O(trust.jwks_url).
   - Configuration errors (an unreadable root certificate or JWKS, an unreachable O(trust.jwks_url), a bad
@@ -248,6 +278,7 @@ from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.client import freshness_argument_spec, run
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import InputError
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
+from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.lockout import check_lockout, check_trust
 
 
 def argument_spec() -> dict:
@@ -266,6 +297,13 @@ def argument_spec() -> dict:
     spec["trust"] = dict(type="dict", options=trust.argument_spec())
     spec.update({name: value for name, value in trust.argument_spec().items() if name not in trust.NOT_FLAT})
     spec.update(freshness_argument_spec())
+    spec["rotation"] = dict(type="dict", options=dict(
+        key_id=dict(type="str", required=True),
+        native=dict(type="bool", default=True),
+        require_trust=dict(type="bool", default=True),
+        protect_target=dict(type="list", elements="str"),
+        measurement_labels=dict(type="dict", default={}),
+    ))
     return spec
 
 
@@ -279,9 +317,19 @@ def handle(mod):
         raise InputError("verify", "attestation evidence", "timeout must be positive")
     if params["workers"] < 1:
         raise InputError("verify", "attestation evidence", "workers must be at least 1")
+    rotation = params["rotation"]
+    if rotation and rotation["require_trust"]:
+        given = params["trust"] or {name: params[name] for name in FLAT_TRUST if params.get(name)}
+        check_trust(params["format"], given, rotation["key_id"], rotation["native"])
     result, failure = run(params)
     if failure and params["fail_on_invalid"]:
         mod.fail_message(failure, changed=False, **result)
+    if rotation and rotation["protect_target"] is not None:
+        try:  # the attestation is recorded either way: it is what the refusal is based on
+            check_lockout(result.get("results") or [], result.get("measurements") or [], rotation["protect_target"],
+                          rotation["measurement_labels"], rotation["key_id"])
+        except InputError as error:
+            mod.fail(error, changed=False, **result)
     return dict(result, changed=False)
 
 

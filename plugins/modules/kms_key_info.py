@@ -34,6 +34,32 @@ options:
         environment (a key without one passes; a rotation records it).
     type: str
     choices: [staging, production]
+  lock_owner:
+    description:
+      - The owner of the rotation about to start (its C(lock_owner)). Fails when another rotation holds the key's lock, as
+        M(alfred.tee_kms.rotation_lock) O(alfred.tee_kms.rotation_lock#module:state=checked) would (a lock whose holder is
+        provably gone does not count), so that reading the key and checking its lock is one task.
+    type: str
+  expect_rotated:
+    description:
+      - The rotation the key must show, checked outside check mode (a rehearsal changed nothing). Fails unless the primary
+        version is O(expect_rotated.next_version), O(expect_rotated.current_version) is still enabled and the allow-list is
+        O(expect_rotated.allowed_measurements).
+    type: dict
+    suboptions:
+      current_version:
+        description: The version before the rotation.
+        type: int
+        required: true
+      next_version:
+        description: The version the rotation promoted.
+        type: int
+        required: true
+      allowed_measurements:
+        description: The target allow-list.
+        type: list
+        elements: str
+        required: true
 seealso:
   - module: alfred.tee_kms.kms_key
   - module: alfred.tee_kms.kms_key_version
@@ -116,6 +142,8 @@ from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base
 from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import audit
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.rules import public_state
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.guard import check_key_env
+from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.locks import check_lock_free
+from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.rotated import check_rotated
 
 
 def handle(mod):
@@ -126,12 +154,20 @@ def handle(mod):
                                  "attestation_trust": state.get("attestation_trust") or {}}
     if mod.params["env"]:
         check_key_env(key, mod.params["env"])
+    if mod.params["lock_owner"]:
+        check_lock_free(mod.params["key_id"], key["lock"], mod.params["lock_owner"])
+    if mod.params["expect_rotated"] and not mod.check_mode:
+        check_rotated(key, mod.params["expect_rotated"])
     return {"changed": False, "exists": True, "key": key, "audit": audit.key_state(key)}
 
 
 def main():
     TeeKmsModule(dict(missing_ok=dict(type="bool", default=False),
-                      env=dict(type="str", choices=["staging", "production"]))).run(handle)
+                      env=dict(type="str", choices=["staging", "production"]),
+                      lock_owner=dict(type="str"),
+                      expect_rotated=dict(type="dict", options=dict(
+                          current_version=dict(type="int", required=True), next_version=dict(type="int", required=True),
+                          allowed_measurements=dict(type="list", elements="str", required=True))))).run(handle)
 
 
 if __name__ == "__main__":

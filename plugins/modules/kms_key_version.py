@@ -30,6 +30,13 @@ extends_documentation_fragment:
   - alfred.tee_kms.destruction
   - alfred.tee_kms.env_guard
 options:
+  report_state:
+    description:
+      - Also return the key's state after the task as an evidence record (the C(key_state) of
+        M(alfred.tee_kms.kms_key_info); in check mode the key as it is, unchanged), so that a step ending with
+        this task needs no read of its own.
+    type: bool
+    default: false
   version:
     description: The version number.
     type: int
@@ -135,9 +142,14 @@ def handle(mod):
         "version": rules.find_version(after, version, "read"),
         "primary": after["primary_version"] == version,
     }
+    records = []
     if steps:
-        result["audit"] = audit.change("+".join(s[0] for s in steps), key_id, _view(before), _view(after), mod.check_mode)
+        records.append(audit.change("+".join(s[0] for s in steps), key_id, _view(before), _view(after), mod.check_mode))
         mod.add_diff(result, _view(before), _view(after))
+    if p["report_state"]:  # what the key is now: predicted states are not recorded as read
+        records.append(audit.key_state(before if mod.check_mode else after))
+    if records:
+        result["audit"] = records[0] if len(records) == 1 else records
     return result
 
 
@@ -148,6 +160,7 @@ def _view(state):
 def main():
     TeeKmsModule(dict(
         version=dict(type="int", required=True),
+        report_state=dict(type="bool", default=False),
         state=dict(type="str", default="present", choices=["present", "primary", "disabled", "enabled", "destroy_scheduled"]),
         **rules.DESTRUCTION_ARGSPEC,
     ), env_guard=True).run(handle)

@@ -15,6 +15,8 @@ a worker forked from it (ansible-core forks its workers), and both see it; any p
 
 from __future__ import annotations
 
+import os
+
 _STATE: dict = {}
 
 
@@ -33,3 +35,12 @@ def not_started(cause: str) -> None:
 def current() -> dict:
     """``{bundle}``, ``{error}``, or {} when no evidence callback ran in this process."""
     return dict(_STATE)
+
+
+def missing_cause() -> str | None:
+    """Why no evidence bundle records this run, or None when one does (the callback's own words when it failed)."""
+    state = current()
+    bundle = state.get("bundle", "")
+    if bundle and os.path.isdir(bundle):
+        return None
+    return state.get("error") or (f"bundle '{bundle}' does not exist" if bundle else "the alfred.tee_kms.evidence callback is not enabled")

@@ -116,7 +116,7 @@ class ActionModule(NormalAction):
                         delete_remote_tmp=None, wrap_async=False, **kwargs):
         task_vars = task_vars if task_vars is not None else {}
         reason = self._why_not_in_worker(task_vars, wrap_async)
-        python_module = None if reason else _python_module(self._task.resolved_action or module_name or self._task.action)
+        python_module = None if reason else _python_module(module_name or self._task.resolved_action or self._task.action)
         if python_module is not None and hasattr(python_module, "METADATA"):
             reason = "the module declares its own serialization profile"
         if reason:

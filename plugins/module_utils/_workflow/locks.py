@@ -14,6 +14,7 @@ import getpass
 import os
 import socket
 
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.rules import lock_conflict
 from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.processes import controller_chain, proc_stat
 
 
@@ -81,3 +82,13 @@ def holder_is_gone(owner: str) -> bool:
         return False
     info = proc_stat(pid)
     return info is None or info[2] != start
+
+
+def check_lock_free(key_id: str, lock, owner: str) -> None:
+    """Raise LockHeldError when another rotation holds the key's lock, as rotation_lock ``state=checked`` does:
+    this run's own lock, and a lock whose holder is provably gone, leave the key free to take."""
+    if not lock or lock.get("owner") == owner or holder_is_gone(lock.get("owner", "")):
+        return
+    error = lock_conflict(key_id, lock, owner, False)
+    if error:
+        raise error
