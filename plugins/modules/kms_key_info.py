@@ -34,6 +34,13 @@ options:
         environment (a key without one passes; a rotation records it).
     type: str
     choices: [staging, production]
+  confirm_production:
+    description:
+      - Not used by this module, which changes nothing; accepted so that one set of module defaults (the role
+        C(alfred.tee_kms.rotation) sets the env guard's options for the action group C(alfred.tee_kms.kms)) applies to
+        every module of the group.
+    type: bool
+    default: false
   lock_owner:
     description:
       - The owner of the rotation about to start (its C(lock_owner)). Fails when another rotation holds the key's lock, as
@@ -164,6 +171,7 @@ def handle(mod):
 def main():
     TeeKmsModule(dict(missing_ok=dict(type="bool", default=False),
                       env=dict(type="str", choices=["staging", "production"]),
+                      confirm_production=dict(type="bool", default=False),
                       lock_owner=dict(type="str"),
                       expect_rotated=dict(type="dict", options=dict(
                           current_version=dict(type="int", required=True), next_version=dict(type="int", required=True),

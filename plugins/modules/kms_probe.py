@@ -91,6 +91,13 @@ options:
         O(enclave_url) unless the matching allowance below is set.
     type: str
     choices: [staging, production]
+  confirm_production:
+    description:
+      - Not used by this module, which changes nothing; accepted so that one set of module defaults (the role
+        C(alfred.tee_kms.rotation) sets the env guard's options for the action group C(alfred.tee_kms.kms)) applies to
+        every module of the group.
+    type: bool
+    default: false
   allow_kms_accepted_only:
     description:
       - Let a C(kms_accepted_only) result pass in production (recorded as C(accepted_by) in the probe and its audit record).
@@ -197,6 +204,7 @@ def main():
         timeout=dict(type="float", default=5),
         fail_on_failed_probe=dict(type="bool", default=True),
         env=dict(type="str", choices=["staging", "production"]),
+        confirm_production=dict(type="bool", default=False),
         allow_kms_accepted_only=dict(type="bool", default=False),
         allow_http_enclaves=dict(type="bool", default=False),
     )).run(handle)

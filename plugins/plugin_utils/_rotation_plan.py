@@ -18,8 +18,6 @@ import os
 STEPS = {"preflight": ["preflight"], "stage": ["preflight", "stage"], "validate": ["validate"],
          "rollback": ["rollback"], "all": ["preflight", "stage", "validate"]}
 HOOK_PROVIDER = "command"
-# The modules that change a key take the env guard's confirmation too (the rest of the group refuses unknown options).
-GUARDED = ("kms_key_version", "measurement_allowlist", "rotation_lock", "rotation_snapshot")
 
 
 def enclaves(inputs: dict, inventory_urls, inventory_probe_urls) -> dict:
@@ -65,12 +63,12 @@ def complete(checked: dict, inputs: dict, action: str, urls: dict) -> dict:
     """The plan every later task reads: the checked inputs plus the run's options, steps and module options."""
     plan = dict(checked)
     # The key id rotation_inputs checked, not the raw input: every task that changes the key takes this one.
-    options = dict(provider_options(inputs), key_id=checked["key_id"], env=inputs["env"])
+    # Every module of the action group alfred.tee_kms.kms takes the env guard's options, so one set serves them all.
+    options = dict(provider_options(inputs), key_id=checked["key_id"], env=inputs["env"], confirm_production=inputs["confirm_production"])
     plan.update(
         urls,
         steps=STEPS.get(action, []),
-        kms_defaults=options,
-        guard_defaults={"env": inputs["env"], "confirm_production": inputs["confirm_production"]},
+        module_defaults=options,
         attestation_format=inputs["attestation_format"], attestation_trust=inputs["attestation_trust"] or {},
         health_retries=inputs["health_retries"], health_delay=inputs["health_delay"],
         hook_timeout=inputs["rotation_hook_timeout"], log_files=inputs["rotation_log_files"],

@@ -25,7 +25,7 @@ def check_trust(fmt: str, trust, key_id: str, native: bool) -> None:
     kept = ", or keep them with the key (playbooks/create_key.yml, alfred.tee_kms.kms_key attestation_trust)" if native else ""
     raise InputError("verify", f"the live attestation of the enclaves for key '{key_id}'",
                      f"no trust anchors for format {fmt}. Give them with -e @trust.yml (attestation_trust in playbooks/rotate.yml,"
-                     f" rotation_attestation_trust for the role){kept}")
+                     f" rotation_attestation_trust for the role){kept}.")
 
 
 def _named(measurement: str, labels: dict) -> str:
@@ -41,4 +41,4 @@ def check_lockout(results: list, measurements: list, target: list, labels: dict,
     raise InputError("accept", f"the target allow-list for key '{key_id}'",
                      f"it would lock out live enclave(s) {', '.join(str(r.get('source')) for r in out)} running measurement(s)"
                      f" {', '.join(_named(str(m), labels or {}) for m in unique)}. Add them to KMS_ALLOWED_MEASUREMENTS or retire"
-                     " those enclaves first")
+                     " those enclaves first.")

@@ -22,4 +22,4 @@ def check_rotated(key: dict, expected: dict) -> None:
     raise ConflictError("validate", f"the rotation of key '{key.get('key_id')}'",
                         f"expected primary version {target} with version {current} still enabled and the target allow-list;"
                         f" found primary {key.get('primary_version')}, version {current} {previous.get('state')}, allow-list"
-                        f" {', '.join(key.get('allowed_measurements') or [])}")
+                        f" {', '.join(key.get('allowed_measurements') or [])}.")
