@@ -319,7 +319,9 @@ def handle(mod):
         raise InputError("verify", "attestation evidence", "workers must be at least 1")
     rotation = params["rotation"]
     if rotation and rotation["require_trust"]:
-        given = params["trust"] or {name: params[name] for name in FLAT_TRUST if params.get(name)}
+        # The trust option's suboptions arrive filled with None: a trust is given when one of them is set.
+        values = list((params["trust"] or {}).values()) + [params.get(name) for name in FLAT_TRUST]
+        given = [value for value in values if value not in (None, "", [], {})]
         check_trust(params["format"], given, rotation["key_id"], rotation["native"])
     result, failure = run(params)
     if failure and params["fail_on_invalid"]:

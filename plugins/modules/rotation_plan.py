@@ -88,7 +88,9 @@ def handle(mod):
     if cause:  # an input refused at step=plan keeps the result rotation_inputs failed with (its error fields)
         extra = dict(plan.get("refused_result") or {}) if cause == plan.get("refused") else {}
         mod.fail_message(cause, **extra, **({"audit": audit} if audit else {}))
-    return {"changed": False, "audit": audit, "warnings": plan.get("warnings") or []}
+    for warning in plan.get("warnings") or []:  # rotation_inputs' warnings, hidden with the plan's no_log result
+        mod.warn(warning)
+    return {"changed": False, "audit": audit}
 
 
 def main():

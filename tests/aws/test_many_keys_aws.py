@@ -18,7 +18,7 @@ from pathlib import Path
 
 from aws_support import M1, M2, REPO, aws_env, new_alias
 
-GUARD = "Refuse a run that must not start"
+GUARD = "alfred.tee_kms.rotation : Validate the rotation inputs and refuse a run that must not start"
 UNTOUCHED = {"primary": 1, "versions": [1], "allowed": [M1], "lock": None, "snapshot": None}
 
 

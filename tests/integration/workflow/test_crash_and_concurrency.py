@@ -90,9 +90,9 @@ def test_two_rotations_started_at_once(key, runner, tmp_path):
     assert not loser.ran("Restore the snapshot's primary version and allow-list")
     if loser.failed_tasks()[0] == "alfred.tee_kms.rotation : Take the rotation lock for the whole change":
         assert loser.failed_tasks() == ["alfred.tee_kms.rotation : Take the rotation lock for the whole change",
-                                        "Fail the run after the rollback"], loser.output
+                                        "alfred.tee_kms.rotation : Fail the run after the rollback"], loser.output
         assert loser.messages()[-1].endswith("- nothing was changed or rolled back: another rotation holds the key.")
     else:  # it came late enough to see the lock already at preflight
-        assert loser.failed_tasks() == ["alfred.tee_kms.rotation : Check that no other rotation holds the key's lock"]
+        assert loser.failed_tasks() == ["alfred.tee_kms.rotation : Read the key state and check that no other rotation holds its lock"]
     assert winner.ran("Promote the new version", "changed")
     assert set(key.decrypt_all_canaries()) >= {1, 2}

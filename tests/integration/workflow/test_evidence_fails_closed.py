@@ -17,7 +17,7 @@ from pathlib import Path
 
 from workflow_support import REPO, ROTATED
 
-GUARD = "Refuse a run that must not start"
+GUARD = "alfred.tee_kms.rotation : Validate the rotation inputs and refuse a run that must not start"
 
 
 def installed_collection_config(tmp_path: Path) -> dict:

@@ -58,7 +58,7 @@ def test_rollback_keeps_live_enclave_measurement(key, runner, fleet):
     stored = key.store_bytes()
     no_reason = runner.run(["-e", "rotation_action=rollback", "-e", "force_rollback=true"], versions=False)
     assert no_reason.rc == 2, no_reason.output
-    assert no_reason.failed_tasks() == ["Validate the rotation inputs before anything changes"]
+    assert no_reason.failed_tasks() == ["alfred.tee_kms.rotation : Validate the rotation inputs and refuse a run that must not start"]
     assert "force_rollback_reason" in no_reason.messages()[0]
     assert key.store_bytes() == stored
 
@@ -142,7 +142,7 @@ def test_emergency_rollback_breaks_dead_runs_lock(key, runner):
     stored = key.store_bytes()
     not_rollback = runner.run(["-e", json.dumps({"break_lock_owner": DEAD_OWNER})])
     assert not_rollback.rc == 2, not_rollback.output
-    assert not_rollback.failed_tasks() == ["Validate the rotation inputs before anything changes"]
+    assert not_rollback.failed_tasks() == ["alfred.tee_kms.rotation : Validate the rotation inputs and refuse a run that must not start"]
     assert "only accepted with rotation_action=rollback" in not_rollback.messages()[0]
     assert key.store_bytes() == stored
 
@@ -198,7 +198,7 @@ def test_env_mismatch_refused_before_change(key, runner):
         production = runner.run(["-e", "confirm_production=true", "-e", f"rotation_action={action}", "-e", "allow_http_enclaves=true"],
                                 env={"ALFRED_ENV": "production"}, env_name="production", versions=action != "rollback")
         assert production.rc == 2, production.output
-        assert production.failed_tasks()[0] in ("alfred.tee_kms.rotation : Read the key state before the rotation",
+        assert production.failed_tasks()[0] in ("alfred.tee_kms.rotation : Read the key state and check that no other rotation holds its lock",
                                                 "alfred.tee_kms.rotation : Read the key state before the rollback")
         assert (f"Could not rotate key '{KEY_ID}': it belongs to env 'staging', not to the run's env 'production'; "
                 "it is only changed by a run with env=staging") in production.messages()[0]

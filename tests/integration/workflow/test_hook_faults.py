@@ -70,7 +70,7 @@ def test_hook_fault(phase, kind, key, runner):
         assert key.store_bytes() == before
         assert result.recap["rescued"] == 0
     else:
-        assert result.failed_tasks() == [PHASE_TASK[phase], "Fail the run after the rollback"], result.output
+        assert result.failed_tasks() == [PHASE_TASK[phase], "alfred.tee_kms.rotation : Fail the run after the rollback"], result.output
         assert result.messages()[-1] == (
             f"The all of key '{KEY_ID}' failed at {PHASE_TASK[phase].split(' : ')[1]}: {hook_error} "
             "- rolled back to the pre-rotation snapshot.")

@@ -16,7 +16,7 @@ import pytest
 
 from workflow_support import KEY_ID, ROTATED
 
-INPUTS = "Validate the rotation inputs before anything changes"
+INPUTS = "alfred.tee_kms.rotation : Validate the rotation inputs and refuse a run that must not start"
 
 
 def newest(runner, before: set):
@@ -59,7 +59,7 @@ def test_production_allows_http_enclaves_by_name_and_records_it(key, runner, fle
     warning = (f"Enclave URL(s) {', '.join(fleet_urls(fleet))} use plain http, allowed in production by allow_http_enclaves=true "
                "(recorded in the evidence)")
     assert warning in result.flat
-    assert re.search(r"\] WARNING \[localhost\] Validate the rotation inputs before anything changes: " + re.escape(warning), run_log)
+    assert re.search(r"\] WARNING \[localhost\] " + re.escape(f"{INPUTS}: {warning}"), run_log)
     assert [w["task"] for w in summary["warnings"]] == [INPUTS] and warning in summary["warnings"][0]["message"]
 
 
@@ -75,5 +75,5 @@ def test_staging_warns_about_http_enclave_urls(key, runner, fleet):
                "credentials in the URLs travel unencrypted (allowed in staging; a production run refuses them unless "
                "allow_http_enclaves=true)")
     assert f"[WARNING]: {warning}" in result.flat
-    assert re.search(r"\] WARNING \[localhost\] Validate the rotation inputs before anything changes: " + re.escape(warning), run_log)
+    assert re.search(r"\] WARNING \[localhost\] " + re.escape(f"{INPUTS}: {warning}"), run_log)
     assert f"  {warning}" in result.stdout.split("warnings:\n", 1)[1]  # the end-of-run summary lists it

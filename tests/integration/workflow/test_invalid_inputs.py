@@ -17,7 +17,7 @@ import pytest
 
 from workflow_support import KEY_ID, M_CURRENT, M_NEW, Key, Runner
 
-INPUTS = "Validate the rotation inputs before anything changes"
+INPUTS = "alfred.tee_kms.rotation : Validate the rotation inputs and refuse a run that must not start"
 KEY_ID_RULE = "key_id must be 1-256 characters of letters, digits and /_+=.@:- starting with a letter or digit"
 MEAS = "Could not validate input kms_allowed_measurements with measurement"
 VERSION_REQUIRED = "it is required (set it with -e or the runbook environment variable)"
@@ -99,7 +99,7 @@ CASES = {
         f"Could not validate input next_kms_key_version: key '{KEY_ID}' has versions up to 1; the next version can only be 2"),
     "allow_list_locks_out_live_enclaves": (
         {"KMS_ALLOWED_MEASUREMENTS": M_NEW}, [], "staging",
-        "alfred.tee_kms.rotation : Refuse an allow-list that would lock out a live enclave",
+        "alfred.tee_kms.rotation : Verify live attestation of every enclave",
         None),  # message checked below: it names the enclaves' URLs
     "rollback_without_snapshot": (
         {}, ["-e", "rotation_action=rollback"], "staging",

@@ -246,17 +246,3 @@ def test_runbook_wrapper_keeps_each_keys_own_provider(keys):
     entries = {k["host"]: k for k in keys.summary()["keys"]}
     assert entries["key2"]["provider"] == "aws" and entries["key2"]["outcome"] == "failed"
     assert entries["key1"]["outcome"] == entries["key3"]["outcome"] == "success"
-
-
-def test_every_key_input_is_resolved_into_a_fact():
-    """A key host's inputs are read only by the task that resolves them into facts (later tasks see
-    tee_kms_key_inputs as {}): an input named in tee_kms_key_input_names, or a play var reading
-    tee_kms_key_inputs, that this task does not set would silently fall back to its default."""
-    play = next(p for p in yaml.safe_load(PLAYBOOK.read_text(encoding="utf-8")) if "tasks" in p)
-    tasks = [t for top in play["tasks"] for t in top.get("block", [top])]
-    resolve = next(t for t in tasks if t["name"].startswith("Resolve this key's inputs"))
-    facts = set(resolve["ansible.builtin.set_fact"])
-    readers = {name for name, value in play["vars"].items() if "tee_kms_key_inputs." in str(value)}
-    assert readers and set(play["vars"]["tee_kms_key_input_names"]) <= readers
-    assert readers <= facts, sorted(readers - facts)
-    assert resolve["no_log"] is True

@@ -284,7 +284,7 @@ def test_bad_measurement_labels_are_refused_naming_the_label(key, runner):
     for value, message in cases.items():
         result = runner.run(env={"KMS_ALLOWED_MEASUREMENTS": value})
         assert result.rc == 2, result.output
-        assert result.failed_tasks() == ["Validate the rotation inputs before anything changes"], result.output
+        assert result.failed_tasks() == ["alfred.tee_kms.rotation : Validate the rotation inputs and refuse a run that must not start"], result.output
         assert result.messages()[0] == message, result.messages()
     assert key.store_bytes() == stored
 

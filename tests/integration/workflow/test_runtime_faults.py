@@ -25,7 +25,7 @@ def test_health_check_fails_after_promotion(key, runner, fleet):
     assert result.ran("Check service health before the rotation", "ok")
     assert result.ran("Promote the new version", "changed")
     assert result.failed_tasks() == ["alfred.tee_kms.rotation : Check service health after the rotation",
-                                     "Fail the run after the rollback"], result.output
+                                     "alfred.tee_kms.rotation : Fail the run after the rollback"], result.output
     health_error = f"Could not confirm the health of api endpoint {api}/healthz: answered HTTP 503, expected 200 after 1 attempt(s)"
     assert health_error in result.stdout
     assert result.messages()[-1] == (
@@ -47,7 +47,7 @@ def test_enclave_attestation_fails_mid_run(key, runner, fleet):
     assert result.ran("Verify live attestation of every enclave", "ok")  # preflight
     assert result.failed_tasks() == [
         "alfred.tee_kms.rotation : Verify live attestation of every enclave against the new allow-list",
-        "Fail the run after the rollback"], result.output
+        "alfred.tee_kms.rotation : Fail the run after the rollback"], result.output
     first = result.failures()[0][1]
     refused = [row for row in first["results"] if not row["verified"]]
     assert [row["source"] for row in refused] == [fleet.urls["enclave-2"]]
@@ -79,8 +79,8 @@ def test_store_becomes_unwritable_mid_stage(key, runner, unwritable_dir, tmp_pat
     assert failures[0][1]["error"]["code"] == "store"
     assert "writing failed, the store is unchanged" in failures[0][1]["msg"]
     assert [task for task, dummy in failures[1:]] == ["alfred.tee_kms.rotation : Take the rotation lock for the rollback",
-                                                      "Fail with both causes when the rollback fails too",
-                                                      "Release the rotation lock"], result.output
+                                                      "alfred.tee_kms.rotation : Fail with both causes when the rollback fails too",
+                                                      "alfred.tee_kms.rotation : Release the rotation lock"], result.output
     assert all(r["error"]["code"] == "store" for dummy, r in failures if "error" in r)
     rollback_failure = result.messages()[2]
     assert rollback_failure.startswith(

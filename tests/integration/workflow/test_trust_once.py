@@ -28,7 +28,7 @@ def test_a_rotation_uses_the_trust_kept_with_the_key(key, runner):
     result = runner.run()
     assert result.rc == 0, result.output
     assert key.state() == ROTATED
-    assert result.ran("Read the attestation trust kept with the key", "ok")
+    assert result.ran("Read the key state and check that no other rotation holds its lock", "ok")
 
 
 def test_a_key_without_trust_is_refused_naming_the_variable(tmp_path, inventory, trust, fleet):
