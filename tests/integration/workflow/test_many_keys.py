@@ -18,7 +18,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 from workflow_support import BIN, M_CURRENT, M_NEW, PLAYBOOK, REPO, RUNBOOK_ENV_PREFIXES, TARGET
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence.verify import verify_bundle
