@@ -27,7 +27,7 @@ class Input(NamedTuple):
     default: object = ""
     env: tuple = ()         # runbook environment variables, first set wins
     role_var: str = ""      # the role variable, when not rotation_<name without kms_>
-    kind: str = "raw"       # bool, int, list (a list or a comma-separated string) or raw
+    shape: str = "raw"      # bool, int, list (a list or a comma-separated string) or raw
     doc: str = ""           # one line for the role's argument specs
 
     @property
@@ -41,7 +41,7 @@ HOOKS = ("preflight", "stage", "validate", "rollback")
 
 INPUTS = (
     Input("env", doc="Target environment, V(staging) or V(production) (required)."),
-    Input("confirm_production", False, kind="bool", doc="Must be V(true) for a production run."),
+    Input("confirm_production", False, shape="bool", doc="Must be V(true) for a production run."),
     Input("kms_provider", "local", doc="V(local), V(aws), V(vault) or V(command) (the hooks rotate the key)."),
     Input("kms_store_path", env=("ALFRED_TEE_KMS_STORE",), doc="The local provider's key store (E(ALFRED_TEE_KMS_STORE))."),
     Input("kms_aws_region", env=("AWS_REGION", "AWS_DEFAULT_REGION"), doc="The AWS region (E(AWS_REGION), E(AWS_DEFAULT_REGION))."),
@@ -52,44 +52,44 @@ INPUTS = (
     Input("kms_allowed_measurements", env=("KMS_ALLOWED_MEASUREMENTS",), doc="The target allow-list, a list or comma-separated, entries optionally C(name=hex) (E(KMS_ALLOWED_MEASUREMENTS))."),
     Input("kms_measurement_format", "sha384", doc="How measurements are validated (V(sha384), V(sha256), V(opaque))."),
     Input("kms_measurement_labels", {}, doc="Names of measurements, C({label: measurement}), for diffs, the summary and errors."),
-    Input("kms_enclave_urls", [], kind="list", doc="The live enclaves, a list or comma-separated; unset, the C(enclave_url) of the inventory group C(enclaves)."),
-    Input("kms_probe_enclave_urls", [], kind="list", doc="Enclaves running a disallowed measurement; unset, the inventory group C(probe_enclaves)."),
+    Input("kms_enclave_urls", [], shape="list", doc="The live enclaves, a list or comma-separated; unset, the C(enclave_url) of the inventory group C(enclaves)."),
+    Input("kms_probe_enclave_urls", [], shape="list", doc="Enclaves running a disallowed measurement; unset, the inventory group C(probe_enclaves)."),
     *(Input(f"rotation_{hook}_cmd", env=(f"ALFRED_ROTATION_{hook.upper()}_CMD",),
             doc=f"The {hook} hook's command (E(ALFRED_ROTATION_{hook.upper()}_CMD)); secret unless show_commands.") for hook in HOOKS),
-    Input("rotation_hook_timeout", 900, kind="int", doc="Seconds before a hook is stopped and counted as failed."),
+    Input("rotation_hook_timeout", 900, shape="int", doc="Seconds before a hook is stopped and counted as failed."),
     Input("api_healthcheck_url", env=("ALFRED_ROTATION_API_HEALTHCHECK_URL",), doc="The token API health URL, which must answer HTTP 200 (E(ALFRED_ROTATION_API_HEALTHCHECK_URL))."),
     Input("enclave_healthcheck_url", env=("ALFRED_ROTATION_ENCLAVE_HEALTHCHECK_URL",), doc="The enclave health URL (E(ALFRED_ROTATION_ENCLAVE_HEALTHCHECK_URL))."),
-    Input("health_retries", 3, kind="int", doc="Attempts of each health check."),
-    Input("health_delay", 2, kind="int", doc="Seconds between health check attempts."),
+    Input("health_retries", 3, shape="int", doc="Attempts of each health check."),
+    Input("health_delay", 2, shape="int", doc="Seconds between health check attempts."),
     Input("attestation_format", "alfred", doc="The enclaves' evidence format (V(alfred), V(nitro), V(jwt))."),
     Input("attestation_trust", {}, doc="Trust anchors for the live attestation; unset, those kept with the key."),
-    Input("rotation_log_files", [], kind="list", doc="Log files scanned for new secret-redaction findings between preflight and validate."),
-    Input("auto_rollback", True, kind="bool", doc="Roll back to the snapshot when stage or validate fails."),
-    Input("show_commands", False, kind="bool", doc="Let hook command text appear in results and evidence."),
-    Input("allow_no_evidence", False, kind="bool", doc="Let a live run change the key without an evidence bundle (recorded when there is one)."),
-    Input("allow_http_enclaves", False, kind="bool", doc="Allow plain C(http://) enclave URLs in production."),
-    Input("allow_kms_accepted_only", False, kind="bool", doc="Accept a probe the KMS accepted without an enclave decrypt (recorded)."),
-    Input("lock_ttl", 3600, kind="int", doc="Seconds the rotation lock lives without renewal."),
-    Input("break_stale_lock", False, kind="bool", doc="Take over an expired lock of another owner."),
+    Input("rotation_log_files", [], shape="list", doc="Log files scanned for new secret-redaction findings between preflight and validate."),
+    Input("auto_rollback", True, shape="bool", doc="Roll back to the snapshot when stage or validate fails."),
+    Input("show_commands", False, shape="bool", doc="Let hook command text appear in results and evidence."),
+    Input("allow_no_evidence", False, shape="bool", doc="Let a live run change the key without an evidence bundle (recorded when there is one)."),
+    Input("allow_http_enclaves", False, shape="bool", doc="Allow plain C(http://) enclave URLs in production."),
+    Input("allow_kms_accepted_only", False, shape="bool", doc="Accept a probe the KMS accepted without an enclave decrypt (recorded)."),
+    Input("lock_ttl", 3600, shape="int", doc="Seconds the rotation lock lives without renewal."),
+    Input("break_stale_lock", False, shape="bool", doc="Take over an expired lock of another owner."),
     Input("break_lock_owner", doc="Break this owner's lock (rotation_action=rollback only)."),
-    Input("force_rollback", False, kind="bool", doc="Restore the snapshot even when a live enclave would lose its measurement (rollback only)."),
+    Input("force_rollback", False, shape="bool", doc="Restore the snapshot even when a live enclave would lose its measurement (rollback only)."),
     Input("force_rollback_reason", doc="Why the rollback is forced; recorded in the evidence."),
-    Input("probe_timeout", 5, kind="int", doc="Seconds each enforcement probe waits for its enclave."),
+    Input("probe_timeout", 5, shape="int", doc="Seconds each enforcement probe waits for its enclave."),
 )
 BY_NAME = {i.name: i for i in INPUTS}
 # The variables the role documents (meta/argument_specs.yml), generated from this table.
 ROLE_VARS = tuple(i.role_name for i in INPUTS) + ("rotation_action",)
 
 
-def _as(kind: str, value, name: str):
-    if kind == "bool":
+def _as(shape: str, value, name: str):
+    if shape == "bool":
         return boolean(value, strict=False)
-    if kind == "int":
+    if shape == "int":
         try:
             return int(str(value).strip())
         except ValueError:
             raise ValueError(f"Could not validate input {name}: '{value}' is not a whole number") from None
-    if kind == "list":  # -e and AWX surveys give comma-separated text
+    if shape == "list":  # -e and AWX surveys give comma-separated text
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return list(value or [])
@@ -115,7 +115,7 @@ def resolve(variables, template, environ=None) -> dict:
                     break
         if _unset(value):
             value = next((environ[e] for e in item.env if environ.get(e)), None)
-        out[item.name] = _as(item.kind, item.default if _unset(value) else value, item.name)
+        out[item.name] = _as(item.shape, item.default if _unset(value) else value, item.name)
     return out
 
 

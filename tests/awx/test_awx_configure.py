@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from ansible_collections.alfred.tee_kms.plugins.plugin_utils import _rotation_inputs as rotation_input_table
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 REPO = Path(__file__).resolve().parents[2]
@@ -142,9 +144,8 @@ def test_every_awx_task_uses_options_the_module_has(awx_collection):
 # --- the credential type against rotate.yml ---------------------------------------------------
 
 def rotate_env_inputs() -> set[str]:
-    """Environment variables rotate.yml reads as defaults (lookup('ansible.builtin.env', NAME))."""
-    text = ROTATE.read_text()
-    names = set(re.findall(r"lookup\('ansible\.builtin\.env', '([A-Z_]+)'\)", text))
+    """Environment variables rotate.yml reads as defaults: the input table's, and ALFRED_ENV (rotation_plan reads it)."""
+    names = {name for item in rotation_input_table.INPUTS for name in item.env} | {"ALFRED_ENV"}
     return {n for n in names if not n.startswith("AWS_")}
 
 
@@ -199,7 +200,7 @@ def test_credential_injectors_render_the_runbook_environment():
 
 def test_job_templates_surveys_workflow_and_schedule():
     data = play_vars()
-    rotate_vars = next(play for play in load(ROTATE) if "tasks" in play)["vars"]  # the rotation play, after the create import
+    rotate_vars = set(rotation_input_table.BY_NAME) | {"rotation_action"}  # what the role reads, by the playbook's names
     templates = {t["suffix"]: t for t in data["tee_kms_awx_job_templates"]}
     assert {k: (t["action"], t["job_type"]) for k, t in templates.items()} == {
         "preflight": ("preflight", "run"), "rehearsal": ("all", "check"), "rotate": ("all", "run"),

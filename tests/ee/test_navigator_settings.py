@@ -12,12 +12,13 @@ Run: .venv/bin/python -m pytest tests/ee/test_navigator_settings.py
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import jsonschema
 import yaml
 from ansiblelint import schemas
+
+from ansible_collections.alfred.tee_kms.plugins.plugin_utils import _rotation_inputs as rotation_input_table
 
 REPO = Path(__file__).resolve().parents[2]
 SETTINGS = yaml.safe_load((REPO / "ansible-navigator.yml").read_text())["ansible-navigator"]
@@ -39,8 +40,9 @@ def test_the_image_is_the_one_the_ee_build_tags():
 
 
 def test_every_variable_the_rotation_reads_is_passed_into_the_container():
-    read = set(re.findall(r"lookup\('ansible\.builtin\.env', '([A-Z_]+)'\)", (REPO / "playbooks" / "rotate.yml").read_text()))
-    assert {"KMS_KEY_ID", "ALFRED_TEE_KMS_STORE", "ALFRED_ENV"} <= read  # the pattern still finds them
+    # The runbook's environment as the input table reads it, and ALFRED_ENV (rotation_plan reads it).
+    read = {name for item in rotation_input_table.INPUTS for name in item.env} | {"ALFRED_ENV"}
+    assert {"KMS_KEY_ID", "ALFRED_TEE_KMS_STORE", "ALFRED_ENV"} <= read
     read.add("ALFRED_EVIDENCE_SIGNING_KEY")  # the evidence callback's signing key option
     assert read <= set(EE["environment-variables"]["pass"])
     assert EE["environment-variables"]["set"]["ANSIBLE_CALLBACKS_ENABLED"] == "alfred.tee_kms.evidence"

@@ -426,7 +426,8 @@ def test_rotate_job_like_awx_then_failing_validate_rolls_back(awx_job, key_store
                                                f"rollback all {KEY_ID}"]
 
     failed = job2.task_events("runner_on_failed", "rotation")
-    assert [e["event_data"]["task"] for e in failed] == ["Run the validate hook"], [e["event_data"].get("task") for e in failed]
+    assert [e["event_data"]["task"] for e in failed] == ["Run the validate hook", "Fail the run after the rollback"], \
+        [e["event_data"].get("task") for e in failed]
     assert "Restore the snapshot's primary version and allow-list" in job2.tasks("runner_on_ok", "rotation")
     stats2 = job2.stats_event()["event_data"]
     assert stats2["failures"].get("localhost") == 1 and stats2["rescued"].get("localhost") == 1

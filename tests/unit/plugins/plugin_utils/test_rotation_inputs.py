@@ -27,8 +27,8 @@ def test_each_input_is_read_in_order_role_var_playbook_var_environment_default()
     for item in table.INPUTS:
         env = {name: "from-env" for name in item.env}
         by_default = table.resolve({}, same, environ={})[item.name]
-        assert by_default == table._as(item.kind, item.default, item.name)
-        if item.kind == "raw":
+        assert by_default == table._as(item.shape, item.default, item.name)
+        if item.shape == "raw":
             assert table.resolve({}, same, environ=env)[item.name] == ("from-env" if item.env else item.default)
             assert table.resolve({item.name: "playbook"}, same, environ=env)[item.name] == "playbook"
             if item.role_name != item.name:  # the hook commands and rotation_log_files: one name for both
