@@ -30,7 +30,6 @@ BIN = Path(sys.executable).parent
 AWX = REPO / ".cache" / "collections" / "ansible_collections" / "awx" / "awx"
 PLAYBOOK = REPO / "playbooks" / "awx_configure.yml"
 CREDENTIAL_TYPE = REPO / "playbooks" / "vars" / "awx_credential_type.yml"
-ROTATE = REPO / "playbooks" / "rotate.yml"
 HOOK_ENV = {f"ALFRED_ROTATION_{n}_CMD" for n in ("PREFLIGHT", "STAGE", "VALIDATE", "ROLLBACK")}
 
 
