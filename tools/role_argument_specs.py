@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import pathlib
 import sys
+import textwrap
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / ".collections"))
@@ -48,8 +49,9 @@ def render() -> str:
            "          - The steps to run, V(preflight), V(stage), V(validate), V(rollback) or V(all). Default V(all)."]
     for item in INPUTS:
         default = "" if item.default in ("", None) else f" Default {item.default!r}."
-        out += [f"      {item.role_name}:", "        type: raw",
-                "        description:", f"          - {_quote(f'{item.doc} Playbook variable C({item.name}).{default}')}"]
+        text = textwrap.wrap(f"{item.doc} Playbook variable C({item.name}).{default}", 110)
+        out += [f"      {item.role_name}:", "        type: raw", "        description:", f"          - {_quote(' '.join(text))}"
+                if len(text) == 1 else "          - >-"] + ([f"            {line}" for line in text] if len(text) > 1 else [])
         if item.name.endswith("_cmd"):
             out.append("        no_log: true")
     for step, summary in STEPS.items():
