@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import audit
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence.audit_kinds import COMMON_FIELDS, KIND_FIELDS
 from ansible_collections.alfred.tee_kms.plugins.plugin_utils._evidence_run import AuditCollector
 
 PLUGINS = Path(audit.__file__).resolve().parents[2]
@@ -39,6 +40,16 @@ def test_every_constructor_builds_its_own_declared_kind():
         assert record["kind"] == kind
         json.dumps(record)  # JSON-safe
         assert "dropped" not in json.dumps(record) and "stdout_lines" not in record
+        undeclared = set(record) - {"kind", *KIND_FIELDS[kind], *COMMON_FIELDS}
+        assert not undeclared, f"{kind} builds fields audit_kinds.KIND_FIELDS does not declare: {undeclared}"
+
+
+def test_the_kinds_are_the_table_and_a_table_line_alone_builds_its_kind(monkeypatch):
+    assert list(audit.KINDS) == list(KIND_FIELDS)
+    # What adding a kind to the table gives, before anyone writes a constructor for it.
+    monkeypatch.setitem(KIND_FIELDS, "key_state_audit", ("key_id", "version", "state"))
+    record = audit.build("key_state_audit", {"key_id": "k", "version": 2, "state": "enabled", "secret": "dropped"})
+    assert record == {"kind": "key_state_audit", "key_id": "k", "version": 2, "state": "enabled"}
 
 
 def test_collector_accepts_every_declared_kind():
