@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import audit
 from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence.audit_kinds import COMMON_FIELDS, KIND_FIELDS
-from ansible_collections.alfred.tee_kms.plugins.plugin_utils._evidence_run import AuditCollector
+from ansible_collections.alfred.tee_kms.plugins.plugin_utils._evidence_audits import AuditCollector
 
 PLUGINS = Path(audit.__file__).resolve().parents[2]
 DOCS = PLUGINS.parent / "docs" / "evidence.md"
