@@ -23,6 +23,12 @@ def _truthy(value) -> bool:
     return str(value).strip().lower() in ("1", "true", "yes", "on", "y")
 
 
+# Kinds (audit_kinds.KIND_FIELDS) kept as a list of their records, by the collector's attribute; run_context
+# and key_state are merged, attestation keeps its three fields; every other kind lands in ``other``.
+LISTED = {"hook": "hooks", "change": "changes", "rollback": "rollbacks", "probe": "probes", "health": "health",
+          "secret_scan": "secret_scans"}
+
+
 class AuditCollector:
     """Aggregates audit records (see docs/evidence.md, "Audit protocol") into summary fields."""
 
@@ -70,18 +76,8 @@ class AuditCollector:
         elif kind == "attestation":
             self.attestation.append(dict(where, results=record.get("results", []), measurements=record.get("measurements", []),
                                          purpose=record.get("purpose")))
-        elif kind == "hook":
-            self.hooks.append(dict(where, **{k: v for k, v in record.items() if k != "kind"}))
-        elif kind == "change":
-            self.changes.append(dict(where, **{k: v for k, v in record.items() if k != "kind"}))
-        elif kind == "rollback":
-            self.rollbacks.append(dict(where, **{k: v for k, v in record.items() if k != "kind"}))
-        elif kind == "probe":
-            self.probes.append(dict(where, **{k: v for k, v in record.items() if k != "kind"}))
-        elif kind == "health":
-            self.health.append(dict(where, **{k: v for k, v in record.items() if k != "kind"}))
-        elif kind == "secret_scan":
-            self.secret_scans.append(dict(where, **{k: v for k, v in record.items() if k != "kind"}))
+        elif kind in LISTED:
+            getattr(self, LISTED[kind]).append(dict(where, **{k: v for k, v in record.items() if k != "kind"}))
         else:
             self.other.append(dict(where, **record))
         return record

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import audit
 from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence.audit_kinds import COMMON_FIELDS, KIND_FIELDS
-from ansible_collections.alfred.tee_kms.plugins.plugin_utils._evidence_audits import AuditCollector
+from ansible_collections.alfred.tee_kms.plugins.plugin_utils._evidence_audits import LISTED, AuditCollector
 
 PLUGINS = Path(audit.__file__).resolve().parents[2]
 DOCS = PLUGINS.parent / "docs" / "evidence.md"
@@ -57,6 +57,16 @@ def test_collector_accepts_every_declared_kind():
     for kind in audit.AUDIT_KINDS:
         collector.add({"kind": kind})
     assert collector.count == len(audit.AUDIT_KINDS)
+
+
+def test_the_collector_aggregates_declared_kinds_only():
+    assert set(LISTED) <= set(KIND_FIELDS), "the collector names kinds audit_kinds.KIND_FIELDS does not declare"
+    collector = AuditCollector()
+    for kind, attribute in LISTED.items():
+        collector.add({"kind": kind, "name": kind}, "t", "h")
+        assert getattr(collector, attribute) == [{"task": "t", "host": "h", "name": kind}]
+    collector.add({"kind": "evidence_verify", "verified": True})
+    assert collector.other == [{"kind": "evidence_verify", "verified": True}]
 
 
 def test_every_declared_kind_is_documented():
