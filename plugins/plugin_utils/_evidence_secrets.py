@@ -189,6 +189,7 @@ class SecretLearner:
         self.secret_vars = set()
         self._encrypted = {}
         self._task_args = {}
+        self._roles_seen = set()
 
     # ------------------------------------------------------------------ primitives
     def encrypted_file(self, path) -> bool:
@@ -272,6 +273,33 @@ class SecretLearner:
         except Exception:
             return
         self.variables(templated, templar)
+
+    def inventory(self, play, max_hosts: int = 1000):
+        """Every variable source the play sees for each inventory host (up to ``max_hosts``): inventory
+        files, group_vars and host_vars (vault-encrypted ones too), play vars and vars_files, roles of the play."""
+        try:
+            from ansible.template import Templar
+
+            manager = play.get_variable_manager()
+            # .hosts, not get_hosts(): the play's batch restricts what get_hosts() returns.
+            hosts = list(manager._inventory.hosts.values())[:max_hosts] or [None]
+            loader = getattr(play, "_loader", None)
+        except Exception:
+            return
+        for host in hosts:
+            try:
+                variables = manager.get_vars(play=play, host=host, include_hostvars=False)
+            except Exception:
+                continue
+            self.variables(variables, Templar(loader=loader, variables=variables))
+
+    def task_role(self, task):
+        """vars and defaults of a task's role the first time one of its tasks starts (include_role included)."""
+        role = getattr(task, "_role", None)
+        if role is None or id(role) in self._roles_seen:
+            return
+        self._roles_seen.add(id(role))
+        self.role(role)
 
     def role(self, role):
         for getter in ("get_default_vars", "get_vars"):

@@ -7,19 +7,25 @@
 Private module_utils: the API may change without notice between releases. The record
 *shapes* are a contract with the evidence callback and docs/evidence.md ("Audit protocol").
 
-Every kind is declared once here, with the one function that builds it; modules never write
+Every kind and its fields are declared once in audit_kinds.py (``KIND_FIELDS``); this module has the
+one function that builds each (``build`` for a kind that only picks its fields); modules never write
 an audit dict by hand. All values are JSON-safe, without floats and without secrets.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence.audit_kinds import KIND_FIELDS
+
 OUTCOMES = ("success", "failed", "rolled_back")
-_KEY_STATE_FIELDS = ("key_id", "primary_version", "versions", "allowed_measurements")
-_RUN_CONTEXT_FIELDS = ("env", "action", "provider", "key_id", "check_mode", "show_commands", "current_version", "next_version",
-                       "target_measurements", "measurement_labels", "allow_http_enclaves", "allow_kms_accepted_only",
-                       "http_enclave_urls")
+
+
+def build(kind: str, source: dict, warnings=()) -> dict:
+    """A record of ``kind`` with the fields of KIND_FIELDS that ``source`` has (what a kind declared
+    by its table line alone is built with)."""
+    return {"kind": kind, **{k: source[k] for k in KIND_FIELDS[kind] if k in source}, **_warnings(warnings)}
 
 
 def run_context(plan: dict, warnings=()) -> dict:
@@ -28,7 +34,7 @@ def run_context(plan: dict, warnings=()) -> dict:
 
     ``warnings`` (here and in the other kinds that take them): what the operator must read; the evidence
     callback writes each one to run.log as a WARNING line and lists them in summary.json."""
-    return {"kind": "run_context", **{k: plan[k] for k in _RUN_CONTEXT_FIELDS if k in plan}, **_warnings(warnings)}
+    return build("run_context", plan, warnings)
 
 
 def _warnings(warnings) -> dict:
@@ -37,7 +43,7 @@ def _warnings(warnings) -> dict:
 
 def key_state(public: dict) -> dict:
     """A key's state (the first record of a run is "before", the last "after")."""
-    return {"kind": "key_state", **{k: public[k] for k in _KEY_STATE_FIELDS}}
+    return build("key_state", {k: public[k] for k in KIND_FIELDS["key_state"]})  # every field required
 
 
 def change(operation: str, key_id: str, before, after, check_mode: bool) -> dict:
@@ -79,8 +85,10 @@ def hook(record: dict) -> dict:
 
 
 def probe(row: dict) -> dict:
-    fields = ("name", "passed", "result", "method", "public_token_refused", "detail", "skipped", "accepted_by", "warnings")
-    return {"kind": "probe", **{k: row[k] for k in fields if k in row}}
+    record = build("probe", row)
+    if "warnings" in row:  # as the probe wrote them
+        record["warnings"] = row["warnings"]
+    return record
 
 
 def health(name: str, url: str, status, passed: bool) -> dict:
@@ -88,17 +96,19 @@ def health(name: str, url: str, status, passed: bool) -> dict:
 
 
 def secret_scan(result: dict) -> dict:
-    return {"kind": "secret_scan", **{k: result[k] for k in ("by_detector", "total", "new_findings")}}
+    return build("secret_scan", {k: result[k] for k in KIND_FIELDS["secret_scan"]})
 
 
 def evidence_verify(result: dict) -> dict:
     """The verification of an evidence bundle (recorded with the other audits of the run)."""
-    return {"kind": "evidence_verify", **{k: result[k] for k in ("verified", "events", "reason", "chain_head", "signature_verified")}}
+    return build("evidence_verify", {k: result[k] for k in KIND_FIELDS["evidence_verify"]})
 
 
-# Every declared kind, by the function that builds it.
-KINDS = {f.__name__: f for f in (run_context, key_state, attestation, hook, change, rollback, probe, health, secret_scan,
-                                 evidence_verify)}
+# Every declared kind (in the table's order), by the function that builds it: its own constructor
+# above, else ``build`` bound to it.
+_CONSTRUCTORS = {f.__name__: f for f in (run_context, key_state, attestation, hook, change, rollback, probe, health, secret_scan,
+                                         evidence_verify)}
+KINDS = {kind: _CONSTRUCTORS.get(kind) or functools.partial(build, kind) for kind in KIND_FIELDS}
 AUDIT_KINDS = tuple(KINDS)
 
 

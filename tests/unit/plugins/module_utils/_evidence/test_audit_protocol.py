@@ -8,11 +8,13 @@ constructor, and no producer builds an audit record by hand."""
 from __future__ import annotations
 
 import ast
+import functools
 import json
 from pathlib import Path
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import audit
-from ansible_collections.alfred.tee_kms.plugins.plugin_utils._evidence_run import AuditCollector
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence.audit_kinds import COMMON_FIELDS, KIND_FIELDS
+from ansible_collections.alfred.tee_kms.plugins.plugin_utils._evidence_audits import LISTED, AuditCollector
 
 PLUGINS = Path(audit.__file__).resolve().parents[2]
 DOCS = PLUGINS.parent / "docs" / "evidence.md"
@@ -33,12 +35,25 @@ def test_every_constructor_builds_its_own_declared_kind():
         "evidence_verify": ({"verified": True, "events": 3, "reason": None, "chain_head": {}, "signature_verified": None,
                              "files": []},),
     }
+    # A kind declared by its table line alone (built by audit.build) gets a sample from its fields.
+    samples.update({kind: ({field: f"v-{field}" for field in KIND_FIELDS[kind]},) for kind, builder in audit.KINDS.items()
+                    if isinstance(builder, functools.partial) and kind not in samples})
     assert set(samples) == set(audit.KINDS) == set(audit.AUDIT_KINDS)
     for kind, args in samples.items():
         record = audit.KINDS[kind](*args)
         assert record["kind"] == kind
         json.dumps(record)  # JSON-safe
         assert "dropped" not in json.dumps(record) and "stdout_lines" not in record
+        undeclared = set(record) - {"kind", *KIND_FIELDS[kind], *COMMON_FIELDS}
+        assert not undeclared, f"{kind} builds fields audit_kinds.KIND_FIELDS does not declare: {undeclared}"
+
+
+def test_the_kinds_are_the_table_and_a_table_line_alone_builds_its_kind(monkeypatch):
+    assert list(audit.KINDS) == list(KIND_FIELDS)
+    # What adding a kind to the table gives, before anyone writes a constructor for it.
+    monkeypatch.setitem(KIND_FIELDS, "key_state_audit", ("key_id", "version", "state"))
+    record = audit.build("key_state_audit", {"key_id": "k", "version": 2, "state": "enabled", "secret": "dropped"})
+    assert record == {"kind": "key_state_audit", "key_id": "k", "version": 2, "state": "enabled"}
 
 
 def test_collector_accepts_every_declared_kind():
@@ -46,6 +61,16 @@ def test_collector_accepts_every_declared_kind():
     for kind in audit.AUDIT_KINDS:
         collector.add({"kind": kind})
     assert collector.count == len(audit.AUDIT_KINDS)
+
+
+def test_the_collector_aggregates_declared_kinds_only():
+    assert set(LISTED) <= set(KIND_FIELDS), "the collector names kinds audit_kinds.KIND_FIELDS does not declare"
+    collector = AuditCollector()
+    for kind, attribute in LISTED.items():
+        collector.add({"kind": kind, "name": kind}, "t", "h")
+        assert getattr(collector, attribute) == [{"task": "t", "host": "h", "name": kind}]
+    collector.add({"kind": "evidence_verify", "verified": True})
+    assert collector.other == [{"kind": "evidence_verify", "verified": True}]
 
 
 def test_every_declared_kind_is_documented():

@@ -20,7 +20,7 @@ from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import au
 from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import format as ev
 from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import verify as ev_verify
 from ansible_collections.alfred.tee_kms.plugins.plugin_utils import _evidence_bundle as ev_bundle
-from ansible_collections.alfred.tee_kms.plugins.plugin_utils import _evidence_run as ev_run
+from ansible_collections.alfred.tee_kms.plugins.plugin_utils import _evidence_audits as ev_audits
 
 
 def make_bundle(root, events=12, key=None, end=True):
@@ -339,7 +339,7 @@ def test_not_a_bundle(tmp_path):
 
 # ---------------------------------------------------------------------------------- audit protocol
 def test_audits_are_collected_from_loops_and_hooks_are_digested():
-    collector = ev_run.AuditCollector(show_commands=False)
+    collector = ev_audits.AuditCollector(show_commands=False)
     result = {"results": [{"audit": {"kind": "hook", "name": "stage", "outcome": "ok", "rc": 0, "duration_ms": 12,
                                      "command": "deploy --token abc"}},
                           {"audit": {"kind": "key_state", "key_id": "k", "primary_version": 1, "versions": [],
@@ -356,7 +356,7 @@ def test_audits_are_collected_from_loops_and_hooks_are_digested():
 
 
 def test_show_commands_keeps_command_text():
-    collector = ev_run.AuditCollector(show_commands=True)
+    collector = ev_audits.AuditCollector(show_commands=True)
     collector.add({"kind": "hook", "name": "stage", "outcome": "ok", "command": "deploy now", "command_sha256": "x"})
     assert collector.hooks[0]["command"] == "deploy now"
 
@@ -371,7 +371,7 @@ def test_show_commands_keeps_command_text():
     ("all", [{"executed": False, "outcome": "skipped"}], False, "success"),
 ])
 def test_outcome_rules(action, rollbacks, failed, expected):
-    collector = ev_run.AuditCollector()
+    collector = ev_audits.AuditCollector()
     for r in rollbacks:
         collector.add(dict(r, kind="rollback"))
     assert collector.outcome(action, failed) == expected

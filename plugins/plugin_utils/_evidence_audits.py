@@ -2,21 +2,17 @@
 # Copyright (c) 2026, Alfred security engineering
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The run context of an evidence bundle (controller only): audit records -> summary fields.
+"""The audit records of a run (controller only): collected per kind into the summary's fields,
+and the run's outcome they decide (docs/evidence.md, "Audit protocol" and "Outcome").
 
-Private plugin_utils: the API may change without notice between releases.
+Private plugin_utils: the API may change without notice between releases. Which kinds exist and
+what fields they carry: plugins/module_utils/_evidence/audit_kinds.py.
 """
 
 from __future__ import annotations
 
-import os
-
 from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence.audit import command_digest
-from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence.format import SCHEMA, iso, to_plain
-from ansible_collections.alfred.tee_kms.plugins.plugin_utils._evidence_bundle import public_key_b64
-
-COLLECTION = "alfred.tee_kms"
-_COLLECTION_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence.format import to_plain
 
 
 def _truthy(value) -> bool:
@@ -25,6 +21,12 @@ def _truthy(value) -> bool:
     if isinstance(value, (int,)):
         return value != 0
     return str(value).strip().lower() in ("1", "true", "yes", "on", "y")
+
+
+# Kinds (audit_kinds.KIND_FIELDS) kept as a list of their records, by the collector's attribute; run_context
+# and key_state are merged, attestation keeps its three fields; every other kind lands in ``other``.
+LISTED = {"hook": "hooks", "change": "changes", "rollback": "rollbacks", "probe": "probes", "health": "health",
+          "secret_scan": "secret_scans"}
 
 
 class AuditCollector:
@@ -74,18 +76,8 @@ class AuditCollector:
         elif kind == "attestation":
             self.attestation.append(dict(where, results=record.get("results", []), measurements=record.get("measurements", []),
                                          purpose=record.get("purpose")))
-        elif kind == "hook":
-            self.hooks.append(dict(where, **{k: v for k, v in record.items() if k != "kind"}))
-        elif kind == "change":
-            self.changes.append(dict(where, **{k: v for k, v in record.items() if k != "kind"}))
-        elif kind == "rollback":
-            self.rollbacks.append(dict(where, **{k: v for k, v in record.items() if k != "kind"}))
-        elif kind == "probe":
-            self.probes.append(dict(where, **{k: v for k, v in record.items() if k != "kind"}))
-        elif kind == "health":
-            self.health.append(dict(where, **{k: v for k, v in record.items() if k != "kind"}))
-        elif kind == "secret_scan":
-            self.secret_scans.append(dict(where, **{k: v for k, v in record.items() if k != "kind"}))
+        elif kind in LISTED:
+            getattr(self, LISTED[kind]).append(dict(where, **{k: v for k, v in record.items() if k != "kind"}))
         else:
             self.other.append(dict(where, **record))
         return record
@@ -202,104 +194,3 @@ def combined_outcome(keys: list, run_failed: bool) -> str:
     if "rolled_back" in outcomes:
         return "rolled_back"
     return "failed" if run_failed else "success"
-
-
-def collection_version() -> str:
-    """The collection's version from MANIFEST.json (built) or galaxy.yml (checkout)."""
-    import json
-
-    manifest = os.path.join(_COLLECTION_ROOT, "MANIFEST.json")
-    try:
-        with open(manifest, encoding="utf-8") as handle:
-            return str(json.load(handle)["collection_info"]["version"])
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    try:
-        import yaml
-
-        with open(os.path.join(_COLLECTION_ROOT, "galaxy.yml"), encoding="utf-8") as handle:
-            return str(yaml.safe_load(handle)["version"])
-    except Exception:
-        return "unknown"
-
-
-def describe_audit(audit) -> str:
-    """One run.log line for an audit record."""
-    kind = audit.get("kind")
-    if kind == "hook":
-        line = (f"hook {audit.get('name')}: {audit.get('outcome')} rc={audit.get('rc')} "
-                f"({audit.get('duration_ms')} ms) command {audit.get('command', 'sha256:' + str(audit.get('command_sha256')))}")
-        tails = [f"    {stream}: {text}" for stream in ("stdout", "stderr") for text in audit.get(f"{stream}_tail") or []]
-        return "\n".join([line] + tails)
-    if kind == "change":
-        return f"change {audit.get('operation')} on {audit.get('key_id')}: {audit.get('before')} -> {audit.get('after')}"
-    if kind == "rollback":
-        return f"rollback executed={audit.get('executed')} outcome={audit.get('outcome')} primary={audit.get('restored_primary')}"
-    if kind == "attestation":
-        res = audit.get("results") or []
-        ok = sum(1 for r in res if isinstance(r, dict) and r.get("verified"))
-        return f"attestation {ok}/{len(res)} verified"
-    if kind == "key_state":
-        return f"key {audit.get('key_id')} primary={audit.get('primary_version')} allowed={audit.get('allowed_measurements')}"
-    return f"{kind} " + ", ".join(f"{k}={v}" for k, v in sorted(audit.items()) if k != "kind")
-
-
-def build_summary(collector, cli_ctx, action, check_mode, outcome, aborted, failed_tasks, started, ended, duration_ms, playbook,
-                  awx, stats, chain, signing_key, signing_error, evidence_errors, show_commands, ansible_core_version,
-                  keys=None) -> dict:
-    """The content of ``summary.json`` (before redaction): run facts, chain head, signature, audit fields.
-
-    ``cli_ctx`` is what the callback learned from the extra vars; the run context audit record
-    (``collector.run_context``) wins over it. ``keys``: the per-key results of a run over kms_keys.
-    """
-    ctx = collector.run_context
-    summary = {
-        "schema": SCHEMA,
-        "env": cli_ctx.get("env"),
-        "action": action,
-        "check_mode": check_mode,
-        "rehearsal": check_mode,
-        "provider": ctx.get("provider") or cli_ctx.get("provider") or "local",
-        "key_id": ctx.get("key_id") or cli_ctx.get("key_id"),
-        "show_commands": show_commands,
-        "outcome": outcome,
-        "aborted": aborted,
-        "failed_tasks": failed_tasks,
-        "started_at": iso(started),
-        "ended_at": iso(ended),
-        "duration_ms": duration_ms,
-        "ansible_core_version": ansible_core_version,
-        "collection": COLLECTION,
-        "collection_version": collection_version(),
-        "playbook": playbook,
-        "awx": awx,
-        "stats": stats,
-        "events": chain.seq + 1,
-        "chain_head": {"seq": chain.seq, "hash": chain.head},
-        "signed": signing_key is not None,
-        "signature_format": "base64 Ed25519 over MANIFEST.sha256" if signing_key is not None else None,
-        "signing_public_key": public_key_b64(signing_key) if signing_key is not None else None,
-        "signing_error": signing_error,
-        "evidence_errors": list(evidence_errors),
-        "run_context": ctx,
-    }
-    summary.update(collector.summary_fields())
-    if keys is not None:
-        _add_keys(summary, keys)
-    return summary
-
-
-def _add_keys(summary: dict, keys: list) -> None:
-    """A run over kms_keys: the per-key results; run-level fields that belong to one key say so."""
-    summary["keys"] = keys
-    summary["key_ids"] = [k.get("key_id") for k in keys]
-    providers = sorted({str(k.get("provider")) for k in keys})
-    if len(keys) == 1:
-        summary.update({"key_id": keys[0].get("key_id"), "provider": keys[0].get("provider") or summary["provider"]})
-        return
-    summary.update({"key_id": None, "provider": providers[0] if len(providers) == 1 else "mixed"})
-    # These describe one key: in a run over several they are in each entry of "keys" only.
-    for field in ("versions", "key_state", "allowed_measurements", "transition"):
-        summary[field] = None
-    rolled = [k["host"] for k in keys if k.get("rollback_executed")]
-    summary["rollback"] = {"executed": bool(rolled), "keys": rolled}
