@@ -274,6 +274,7 @@ audit:
 
 # Imports only the standard library at load time; each verifier checks the libraries it needs
 # (cryptography, cbor2), and the live client requests for a proxied endpoint, when they are used.
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import registry as formats
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import trust
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.client import freshness_argument_spec, run
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import InputError
@@ -283,7 +284,7 @@ from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.lockout i
 
 def argument_spec() -> dict:
     spec = dict(
-        format=dict(type="str", choices=["alfred", "nitro", "jwt"]),
+        format=dict(type="str", choices=list(formats.names())),
         endpoints=dict(type="list", elements="str"),
         document=dict(type="str", no_log=True),
         document_path=dict(type="path"),

@@ -160,6 +160,7 @@ skip_reason:
   sample: "not run in check mode: the canary probe needs the key as the live run leaves it (new version, new allow-list), and a rehearsal changes nothing"
 """
 
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import registry as formats
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import TeeKmsError
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
 from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import audit
@@ -198,7 +199,7 @@ def main():
         probe=dict(type="str", required=True, choices=["canary", "allowed_decrypt", "disallowed_denied", "unattested_denied", "decrypt"]),
         version=dict(type="int"),
         enclave_url=dict(type="str"),
-        attestation_format=dict(type="str", default="alfred", choices=["alfred", "nitro", "jwt"]),
+        attestation_format=dict(type="str", default="alfred", choices=list(formats.names())),
         ciphertext=dict(type="str"),
         context=dict(type="dict"),
         timeout=dict(type="float", default=5),

@@ -16,11 +16,13 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime
+import uuid
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.common import AttestationError, Evidence, VerifyOptions, loads_json
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.base import AttestationFormat
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.model import AttestationError, Evidence, VerifyOptions, loads_json
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common import deps
 
-# Libraries this verifier needs, checked by common.verify() before it is used.
+# Libraries this verifier needs, checked by common.verify() before it is used (the format's requirements).
 REQUIREMENTS = (deps.CRYPTOGRAPHY,)
 
 SIGNED_FIELDS = ("runtime", "measurement", "challenge_nonce", "issued_at", "expires_at",
@@ -133,3 +135,34 @@ def _is_hex(value: str) -> bool:
     except ValueError:
         return False
     return len(value) in (64, 96)
+
+
+class AlfredFormat(AttestationFormat):
+    """The enclave runtime's own contract: a signed answer to a challenge, verified with Ed25519 keys."""
+
+    name = "alfred"
+    description = "alfred JSON"
+    requirements = REQUIREMENTS
+    anchor = "public_keys"
+    anchor_options = {"public_keys": dict(type="list", elements="str", no_log=False)}
+    flat_options = ("public_keys",)
+    echoes_challenge = True
+    purpose_claim = "operation_purpose"
+
+    @classmethod
+    def sniff(cls, document: bytes) -> bool:
+        return document.lstrip()[:1] == b"{"
+
+    @classmethod
+    def verify(cls, document: bytes, options: VerifyOptions) -> Evidence:
+        return verify(document, options)
+
+    @classmethod
+    def live_request(cls, nonce: str, issued_at: int, window: int, operation_purpose: str) -> dict:
+        return {"challenge_nonce": nonce, "issued_at": issued_at, "expires_at": issued_at + int(window),
+                "operation_purpose": operation_purpose, "request_id": str(uuid.uuid4())}
+
+    @classmethod
+    def bind(cls, attestation: dict, request: dict) -> dict:
+        attestation["request"] = request
+        return attestation

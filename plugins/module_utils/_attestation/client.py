@@ -7,10 +7,12 @@
 Private module_utils: the API may change without notice between releases.
 
 Live evidence is always bound to a fresh nonce (``secrets.token_hex(32)``) per request:
-- alfred: ``POST {url}/v1/attestation/challenge`` with ``{challenge_nonce, issued_at,
-  expires_at, operation_purpose, request_id}``; the answer must echo the challenge;
-- nitro/jwt: ``GET {url}/v1/attestation/document?format=<fmt>&nonce=<hex>``; the document
-  must carry the nonce (nitro: its bytes; jwt: the hex string in ``eat_nonce``/``nonce``).
+- a format that echoes a challenge (alfred): ``POST {url}/v1/attestation/challenge`` with
+  ``{challenge_nonce, issued_at, expires_at, operation_purpose, request_id}``; the answer must echo
+  the challenge;
+- the others (nitro, jwt): ``GET {url}/v1/attestation/document?format=<fmt>&nonce=<hex>``; the
+  document must carry the nonce (nitro: its bytes; jwt: the hex string in ``eat_nonce``/``nonce``).
+What each format sends is its ``live_request`` (``base.AttestationFormat``).
 
 ``attest_endpoints`` attests many enclaves concurrently on one session of kept-alive connections
 (``transport.Session``) with a bounded thread pool; every request has its own deadline, so one slow or dead enclave
@@ -25,21 +27,14 @@ import dataclasses
 import os
 import secrets
 import time
-import uuid
 from urllib.parse import urlsplit, urlunsplit
 
+# The formats come from registry.py, which imports every format file explicitly (what AnsiballZ packs).
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.common import (
-    FORMATS, AttestationError, VerifyOptions, decode_document, digest, loads_json, parse_time, result_row, utcnow)
-from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import transport, trust
+    AttestationError, VerifyOptions, decode_document, digest, loads_json, parse_time, result_row, utcnow)
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import registry, transport, trust
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common import deps
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import InputError, MissingLibraryError
-
-# _attestation loads the verifier of a format by name; AnsiballZ packs only the module_utils it
-# sees imported, so every verifier (and the pinned root) is imported here explicitly.
-from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import alfred as _attest_alfred  # noqa: F401 pylint: disable=unused-import
-from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import jwt as _attest_jwt  # noqa: F401 pylint: disable=unused-import
-from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import nitro as _attest_nitro  # noqa: F401 pylint: disable=unused-import
-from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import nitro_root as _nitro_root  # noqa: F401 pylint: disable=unused-import
 
 CHALLENGE_PATH = "/v1/attestation/challenge"
 DOCUMENT_PATH = "/v1/attestation/document"
@@ -188,21 +183,17 @@ def fetch_evidence(url: str, fmt: str, session=None, timeout: float = 5, operati
     Raises AttestationError with check ``fetch`` when the enclave cannot be reached or
     answers an error.
     """
-    if fmt not in FORMATS:
-        raise AttestationError("unknown_format", f"format '{fmt}' is not one of {', '.join(FORMATS)}")
+    attestation_format = registry.attestation_format(fmt)
     own = session is None
     session = session or new_session()
     nonce = nonce or secrets.token_hex(32)
     base = url.rstrip("/")
     try:
-        if fmt == "alfred":
-            issued = int((now or utcnow()).timestamp())
-            request = {"challenge_nonce": nonce, "issued_at": issued, "expires_at": issued + int(window),
-                       "operation_purpose": operation_purpose, "request_id": str(uuid.uuid4())}
+        request = attestation_format.live_request(nonce, int((now or utcnow()).timestamp()), window, operation_purpose)
+        if attestation_format.echoes_challenge:
             status, ctype, body = http_request(session, "POST", base + CHALLENGE_PATH, timeout, json=request)
             path = CHALLENGE_PATH
         else:
-            request = {"nonce": nonce, "format": fmt}
             status, ctype, body = http_request(session, "GET", base + DOCUMENT_PATH, timeout,
                                                params={"format": fmt, "nonce": nonce})
             path = DOCUMENT_PATH
@@ -213,7 +204,8 @@ def fetch_evidence(url: str, fmt: str, session=None, timeout: float = 5, operati
         raise _fetch_error(url, f"answered HTTP {status} on {path}")
     if not body.strip():
         raise _fetch_error(url, f"answered an empty body on {path}")
-    document = body if fmt == "alfred" else _document_from_body(ctype, body, fmt)
+    # A challenge answer is the document itself; a document endpoint may wrap it (JSON, base64).
+    document = body if attestation_format.echoes_challenge else _document_from_body(ctype, body, fmt)
     return document, request
 
 
@@ -241,7 +233,7 @@ def attest_endpoint(url: str, fmt: str, base_options: VerifyOptions, allowed=Non
         row = _fetch_row(url, fmt, AttestationError("fetch", cause))
     else:
         options = dataclasses.replace(base_options, now=utcnow(), nonce=request.get("challenge_nonce", request.get("nonce")),
-                                      request=request if fmt == "alfred" else None)
+                                      request=registry.attestation_format(fmt).verify_request(request))
         row = result_row(safe_source(url), document, fmt, options, allowed)
     row["elapsed_ms"] = int((time.monotonic() - started) * 1000)
     return row

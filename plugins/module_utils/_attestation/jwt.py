@@ -27,10 +27,11 @@ import binascii
 import datetime
 import re
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.common import AttestationError, Evidence, VerifyOptions, loads_json
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.base import AttestationFormat
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.model import AttestationError, Evidence, VerifyOptions, loads_json
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common import deps
 
-# Libraries this verifier needs, checked by common.verify() before it is used.
+# Libraries this verifier needs, checked by common.verify() before it is used (the format's requirements).
 REQUIREMENTS = (deps.CRYPTOGRAPHY,)
 
 ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
@@ -304,3 +305,25 @@ def _iso(value) -> str:
         return datetime.datetime.fromtimestamp(value, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     except (OverflowError, OSError, ValueError):
         return str(value)
+
+
+class JwtFormat(AttestationFormat):
+    """Attestation tokens (Azure Attestation, Intel Trust Authority, GCP Confidential Space) verified against a JWKS."""
+
+    name = "jwt"
+    description = "a JWS (jwt)"
+    requirements = REQUIREMENTS
+    anchor = "jwks"
+    anchor_options = {"jwks": dict(type="raw"), "jwks_url": dict(type="str")}
+    check_options = {"issuer": dict(type="str"), "audience": dict(type="str"), "login_audience": dict(type="str"),
+                     "algorithms": dict(type="list", elements="str", choices=list(ALGORITHMS))}
+    measurement_options = {"measurement_claim": dict(type="str")}
+    flat_options = ("jwks", "jwks_url", "issuer", "audience", "algorithms", "measurement_claim")
+
+    @classmethod
+    def sniff(cls, document: bytes) -> bool:
+        return document.count(b".") == 2 and document.startswith(b"eyJ")
+
+    @classmethod
+    def verify(cls, document: bytes, options: VerifyOptions) -> Evidence:
+        return verify(document, options)

@@ -32,10 +32,11 @@ import hashlib
 import io
 from collections.abc import Mapping
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.common import AttestationError, Evidence, VerifyOptions
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.base import AttestationFormat
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.model import AttestationError, Evidence, VerifyOptions
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common import deps
 
-# Libraries this verifier needs, checked by common.verify() before it is used.
+# Libraries this verifier needs, checked by common.verify() before it is used (the format's requirements).
 REQUIREMENTS = (deps.CRYPTOGRAPHY, deps.CBOR2)
 
 COSE_ALG_ES384 = -35
@@ -421,3 +422,24 @@ def verify(document: bytes, options: VerifyOptions) -> Evidence:
         details={"module_id": payload["module_id"], "pcrs": wanted,
                  "leaf_subject": _common_name(leaf)},
     )
+
+
+class NitroFormat(AttestationFormat):
+    """AWS Nitro Enclaves documents, chained to the pinned AWS root unless the trust gives its own."""
+
+    name = "nitro"
+    description = "a COSE_Sign1 (nitro)"
+    requirements = REQUIREMENTS
+    anchor = "root_certificate"
+    anchor_options = {"root_certificate": dict(type="str")}
+    measurement_options = {"nitro_pcrs": dict(type="list", elements="int")}
+    flat_options = ("root_certificate", "nitro_pcrs")
+    has_builtin_root = True
+
+    @classmethod
+    def sniff(cls, document: bytes) -> bool:
+        return document.lstrip()[:1] in (b"\x84", b"\xd2")  # CBOR array of 4 (COSE_Sign1), or tag 18
+
+    @classmethod
+    def verify(cls, document: bytes, options: VerifyOptions) -> Evidence:
+        return verify(document, options)

@@ -12,7 +12,8 @@ option ``attestation_trust``, kept with the key and read by the decrypt gate of 
 provider) and ``rotation_inputs`` (checked before a rotation starts):
 
 - ``argument_spec()``: the Ansible argument spec of the fields (the suboptions of a trust
-  dict); no defaults, so that a stored trust records only what was given;
+  dict): ``formats``, the fields each registered format declares, ``max_age``; no defaults, so
+  that a stored trust records only what was given;
 - ``DEFAULTS``: what an absent field means when evidence is verified;
 - ``validate(trust, context)``: every check, with the wording of the caller (``TASK`` for
   attestation_verify, ``KEY`` for a trust kept with a key); a key's trust must be
@@ -26,62 +27,39 @@ import base64
 import binascii
 import os
 
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import registry
+# MAX_FILE_BYTES and read_text_or_path stay importable from here (client.py and callers use them).
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.base import KEY, MAX_FILE_BYTES, TASK, read_text_or_path  # noqa: F401 pylint: disable=unused-import
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.common import FORMATS, AttestationError, VerifyOptions, loads_json, utcnow
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.jwt import ALGORITHMS
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common import deps
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import InputError
 
-FIELDS = ("formats", "public_keys", "root_certificate", "jwks", "jwks_url", "issuer", "audience", "login_audience", "algorithms",
-          "nitro_pcrs", "measurement_claim", "max_age")
+# The fields: ``formats``, every registered format's own fields (registry.trust_options), ``max_age``.
+FIELDS = registry.COMMON_BEFORE + tuple(registry.trust_options()) + registry.COMMON_AFTER
 # Fields only the trust dict has: attestation_verify's deprecated flat options predate them
-# (its own max_age option is a freshness option).
-NOT_FLAT = ("formats", "max_age", "login_audience")
-# The anchor each format needs, for deriving the formats a key's trust accepts when it names none.
-# nitro is derived only from an own root_certificate: the pinned AWS root is trusted only by a
-# trust that names nitro in formats.
-_ANCHOR_OF = {"alfred": "public_keys", "nitro": "root_certificate", "jwt": "jwks"}
+# (its own max_age option is a freshness option), and so does every field of a newer format.
+NOT_FLAT = tuple(name for name in FIELDS if name not in registry.flat_options())
 # What an absent field means at verification time. A decrypt also requires fresh evidence:
 # DECRYPT_MAX_AGE seconds unless the key's trust sets max_age.
 DEFAULTS = {"nitro_pcrs": [0], "measurement_claim": "measurement", "clock_skew": 60}
 DECRYPT_MAX_AGE = 300
-MAX_FILE_BYTES = 4 * 1024 * 1024
 
-TASK = "task"  # attestation_verify: the trust of one verification
-KEY = "key"    # a trust kept with a key (kms_key, the decrypt gate, rotation_inputs)
+# TASK (attestation_verify: the trust of one verification) and KEY (a trust kept with a key: kms_key, the
+# decrypt gate, rotation_inputs) come from base.py, where the formats' own checks read them too.
 
 
 def argument_spec() -> dict:
     """The trust fields as Ansible options (doc fragment alfred.tee_kms.attestation)."""
     return dict(
         formats=dict(type="list", elements="str", choices=list(FORMATS)),
-        public_keys=dict(type="list", elements="str", no_log=False),
-        root_certificate=dict(type="str"),
-        jwks=dict(type="raw"),
-        jwks_url=dict(type="str"),
-        issuer=dict(type="str"),
-        audience=dict(type="str"),
-        login_audience=dict(type="str"),
-        algorithms=dict(type="list", elements="str", choices=list(ALGORITHMS)),
-        nitro_pcrs=dict(type="list", elements="int"),
-        measurement_claim=dict(type="str"),
+        **registry.trust_options(),
         max_age=dict(type="int"),
     )
 
 
 def _key_error(cause: str) -> InputError:
     return InputError("configure attestation trust for", "key", cause)
-
-
-def read_text_or_path(value: str, marker: str, what: str) -> bytes:
-    """``value`` itself when it contains ``marker`` (PEM or JSON text), else the file it names."""
-    if marker in value:
-        return value.encode("utf-8")
-    path = os.path.expanduser(value)
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(MAX_FILE_BYTES)
-    except OSError as exc:
-        raise InputError("read", f"{what} '{value}'", exc.strerror or exc.__class__.__name__) from None
 
 
 def _public_keys(values, context) -> list:
@@ -120,9 +98,10 @@ def _formats(trust, context) -> list:
     if any(f not in FORMATS for f in formats) or len(set(formats)) != len(formats):
         cause = f"formats must be distinct values among {', '.join(FORMATS)}"
         raise _key_error(cause) if context == KEY else InputError("validate", f"formats {formats}", cause)
-    missing = [f for f in formats if f != "nitro" and not trust.get(_ANCHOR_OF[f]) and not (f == "jwt" and trust.get("jwks_url"))]
+    # A format with a pinned root needs no anchor; jwt's jwks_url stands for jwks (refused later with a key).
+    missing = [f for f in formats if not registry.attestation_format(f).anchored(trust)]
     if missing:
-        cause = "; ".join(f"formats names {f} but {_ANCHOR_OF[f]} is not set" for f in missing)
+        cause = "; ".join(f"formats names {f} but {registry.attestation_format(f).anchor} is not set" for f in missing)
         raise _key_error(cause) if context == KEY else InputError("validate", "attestation trust", cause)
     return list(formats)
 
@@ -132,7 +111,9 @@ def accepted_formats(trust) -> list:
     trust = trust or {}
     if trust.get("formats"):
         return list(trust["formats"])
-    return [fmt for fmt in FORMATS if trust.get(_ANCHOR_OF[fmt])]
+    # A format with a pinned root (nitro) is derived only from an own anchor: its built-in root is
+    # trusted only by a trust that names the format in formats.
+    return [fmt for fmt in FORMATS if trust.get(registry.attestation_format(fmt).anchor)]
 
 
 def _pcrs(pcrs, context) -> list:
@@ -212,6 +193,8 @@ def validate(trust, context: str = KEY) -> dict:
         cause = ("login_audience must differ from audience: the tokens an enclave hands to anyone who asks carry audience, "
                  "and a KMS login that accepts them accepts a bearer token")
         raise _key_error(cause) if context == KEY else InputError("validate", "attestation trust", cause)
+    for fmt in registry.FORMAT_CLASSES:
+        trust = fmt.check_trust(trust, context)
     return {name: value for name, value in trust.items() if value not in (None, [], {})}
 
 
@@ -241,4 +224,5 @@ def verify_options(trust, *, jwks=None, max_age=None, nonce=None, request=None, 
         algorithms=trust.get("algorithms") or None,
         measurement_claim=trust.get("measurement_claim") or DEFAULTS["measurement_claim"],
         clock_skew=clock_skew if clock_skew is not None else DEFAULTS["clock_skew"],
+        trust=dict(trust),
     )

@@ -19,6 +19,7 @@ import hashlib
 import os
 import re
 
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import registry as formats_registry
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.common import AttestationError, decode_document, detect_format, verify
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.trust import DECRYPT_MAX_AGE, accepted_formats, verify_options
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import (
@@ -153,10 +154,11 @@ def _nonce_purpose(nonce) -> str | None:
 
 
 def _check_purpose(evidence, purpose: str, obj: str) -> None:
-    if evidence.format == "alfred":
-        got = evidence.details.get("operation_purpose")
+    claim = formats_registry.attestation_format(evidence.format).purpose_claim
+    if claim:  # the format states the purpose in a signed claim (alfred: operation_purpose)
+        got = evidence.details.get(claim)
         if got != purpose:
-            raise AccessDeniedError("decrypt", obj, f"attestation refused (claims: the evidence was issued for operation_purpose "
+            raise AccessDeniedError("decrypt", obj, f"attestation refused (claims: the evidence was issued for {claim} "
                                     f"'{str(got)[:64]}', not '{purpose}')")
     elif _nonce_purpose(evidence.nonce) != purpose:
         raise AccessDeniedError("decrypt", obj, f"attestation refused (nonce_mismatch: the {evidence.format} evidence's nonce is "
@@ -224,7 +226,8 @@ def require_attestation(trust: dict, attestation, allowed, obj: str, key_id: str
             raise AttestationError("trust", f"the key's trust does not accept {fmt} evidence (it accepts "
                                             f"{', '.join(formats) or 'none: it holds no trust anchor'})")
         options = verify_options(trust, max_age=trust.get("max_age", DECRYPT_MAX_AGE),
-                                 request=attestation.get("request") if fmt == "alfred" else None, nonce=attestation.get("nonce"))
+                                 request=formats_registry.attestation_format(fmt).verify_request(attestation.get("request")),
+                                 nonce=attestation.get("nonce"))
         options.formats = formats
         evidence = verify(raw, fmt, options, allowed)
     except AttestationError as exc:

@@ -34,6 +34,7 @@ import hashlib
 import os
 import secrets
 
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import registry
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.client import fetch_evidence, http_request, new_session
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.common import AttestationError, loads_json
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import AccessDeniedError, InputError, ProviderError
@@ -63,12 +64,8 @@ def evidence_from(url: str, fmt: str, timeout: float, purpose: str) -> dict:
         document, request = fetch_evidence(url, fmt, timeout=timeout, operation_purpose=purpose, nonce=purpose_nonce(purpose))
     except AttestationError as exc:
         raise InputError("fetch attestation evidence from", f"enclave {url}", str(exc)) from None
-    attestation = {"format": fmt, "document": document}
-    if fmt == "alfred":
-        attestation["request"] = request
-    else:
-        attestation["nonce"] = request["nonce"]
-    return attestation
+    # What binds it to the request for the decrypt gate: the challenge sent (alfred) or the nonce.
+    return registry.attestation_format(fmt).bind({"format": fmt, "document": document}, request)
 
 
 def _denied(provider, key_id, ciphertext, context, attestation) -> tuple:
