@@ -20,6 +20,7 @@ import textwrap
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / ".collections"))
 
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import registry as formats  # noqa: E402
 from ansible_collections.alfred.tee_kms.plugins.plugin_utils._rotation_inputs import INPUTS  # noqa: E402
 
 TARGET = ROOT / "roles" / "rotation" / "meta" / "argument_specs.yml"
@@ -49,7 +50,10 @@ def render() -> str:
            "          - The steps to run, V(preflight), V(stage), V(validate), V(rollback) or V(all). Default V(all)."]
     for item in INPUTS:
         default = "" if item.default in ("", None) else f" Default {item.default!r}."
-        text = textwrap.wrap(f"{item.doc} Playbook variable C({item.name}).{default}", 110)
+        doc = item.doc
+        if item.name == "attestation_format":  # the registry's names, as every module's choices
+            doc += " One of " + ", ".join(f"V({name})" for name in formats.names()) + "."
+        text = textwrap.wrap(f"{doc} Playbook variable C({item.name}).{default}", 110)
         out += [f"      {item.role_name}:", "        type: raw", "        description:", f"          - {_quote(' '.join(text))}"
                 if len(text) == 1 else "          - >-"] + ([f"            {line}" for line in text] if len(text) > 1 else [])
         if item.name.endswith("_cmd"):

@@ -67,7 +67,7 @@ INPUTS = (
           doc="The enclave health URL (E(ALFRED_ROTATION_ENCLAVE_HEALTHCHECK_URL))."),
     Input("health_retries", 3, shape="int", doc="Attempts of each health check."),
     Input("health_delay", 2, shape="int", doc="Seconds between health check attempts."),
-    Input("attestation_format", "alfred", doc="The enclaves' evidence format (V(alfred), V(nitro), V(jwt))."),
+    Input("attestation_format", "alfred", doc="The enclaves' evidence format."),
     Input("attestation_trust", {}, doc="Trust anchors for the live attestation; unset, those kept with the key."),
     Input("rotation_log_files", [], shape="list", doc="Log files scanned for new secret-redaction findings between preflight and validate."),
     Input("auto_rollback", True, shape="bool", doc="Roll back to the snapshot when stage or validate fails."),

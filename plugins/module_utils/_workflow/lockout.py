@@ -12,15 +12,13 @@ at preflight is what names the enclaves to the operator before anything changes.
 
 from __future__ import annotations
 
+from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.registry import formats_with_builtin_root
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import InputError
-
-# Formats whose verifier pins its own root of trust, so a rotation needs no trust anchors for them.
-BUILT_IN_ROOT = ("nitro",)
 
 
 def check_trust(fmt: str, trust, key_id: str, native: bool) -> None:
     """Refuse to attest a rotation's enclaves without trust anchors (a format with a pinned root needs none)."""
-    if trust or fmt in BUILT_IN_ROOT:
+    if trust or fmt in formats_with_builtin_root():  # a pinned root (nitro) needs no anchors
         return
     kept = ", or keep them with the key (playbooks/create_key.yml, alfred.tee_kms.kms_key attestation_trust)" if native else ""
     raise InputError("verify", f"the live attestation of the enclaves for key '{key_id}'",
