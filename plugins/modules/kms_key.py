@@ -110,7 +110,7 @@ import datetime
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import trust as key_trust
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.measurements import normalize_list
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import InputError
-from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.module import KmsModule
 from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import audit
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.guard import existing_key_conflicts
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.rules import (
@@ -178,7 +178,7 @@ def _result(mod, operation, key_id, before, after):
 
 
 def main():
-    TeeKmsModule(dict(
+    KmsModule(dict(
         state=dict(type="str", default="present", choices=["present", "absent"]),
         allowed_measurements=dict(type="list", elements="str"),
         measurement_format=dict(type="str", choices=["sha384", "sha256", "opaque"]),

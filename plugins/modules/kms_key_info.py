@@ -112,7 +112,7 @@ audit:
   returned: when the key exists
 """
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.module import KmsModule
 from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import audit
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.rules import public_state
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.guard import check_key_env
@@ -130,7 +130,7 @@ def handle(mod):
 
 
 def main():
-    TeeKmsModule(dict(missing_ok=dict(type="bool", default=False),
+    KmsModule(dict(missing_ok=dict(type="bool", default=False),
                       env=dict(type="str", choices=["staging", "production"]))).run(handle)
 
 

@@ -77,7 +77,7 @@ primary:
 import copy
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import ConflictError, InputError
-from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.module import KmsModule
 from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import audit
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms import rules
 
@@ -146,7 +146,7 @@ def _view(state):
 
 
 def main():
-    TeeKmsModule(dict(
+    KmsModule(dict(
         version=dict(type="int", required=True),
         state=dict(type="str", default="present", choices=["present", "primary", "disabled", "enabled", "destroy_scheduled"]),
         **rules.DESTRUCTION_ARGSPEC,

@@ -243,7 +243,7 @@ def main():
         health_check_urls=dict(type="dict", options=dict(api=dict(type="str"), enclave=dict(type="str"))),
         allow_http_enclaves=dict(type="bool", default=False),
         allow_kms_accepted_only=dict(type="bool", default=False),
-    ), with_provider=False).run(handle)
+    )).run(handle)
 
 
 if __name__ == "__main__":

@@ -149,7 +149,7 @@ refused_live_claims:
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.measurements import normalize_list
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import ConflictError, InputError, NotFoundError
-from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.module import KmsModule
 from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import audit
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.rules import public_state
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.guard import check_key_env
@@ -281,7 +281,7 @@ def handle(mod):
 
 
 def main():
-    TeeKmsModule(dict(
+    KmsModule(dict(
         state=dict(type="str", default="present", choices=["present", "marked", "restored"]),
         expected_primary=dict(type="int"),
         next_version=dict(type="int"),

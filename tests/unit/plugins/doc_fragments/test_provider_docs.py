@@ -9,6 +9,7 @@ but only in the sanity leg and with a less direct message)."""
 from __future__ import annotations
 
 import importlib
+import re
 from pathlib import Path
 
 import pytest
@@ -32,7 +33,7 @@ def _argument_spec(name: str, monkeypatch) -> dict:
     def capture(argument_spec, **kwargs):
         raise _Captured(argument_spec)
 
-    if "TeeKmsModule(" not in (MODULES / f"{name}.py").read_text(encoding="utf-8"):
+    if not re.search(r"\b(TeeKms|Kms)Module\(", (MODULES / f"{name}.py").read_text(encoding="utf-8")):
         return {}  # a module on its own AnsibleModule: not a KMS module
     monkeypatch.setattr(module_base, "AnsibleModule", capture)
     module = importlib.import_module(f"{PKG}.modules.{name}")
