@@ -24,9 +24,7 @@ author:
 extends_documentation_fragment:
   - alfred.tee_kms.attributes.info
   - alfred.tee_kms.attestation.key_trust
-  - alfred.tee_kms.provider_local
-  - alfred.tee_kms.provider_aws
-  - alfred.tee_kms.provider_vault
+  - alfred.tee_kms.provider.options
 options:
   env:
     description: Target environment.

@@ -30,7 +30,7 @@ description:
 author:
   - Alfred security engineering (@alfred-security)
 extends_documentation_fragment:
-  - alfred.tee_kms.provider_vault
+  - alfred.tee_kms.provider.vault
   - alfred.tee_kms.attributes
 options:
   key_id:

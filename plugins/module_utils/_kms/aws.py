@@ -209,7 +209,7 @@ class AwsKmsProvider(KmsProvider):
     name = "aws"
     label = "the AWS KMS provider"
     # Option names and aliases follow amazon.aws so that existing module_defaults and
-    # credentials carry over (plugins/doc_fragments/provider_aws.py documents them).
+    # credentials carry over (the aws section of plugins/doc_fragments/provider.py documents them).
     argument_spec = dict(
         region=dict(type="str", aliases=["aws_region", "ec2_region"], fallback=(env_fallback, ["AWS_REGION", "AWS_DEFAULT_REGION"])),
         endpoint_url=dict(type="str", aliases=["aws_endpoint_url", "ec2_url"], fallback=(env_fallback, ["AWS_URL", "AWS_ENDPOINT_URL"])),
