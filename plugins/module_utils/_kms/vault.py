@@ -41,7 +41,6 @@ import re
 from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.common import decode_document
-from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.trust import normalize_trust
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common import deps
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import (
     AccessDeniedError,
@@ -85,12 +84,16 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def check_name(key_id, action: str) -> str:
-    """The vault naming rule (a Transit key name), after the shared one: see KmsProvider.check_key_name."""
-    rules.check_key_id(key_id, action)
+def _check_transit_name(key_id, action: str) -> None:
     if not _NAME.match(key_id):
         raise InputError(action, f"key '{key_id}'", "with provider vault, key_id is a Transit key name: 1-128 letters, digits, "
                          "_, . and -, starting and ending with a letter, digit or _")
+
+
+def check_name(key_id, action: str) -> str:
+    """A key id vault_key_access may set up: what KmsProvider.check_key_name checks, without a provider."""
+    rules.check_key_id(key_id, action)
+    _check_transit_name(key_id, action)
     return key_id
 
 
@@ -179,7 +182,7 @@ class VaultKmsProvider(KmsProvider):
 
     # --- hooks of KmsProvider: Vault calls only (the rules are applied by base.py) --------
     def _check_key_name(self, key_id, action):
-        check_name(key_id, action)
+        _check_transit_name(key_id, action)
 
     def _check_trust(self, trust, action, obj):
         self._check_login_audience(trust, action, obj)
