@@ -22,7 +22,6 @@ import os
 
 from ansible.module_utils.basic import env_fallback
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.trust import normalize_trust
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common import deps
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import (
     AccessDeniedError,
