@@ -129,7 +129,7 @@ def handle(mod):
 
 def main():
     KmsModule(dict(missing_ok=dict(type="bool", default=False),
-                      env=dict(type="str", choices=["staging", "production"]))).run(handle)
+                   env=dict(type="str", choices=["staging", "production"]))).run(handle)
 
 
 if __name__ == "__main__":
