@@ -481,34 +481,34 @@ class AwsKmsProvider(KmsProvider):
         except TeeKmsError:
             pass
 
-    def _do_set_attestation_trust(self, state, internal, trust):
+    def _do_set_attestation_trust(self, state, backend, trust):
         action = "update attestation trust of"
         key_id = state["key_id"]
         cond_key = policy.condition_key(nitro_pcr(trust))
         # The PCR the policy tests follows nitro_pcrs: rewrite the statements first.
-        self._write_policies(state, internal, state["allowed_measurements"], action, cond_key=cond_key)
-        for number in self._write_order(state, internal, enabled_only=False):
-            kid, tags = internal["keys"][number], internal["tags"][number]
+        self._write_policies(state, backend, state["allowed_measurements"], action, cond_key=cond_key)
+        for number in self._write_order(state, backend, enabled_only=False):
+            kid, tags = backend["keys"][number], backend["tags"][number]
             label = f"version {number} of key '{key_id}'"
             if trust:
                 self._put_record(kid, tags, "trust", trust, action, label)
             elif record_tag_keys(tags, "trust"):
                 self._untag(kid, record_tag_keys(tags, "trust"), action, label)
 
-    def _do_record_env(self, state, internal, env):
+    def _do_record_env(self, state, backend, env):
         action = "record the environment of"
         key_id = state["key_id"]
         # Every version: a rollback makes an older version primary again, and the env is read there.
-        for number in self._write_order(state, internal, enabled_only=False):
-            self._tag(internal["keys"][number], {TAG_ENV: env}, action, f"version {number} of key '{key_id}'")
+        for number in self._write_order(state, backend, enabled_only=False):
+            self._tag(backend["keys"][number], {TAG_ENV: env}, action, f"version {number} of key '{key_id}'")
 
-    def _do_schedule_key_deletion(self, state, internal, pending_days):
+    def _do_schedule_key_deletion(self, state, backend, pending_days):
         obj = f"key '{state['key_id']}'"
         # Non-primary versions first: until the primary is scheduled the key reads as live, so
         # an interrupted run is simply repeated.
-        for number in self._write_order(state, internal, enabled_only=False):
-            if internal["meta"][number]["KeyState"] != "PendingDeletion":
-                self._schedule(internal["keys"][number], pending_days, "schedule deletion of", obj)
+        for number in self._write_order(state, backend, enabled_only=False):
+            if backend["meta"][number]["KeyState"] != "PendingDeletion":
+                self._schedule(backend["keys"][number], pending_days, "schedule deletion of", obj)
 
     def _schedule(self, kid, days, action, obj):
         try:
@@ -519,18 +519,18 @@ class AwsKmsProvider(KmsProvider):
         self._wait_state(kid, "PendingDeletion", action, obj)
 
     # --- versions --------------------------------------------------------------------
-    def _do_create_version(self, state, internal, version):
+    def _do_create_version(self, state, backend, version):
         action = "create a version of"
         key_id = state["key_id"]
         obj = f"key '{key_id}'"
-        account, partition = self._account(internal["arn"])
-        cond_key = policy.own_condition_key(internal["policy"]) or policy.condition_key(nitro_pcr(state["attestation_trust"]))
+        account, partition = self._account(backend["arn"])
+        cond_key = policy.own_condition_key(backend["policy"]) or policy.condition_key(nitro_pcr(state["attestation_trust"]))
         try:
             # The new version starts with the primary's policy: foreign statements carry over.
-            text = policy.merge(internal["policy_text"], state["allowed_measurements"], cond_key, account, partition)
+            text = policy.merge(backend["policy_text"], state["allowed_measurements"], cond_key, account, partition)
         except policy.PolicyError as exc:
             raise ProviderError(action, obj, f"the primary version's key policy cannot be reused: {exc}") from None
-        ptags = internal["tags"][state["primary_version"]]
+        ptags = backend["tags"][state["primary_version"]]
         tags = {TAG_FORMAT: state["measurement_format"]}
         tags.update({k: v for k, v in ptags.items() if k in record_tag_keys(ptags, "trust") or k == TAG_ENV})
         kid = self._new_version_key(key_id, version, text, tags, None, action, f"version {version} of key '{key_id}'")
@@ -538,19 +538,19 @@ class AwsKmsProvider(KmsProvider):
             self._orphan(kid)
             raise ConflictError(action, f"version {version} of key '{key_id}'", "another run created it at the same time")
 
-    def _do_set_primary(self, state, internal, version):
-        self._point_alias(state["key_id"], internal["keys"][version], "promote a version of")
+    def _do_set_primary(self, state, backend, version):
+        self._point_alias(state["key_id"], backend["keys"][version], "promote a version of")
 
     def _point_alias(self, key_id, kid, action):
         obj = f"key '{key_id}'"
         self._kms("update_alias", action, obj, AliasName=key_id, TargetKeyId=kid)
         wait_for(lambda: self._alias_target(key_id, action, obj) == kid, action, obj, "the alias to target the new primary version")
 
-    def _do_set_version_state(self, state, internal, version, target, pending_days):
+    def _do_set_version_state(self, state, backend, version, target, pending_days):
         action = "change the state of a version of"
         key_id = state["key_id"]
-        kid = internal["keys"][version]
-        kms_state = internal["meta"][version]["KeyState"]
+        kid = backend["keys"][version]
+        kms_state = backend["meta"][version]["KeyState"]
         obj = f"version {version} of key '{key_id}'"
         if target == "destroy_scheduled":
             self._schedule(kid, pending_days, action, obj)
@@ -563,8 +563,8 @@ class AwsKmsProvider(KmsProvider):
             self._wait_state(kid, "Disabled", action, obj)
             return
         # A version coming back must enforce today's allow-list, not the one it was disabled with.
-        account, partition = self._account(internal["arn"])
-        cond_key = policy.own_condition_key(internal["policy"]) or policy.condition_key(nitro_pcr(state["attestation_trust"]))
+        account, partition = self._account(backend["arn"])
+        cond_key = policy.own_condition_key(backend["policy"]) or policy.condition_key(nitro_pcr(state["attestation_trust"]))
         current = self._policy_text(kid, action, obj)
         try:
             merged = policy.merge(current, state["allowed_measurements"], cond_key, account, partition)
@@ -614,10 +614,10 @@ class AwsKmsProvider(KmsProvider):
         return {"before": {f"version {n}": policy.pretty(b) for n, dummy, b, dummy in plan},
                 "after": {f"version {n}": policy.pretty(a) for n, dummy, dummy, a in plan}}
 
-    def _do_set_allowed_measurements(self, state, internal, measurements):
-        self._write_policies(state, internal, list(measurements), "update the allow-list of")
+    def _do_set_allowed_measurements(self, state, backend, measurements):
+        self._write_policies(state, backend, list(measurements), "update the allow-list of")
 
-    def _do_restore(self, state, internal, primary_version, allowed_measurements):
+    def _do_restore(self, state, backend, primary_version, allowed_measurements):
         key_id = state["key_id"]
         # Order: every check and every merged policy is computed before the first write, so a
         # refusal changes nothing. Then the policies (current primary last), then the alias.
@@ -627,10 +627,10 @@ class AwsKmsProvider(KmsProvider):
         # - When the alias moves, the restored allow-list is already in force on the version it
         #   points to, so callers never hit the restored primary under the rolled-back list.
         # - Policies first also revokes a rejected enclave image before traffic moves back.
-        order = self._write_order(state, internal)
-        self._write_policies(state, internal, list(allowed_measurements), "restore", order=order)
-        if internal["primary_kid"] != internal["keys"][primary_version]:
-            self._point_alias(key_id, internal["keys"][primary_version], "restore")
+        order = self._write_order(state, backend)
+        self._write_policies(state, backend, list(allowed_measurements), "restore", order=order)
+        if backend["primary_kid"] != backend["keys"][primary_version]:
+            self._point_alias(key_id, backend["keys"][primary_version], "restore")
 
     def _version_policies(self, key_id, action):
         state, internal = self._load(key_id, action)
@@ -671,9 +671,9 @@ class AwsKmsProvider(KmsProvider):
     def _context(context) -> dict:
         return {str(k): str(v) for k, v in (context or {}).items()}
 
-    def _do_encrypt(self, state, internal, plaintext, context, version):
+    def _do_encrypt(self, state, backend, plaintext, context, version):
         obj = f"data under version {version} of key '{state['key_id']}'"
-        blob = self._kms("encrypt", "encrypt", obj, KeyId=internal["keys"][version], Plaintext=plaintext,
+        blob = self._kms("encrypt", "encrypt", obj, KeyId=backend["keys"][version], Plaintext=plaintext,
                          EncryptionContext=self._context(context))["CiphertextBlob"]
         return f"{CIPHERTEXT_PREFIX}.{version}.{base64.b64encode(blob).decode('ascii')}"
 
@@ -690,26 +690,26 @@ class AwsKmsProvider(KmsProvider):
     def _ciphertext_version(self, key_id, ciphertext):
         return self.parse_ciphertext(ciphertext)[0]
 
-    def _decrypt_allowlist(self, state, internal, version, obj):
+    def _decrypt_allowlist(self, state, backend, version, obj):
         """The allow-list in the version's own key policy: what KMS enforces for that version."""
         entry = next((v for v in state["versions"] if v["version"] == version), None)
         if entry is None or entry["state"] != "enabled":
             return state["allowed_measurements"]  # refused after the gate (no such version, or not enabled); its policy is not read
-        kid = internal["keys"][version]
-        text = internal["policy_text"] if kid == internal["primary_kid"] else self._policy_text(kid, "decrypt", obj)
+        kid = backend["keys"][version]
+        text = backend["policy_text"] if kid == backend["primary_kid"] else self._policy_text(kid, "decrypt", obj)
         return policy.allowed_measurements(policy.parse(text))
 
-    def _do_decrypt(self, state, internal, version, ciphertext, context, evidence, obj, remember):
+    def _do_decrypt(self, state, backend, version, ciphertext, context, evidence, obj, remember):
         """Refused unattested or disallowed callers locally (base.py), then ask KMS (see decrypt_at_kms).
 
         A ``nitro`` caller gets a RecipientCiphertext: KMS encrypts the plaintext to the
         enclave, and only the enclave can open it."""
         raw, fmt = evidence
         remember()  # the replay aliases are the only guard against two callers with one evidence: before KMS answers
-        return self._kms_decrypt(internal["keys"][version], ciphertext, context, raw if fmt == "nitro" else None, obj)
+        return self._kms_decrypt(backend["keys"][version], ciphertext, context, raw if fmt == "nitro" else None, obj)
 
-    def _remember_evidence(self, state, internal, tokens, now, window, obj):
-        self._remember(state["key_id"], internal, tokens, now, window, obj)
+    def _remember_evidence(self, state, backend, tokens, now, window, obj):
+        self._remember(state["key_id"], backend, tokens, now, window, obj)
 
     def decrypt_at_kms(self, key_id, ciphertext, context, attestation=None):
         """KMS's own decision, no local pre-check: what the enforcement probes ask on AWS.
@@ -784,19 +784,19 @@ class AwsKmsProvider(KmsProvider):
                 raise rules.replay_refusal(obj) from None
 
     # --- rotation coordination -------------------------------------------------------
-    def _do_save_snapshot(self, state, internal, snapshot):
+    def _do_save_snapshot(self, state, backend, snapshot):
         action = "record a snapshot of"
         key_id = state["key_id"]
         obj = f"key '{key_id}'"
         alias = key_id + SNAPSHOT_SUFFIX
-        old_kid = internal["snapshot_kid"]
-        by_kid = {kid: internal["tags"][n] for n, kid in internal["keys"].items()}
+        old_kid = backend["snapshot_kid"]
+        by_kid = {kid: backend["tags"][n] for n, kid in backend["keys"].items()}
         if not snapshot:
             if old_kid:
                 self._delete_alias(alias, action, obj)
                 self._untag(old_kid, record_tag_keys(by_kid.get(old_kid, {}), "snapshot"), action, obj)
             return
-        kid = internal["primary_kid"]
+        kid = backend["primary_kid"]
         # Write the record, then point the alias at it (readers follow the alias, so they see
         # the old snapshot or the new one, never a mix), then drop the old record.
         self._put_record(kid, by_kid[kid], "snapshot", dict(snapshot), action, obj)
@@ -809,9 +809,9 @@ class AwsKmsProvider(KmsProvider):
         if old_kid and old_kid != kid:
             self._untag(old_kid, record_tag_keys(by_kid.get(old_kid) or self._tags(old_kid, action, obj), "snapshot"), action, obj)
 
-    def _do_acquire_lock(self, state, internal, owner, ttl_seconds, break_stale, takeover_from):
+    def _do_acquire_lock(self, state, backend, owner, ttl_seconds, break_stale, takeover_from):
         # Numbered aliases and a record on the key they target (aws_lock.py): not one atomic record.
-        return self.lock.acquire(state["key_id"], internal["lock"], internal["primary_kid"], owner, ttl_seconds, break_stale, takeover_from)
+        return self.lock.acquire(state["key_id"], backend["lock"], backend["primary_kid"], owner, ttl_seconds, break_stale, takeover_from)
 
-    def _do_release_lock(self, state, internal, owner):
-        return self.lock.release(state["key_id"], internal["lock"], owner)
+    def _do_release_lock(self, state, backend, owner):
+        return self.lock.release(state["key_id"], backend["lock"], owner)

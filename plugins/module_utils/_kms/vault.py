@@ -268,33 +268,33 @@ class VaultKmsProvider(KmsProvider):
         self._request("post", f"{self.transit}/keys/{key_id}", action, obj, {"type": "aes256-gcm96", "derived": True})
         return self.describe_key(key_id)
 
-    def _do_record_env(self, state, internal, env):
+    def _do_record_env(self, state, backend, env):
         key_id = state["key_id"]
-        self._kv_put(key_id, "meta", dict(internal["meta"], env=env), internal["meta_version"], "record the environment of", f"key '{key_id}'")
+        self._kv_put(key_id, "meta", dict(backend["meta"], env=env), backend["meta_version"], "record the environment of", f"key '{key_id}'")
 
-    def _do_set_attestation_trust(self, state, internal, trust):
+    def _do_set_attestation_trust(self, state, backend, trust):
         action = "update attestation trust of"
         key_id = state["key_id"]
         obj = f"key '{key_id}'"
         # The role's audience and claim are the administrator's: a trust they do not match is
         # refused here rather than silently disagreeing with what the server enforces.
-        self._check_access(key_id, internal["role"], trust, action)
-        self._kv_put(key_id, "meta", dict(internal["meta"], attestation_trust=trust), internal["meta_version"], action, obj)
+        self._check_access(key_id, backend["role"], trust, action)
+        self._kv_put(key_id, "meta", dict(backend["meta"], attestation_trust=trust), backend["meta_version"], action, obj)
 
     def schedule_key_deletion(self, key_id, pending_days):
         # Not an operation Transit has: refused before any rule or read, whatever the arguments.
         raise InputError("schedule deletion of", f"key '{key_id}'", "provider vault cannot schedule a deletion: Transit deletes a key "
                          "at once and for good; re-encrypt the data, then delete the key in Vault with deletion_allowed")
 
-    def _do_schedule_key_deletion(self, state, internal, pending_days):
+    def _do_schedule_key_deletion(self, state, backend, pending_days):
         self.schedule_key_deletion(state["key_id"], pending_days)
 
     # --- versions --------------------------------------------------------------------
-    def _do_create_version(self, state, internal, version):
+    def _do_create_version(self, state, backend, version):
         action = "create a version of"
         key_id = state["key_id"]
         obj = f"key '{key_id}'"
-        self._check_access(key_id, internal["role"], state["attestation_trust"], action)
+        self._check_access(key_id, backend["role"], state["attestation_trust"], action)
         # Not retried: a rotate that reached the server before a 503 would make two versions.
         self._request("post", f"{self.transit}/keys/{key_id}/rotate", action, obj, {}, retry=False)
         latest = int((self._transit_key(key_id, action, obj) or {}).get("latest_version") or 0)
@@ -302,27 +302,27 @@ class VaultKmsProvider(KmsProvider):
             raise ConflictError(action, f"version {version} of key '{key_id}'",
                                 f"Transit now has {latest} versions: another writer rotated the key at the same time")
 
-    def _do_set_primary(self, state, internal, version):
+    def _do_set_primary(self, state, backend, version):
         key_id = state["key_id"]
-        self._kv_put(key_id, "meta", dict(internal["meta"], primary_version=version), internal["meta_version"], "promote a version of",
+        self._kv_put(key_id, "meta", dict(backend["meta"], primary_version=version), backend["meta_version"], "promote a version of",
                      f"key '{key_id}'")
 
     changes_version_states = False
 
-    def _do_set_version_state(self, state, internal, version, target, pending_days):
+    def _do_set_version_state(self, state, backend, version, target, pending_days):
         obj = f"version {version} of key '{state['key_id']}'"
         raise InputError("change the state of", obj, f"provider vault cannot make a version {target}: Transit can only trim versions "
                          "below min_decryption_version, which would leave every ciphertext under them undecryptable")
 
     # --- attestation policy ----------------------------------------------------------
-    def _do_set_allowed_measurements(self, state, internal, measurements):
+    def _do_set_allowed_measurements(self, state, backend, measurements):
         action = "update the allow-list of"
         key_id = state["key_id"]
         obj = f"key '{key_id}'"
-        self._check_access(key_id, internal["role"], state["attestation_trust"], action)
+        self._check_access(key_id, backend["role"], state["attestation_trust"], action)
         self._write_allowlist(key_id, measurements, state["attestation_trust"], action, obj)
 
-    def _do_restore(self, state, internal, primary_version, allowed_measurements):
+    def _do_restore(self, state, backend, primary_version, allowed_measurements):
         action = "restore"
         key_id = state["key_id"]
         obj = f"key '{key_id}'"
@@ -332,7 +332,7 @@ class VaultKmsProvider(KmsProvider):
         if sorted(allowed_measurements) != state["allowed_measurements"]:
             self._write_allowlist(key_id, allowed_measurements, state["attestation_trust"], action, obj)
         if state["primary_version"] != primary_version:
-            self._kv_put(key_id, "meta", dict(internal["meta"], primary_version=primary_version), internal["meta_version"], action, obj)
+            self._kv_put(key_id, "meta", dict(backend["meta"], primary_version=primary_version), backend["meta_version"], action, obj)
 
     def evaluate_policy(self, key_id, measurement) -> bool:
         """Would the server's JWT role admit a token with this measurement claim?"""
@@ -345,7 +345,7 @@ class VaultKmsProvider(KmsProvider):
         """Transit derives a per-context key: the context is bound to the ciphertext."""
         return _b64(json.dumps({str(k): str(v) for k, v in (context or {}).items()}, sort_keys=True, separators=(",", ":")).encode("utf-8"))
 
-    def _do_encrypt(self, state, internal, plaintext, context, version):
+    def _do_encrypt(self, state, backend, plaintext, context, version):
         key_id = state["key_id"]
         obj = f"data under version {version} of key '{key_id}'"
         answer = self._request("post", f"{self.transit}/encrypt/{key_id}", "encrypt", obj,
@@ -394,8 +394,8 @@ class VaultKmsProvider(KmsProvider):
     def _ciphertext_version(self, key_id, ciphertext):
         return self.parse_ciphertext(ciphertext)
 
-    def _do_decrypt(self, state, internal, version, ciphertext, context, attestation, obj, remember):
-        key_id = state["key_id"]
+    def _do_decrypt(self, state, backend, version, ciphertext, context, evidence, obj, remember):
+        key_id, attestation = state["key_id"], evidence  # the caller's attestation: the server is the gate
         # Never the operator's token: an unattested caller asks with no token at all and the
         # server refuses it; an attested one with the token its evidence earned.
         token = self._login(key_id, attestation, obj) if attestation and attestation.get("document") else ""
@@ -412,17 +412,17 @@ class VaultKmsProvider(KmsProvider):
         return base64.b64decode(answer["data"]["plaintext"])
 
     # --- rotation coordination -------------------------------------------------------
-    def _do_save_snapshot(self, state, internal, snapshot):
+    def _do_save_snapshot(self, state, backend, snapshot):
         key_id = state["key_id"]
-        self._kv_put(key_id, "snapshot", dict(snapshot) if snapshot else {}, internal["snapshot_version"], "record a snapshot of", f"key '{key_id}'")
+        self._kv_put(key_id, "snapshot", dict(snapshot) if snapshot else {}, backend["snapshot_version"], "record a snapshot of", f"key '{key_id}'")
 
-    def _do_write_lock(self, state, internal, record):
+    def _do_write_lock(self, state, backend, record):
         key_id = state["key_id"]
         obj = f"key '{key_id}'"
         if record is None:  # released: the record stays, without an owner
             action = "release the rotation lock on"
             try:
-                self._kv_put(key_id, "lock", {"owner": ""}, internal["lock_version"], action, obj)
+                self._kv_put(key_id, "lock", {"owner": ""}, backend["lock_version"], action, obj)
             except ConflictError:
                 raise LockHeldError(action, obj, "it changed while it was being released; read it again") from None
             return
@@ -430,7 +430,7 @@ class VaultKmsProvider(KmsProvider):
         try:
             # Check-and-set on the version read: the server refuses this write if any other run
             # wrote the lock since, so at most one run gets it.
-            self._kv_put(key_id, "lock", record, internal["lock_version"], action, obj)
+            self._kv_put(key_id, "lock", record, backend["lock_version"], action, obj)
         except ConflictError:
             raise LockHeldError(action, obj, "another run acquired it at the same moment; if no other rotation is running, "
                                 "retry with break_stale_lock=true") from None
