@@ -339,7 +339,6 @@ def handle(mod):
 def main():
     TeeKmsModule(
         argument_spec(),
-        with_provider=False,
         required_one_of=[("endpoints", "document", "document_path")],
         mutually_exclusive=[("endpoints", "document", "document_path"), ("jwks", "jwks_url"),
                             ("endpoints", "nonce"), ("endpoints", "verification_time")]

@@ -140,7 +140,7 @@ def main():
         path=dict(type="path", required=True),
         public_key=dict(type="str", no_log=False),
         fail_on_invalid=dict(type="bool", default=True),
-    ), with_provider=False).run(handle)
+    )).run(handle)
 
 
 if __name__ == "__main__":

@@ -168,7 +168,7 @@ def main():
         delay=dict(type="float", default=2),
         timeout=dict(type="float", default=5),
         validate_certs=dict(type="bool", default=True),
-    ), with_provider=False, requirements=(deps.REQUESTS,)).run(handle)
+    ), requirements=(deps.REQUESTS,)).run(handle)
 
 
 if __name__ == "__main__":

@@ -23,9 +23,7 @@ author:
   - Alfred security engineering (@alfred-security)
 extends_documentation_fragment:
   - alfred.tee_kms.provider
-  - alfred.tee_kms.provider_local
-  - alfred.tee_kms.provider_aws
-  - alfred.tee_kms.provider_vault
+  - alfred.tee_kms.provider.options
   - alfred.tee_kms.measurements
   - alfred.tee_kms.attributes
   - alfred.tee_kms.destruction
@@ -110,7 +108,7 @@ import datetime
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import trust as key_trust
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.measurements import normalize_list
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import InputError
-from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.module import KmsModule
 from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import audit
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.guard import existing_key_conflicts
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.rules import (
@@ -178,7 +176,7 @@ def _result(mod, operation, key_id, before, after):
 
 
 def main():
-    TeeKmsModule(dict(
+    KmsModule(dict(
         state=dict(type="str", default="present", choices=["present", "absent"]),
         allowed_measurements=dict(type="list", elements="str"),
         measurement_format=dict(type="str", choices=["sha384", "sha256", "opaque"]),

@@ -18,9 +18,7 @@ author:
   - Alfred security engineering (@alfred-security)
 extends_documentation_fragment:
   - alfred.tee_kms.provider
-  - alfred.tee_kms.provider_local
-  - alfred.tee_kms.provider_aws
-  - alfred.tee_kms.provider_vault
+  - alfred.tee_kms.provider.options
   - alfred.tee_kms.attributes.info
 options:
   missing_ok:
@@ -145,7 +143,7 @@ audit:
   returned: when the key exists
 """
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.module import KmsModule
 from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import audit
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.rules import public_state
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.guard import check_key_env
@@ -169,13 +167,13 @@ def handle(mod):
 
 
 def main():
-    TeeKmsModule(dict(missing_ok=dict(type="bool", default=False),
-                      env=dict(type="str", choices=["staging", "production"]),
-                      confirm_production=dict(type="bool", default=False),
-                      lock_owner=dict(type="str"),
-                      expect_rotated=dict(type="dict", options=dict(
-                          current_version=dict(type="int", required=True), next_version=dict(type="int", required=True),
-                          allowed_measurements=dict(type="list", elements="str", required=True))))).run(handle)
+    KmsModule(dict(missing_ok=dict(type="bool", default=False),
+                   env=dict(type="str", choices=["staging", "production"]),
+                   confirm_production=dict(type="bool", default=False),
+                   lock_owner=dict(type="str"),
+                   expect_rotated=dict(type="dict", options=dict(
+                       current_version=dict(type="int", required=True), next_version=dict(type="int", required=True),
+                       allowed_measurements=dict(type="list", elements="str", required=True))))).run(handle)
 
 
 if __name__ == "__main__":

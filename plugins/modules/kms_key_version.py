@@ -23,9 +23,7 @@ author:
   - Alfred security engineering (@alfred-security)
 extends_documentation_fragment:
   - alfred.tee_kms.provider
-  - alfred.tee_kms.provider_local
-  - alfred.tee_kms.provider_aws
-  - alfred.tee_kms.provider_vault
+  - alfred.tee_kms.provider.options
   - alfred.tee_kms.attributes
   - alfred.tee_kms.destruction
   - alfred.tee_kms.env_guard
@@ -84,7 +82,7 @@ primary:
 import copy
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import ConflictError, InputError
-from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.module import KmsModule
 from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import audit
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms import rules
 
@@ -158,7 +156,7 @@ def _view(state):
 
 
 def main():
-    TeeKmsModule(dict(
+    KmsModule(dict(
         version=dict(type="int", required=True),
         report_state=dict(type="bool", default=False),
         state=dict(type="str", default="present", choices=["present", "primary", "disabled", "enabled", "destroy_scheduled"]),

@@ -48,9 +48,7 @@ author:
   - Alfred security engineering (@alfred-security)
 extends_documentation_fragment:
   - alfred.tee_kms.provider
-  - alfred.tee_kms.provider_local
-  - alfred.tee_kms.provider_aws
-  - alfred.tee_kms.provider_vault
+  - alfred.tee_kms.provider.options
   - alfred.tee_kms.attributes.info
 options:
   probe:
@@ -162,7 +160,7 @@ skip_reason:
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import registry as formats
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import TeeKmsError
-from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.module import KmsModule
 from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import audit
 from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.probes import judge_kms_accepted_only, run_probe
 from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.urls import check_enclave_urls
@@ -195,7 +193,7 @@ def handle(mod):
 
 
 def main():
-    TeeKmsModule(dict(
+    KmsModule(dict(
         probe=dict(type="str", required=True, choices=["canary", "allowed_decrypt", "disallowed_denied", "unattested_denied", "decrypt"]),
         version=dict(type="int"),
         enclave_url=dict(type="str"),

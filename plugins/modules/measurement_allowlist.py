@@ -20,9 +20,7 @@ author:
   - Alfred security engineering (@alfred-security)
 extends_documentation_fragment:
   - alfred.tee_kms.provider
-  - alfred.tee_kms.provider_local
-  - alfred.tee_kms.provider_aws
-  - alfred.tee_kms.provider_vault
+  - alfred.tee_kms.provider.options
   - alfred.tee_kms.measurements
   - alfred.tee_kms.attributes
   - alfred.tee_kms.env_guard
@@ -87,7 +85,7 @@ removed:
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.measurements import normalize_list
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import ConflictError, InputError
-from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.module import KmsModule
 from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import audit
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.rules import public_state
 
@@ -164,7 +162,7 @@ def handle(mod):
 
 
 def main():
-    TeeKmsModule(dict(
+    KmsModule(dict(
         measurements=dict(type="list", elements="str", required=True),
         state=dict(type="str", default="exact", choices=["exact", "present", "absent"]),
         protect=dict(type="list", elements="str", default=[]),

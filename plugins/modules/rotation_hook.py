@@ -130,7 +130,7 @@ def main():
         visible_command=dict(type="str", no_log=False),
         environment=dict(type="dict"),
         chdir=dict(type="path"),
-    ), with_provider=False, mutually_exclusive=[("command", "visible_command")]).run(handle)
+    ), mutually_exclusive=[("command", "visible_command")]).run(handle)
 
 
 if __name__ == "__main__":

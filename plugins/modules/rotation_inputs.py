@@ -24,9 +24,7 @@ author:
 extends_documentation_fragment:
   - alfred.tee_kms.attributes.info
   - alfred.tee_kms.attestation.key_trust
-  - alfred.tee_kms.provider_local
-  - alfred.tee_kms.provider_aws
-  - alfred.tee_kms.provider_vault
+  - alfred.tee_kms.provider.options
 options:
   env:
     description: Target environment.
@@ -243,7 +241,7 @@ def main():
         health_check_urls=dict(type="dict", options=dict(api=dict(type="str"), enclave=dict(type="str"))),
         allow_http_enclaves=dict(type="bool", default=False),
         allow_kms_accepted_only=dict(type="bool", default=False),
-    ), with_provider=False).run(handle)
+    )).run(handle)
 
 
 if __name__ == "__main__":

@@ -24,9 +24,7 @@ author:
   - Alfred security engineering (@alfred-security)
 extends_documentation_fragment:
   - alfred.tee_kms.provider
-  - alfred.tee_kms.provider_local
-  - alfred.tee_kms.provider_aws
-  - alfred.tee_kms.provider_vault
+  - alfred.tee_kms.provider.options
   - alfred.tee_kms.attributes
   - alfred.tee_kms.env_guard
 options:
@@ -84,7 +82,7 @@ broken_lock_owner:
 """
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import LockHeldError
-from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.module import KmsModule
 from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import audit
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.rules import lock_conflict
 from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow.locks import holder_is_gone
@@ -148,7 +146,7 @@ def _takeover(mod, key_id, lock):
 
 
 def main():
-    TeeKmsModule(dict(
+    KmsModule(dict(
         state=dict(type="str", default="acquired", choices=["acquired", "checked", "released"]),
         owner=dict(type="str", required=True),
         ttl=dict(type="int", default=3600),

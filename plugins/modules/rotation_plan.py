@@ -99,7 +99,7 @@ def main():
         plans=dict(type="dict"),
         host=dict(type="str"),
         context=dict(type="dict"),
-    ), with_provider=False).run(handle)
+    )).run(handle)
 
 
 if __name__ == "__main__":

@@ -35,9 +35,7 @@ author:
   - Alfred security engineering (@alfred-security)
 extends_documentation_fragment:
   - alfred.tee_kms.provider
-  - alfred.tee_kms.provider_local
-  - alfred.tee_kms.provider_aws
-  - alfred.tee_kms.provider_vault
+  - alfred.tee_kms.provider.options
   - alfred.tee_kms.attributes
   - alfred.tee_kms.env_guard
 options:
@@ -149,7 +147,7 @@ refused_live_claims:
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.measurements import normalize_list
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import ConflictError, InputError, NotFoundError
-from ansible_collections.alfred.tee_kms.plugins.module_utils._common.module_base import TeeKmsModule
+from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.module import KmsModule
 from ansible_collections.alfred.tee_kms.plugins.module_utils._evidence import audit
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.rules import public_state
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.guard import check_key_env
@@ -281,7 +279,7 @@ def handle(mod):
 
 
 def main():
-    TeeKmsModule(dict(
+    KmsModule(dict(
         state=dict(type="str", default="present", choices=["present", "marked", "restored"]),
         expected_primary=dict(type="int"),
         next_version=dict(type="int"),

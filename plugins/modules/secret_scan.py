@@ -178,7 +178,7 @@ def main():
         fail_on_new=dict(type="bool", default=False),
         ignore_missing=dict(type="bool", default=False),
         max_samples=dict(type="int", default=10),
-    ), with_provider=False).run(handle)
+    )).run(handle)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ description:
 author:
   - Alfred security engineering (@alfred-security)
 extends_documentation_fragment:
-  - alfred.tee_kms.provider_vault
+  - alfred.tee_kms.provider.vault
   - alfred.tee_kms.attributes
 options:
   key_id:
@@ -108,7 +108,7 @@ def main():
     spec = {name: dict(value) for name, value in VaultKmsProvider.argument_spec.items()}
     spec.update(key_id=dict(type="str", required=True), login_audience=dict(type="str", required=True),
                 measurement_claim=dict(type="str", default="measurement"), rotation_approle=dict(type="str"))
-    TeeKmsModule(spec, with_provider=False).run(handle)
+    TeeKmsModule(spec).run(handle)
 
 
 if __name__ == "__main__":

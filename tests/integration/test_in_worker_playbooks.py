@@ -50,8 +50,7 @@ def handle(mod):
 
 def main():
     TeeKmsModule(dict(mode=dict(type="str", default="ok", choices=["ok", "warn", "raise"]),
-                      token=dict(type="str", no_log=True), name=dict(type="str", default="unnamed", aliases=["label"])),
-                 with_provider=False).run(handle)
+                      token=dict(type="str", no_log=True), name=dict(type="str", default="unnamed", aliases=["label"]))).run(handle)
 
 
 if __name__ == "__main__":

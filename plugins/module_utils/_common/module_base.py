@@ -2,14 +2,16 @@
 # Copyright (c) 2026, Alfred security engineering
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Base of every module of the collection: merges the provider options (KMS modules), builds
-the provider once, checks the libraries the module needs, and turns expected failures into
-one clear ``fail_json`` message.
+"""Base of every module of the collection: checks the libraries the module needs, masks URL
+passwords, and turns expected failures into one clear ``fail_json`` message.
 
 Private module_utils: the API may change without notice between releases.
 
-Modules only describe their own options and call ``run(handler)``; the connect, dependency,
-diff, warning and error handling lines live here instead of being repeated in every module.
+Modules only describe their own options and call ``run(handler)``; the dependency, diff, warning
+and error handling lines live here instead of being repeated in every module. It knows nothing
+of KMS providers: the KMS modules run on ``_kms/module.py``'s ``KmsModule``, which adds the
+provider options and builds the provider, so a module that uses no KMS imports no provider
+(tests/unit/plugins/module_utils/_common/test_no_kms_imports.py keeps it so).
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from ansible.module_utils.common.parameters import remove_values
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import MissingLibraryError, TeeKmsError
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.printable import escape_controls_in
-from ansible_collections.alfred.tee_kms.plugins.module_utils._kms import guard, registry
 
 
 # The password of a URL's userinfo (scheme://user:password@host): enclave, health check and JWKS URLs
@@ -50,16 +51,14 @@ def hide_url_passwords(module: AnsibleModule) -> None:
             module.no_log_values.update({match.group(1), unquote(match.group(1))})
 
 
-def make_module(argument_spec: dict, with_provider: bool = True, requirements=(), **kwargs) -> AnsibleModule:
-    """An AnsibleModule for the module's own options (plus the provider options of a KMS module).
+def make_module(argument_spec: dict, requirements=(), **kwargs) -> AnsibleModule:
+    """An AnsibleModule for ``argument_spec`` (a KMS module's includes the provider options).
 
     ``requirements`` are the libraries the module itself always needs; a provider's and a
     verifier's are checked only when they are used.
     """
-    spec = registry.argument_spec() if with_provider else {}
-    spec.update(argument_spec)
     kwargs.setdefault("supports_check_mode", True)
-    module = AnsibleModule(argument_spec=spec, **kwargs)
+    module = AnsibleModule(argument_spec=dict(argument_spec), **kwargs)
     hide_url_passwords(module)
     for requirement in requirements:
         problem = requirement.problem()
@@ -69,28 +68,12 @@ def make_module(argument_spec: dict, with_provider: bool = True, requirements=()
 
 
 class TeeKmsModule:
-    """``TeeKmsModule(spec).run(handler)``: handler(self) returns the result dict.
+    """``TeeKmsModule(spec).run(handler)``: handler(self) returns the result dict."""
 
-    ``env_guard=True`` (every module that changes a key): the options ``env`` and
-    ``confirm_production`` are added and every change the provider makes is checked by the one
-    guard of _kms/guard.py first."""
-
-    def __init__(self, argument_spec: dict, with_provider: bool = True, requirements=(), env_guard: bool = False, **kwargs):
-        if env_guard:
-            argument_spec = dict(guard.ARGUMENT_SPEC, **argument_spec)
-        self.module = make_module(argument_spec, with_provider, requirements, **kwargs)
+    def __init__(self, argument_spec: dict, requirements=(), **kwargs):
+        self.module = make_module(argument_spec, requirements, **kwargs)
         self.params = self.module.params
         self.check_mode = self.module.check_mode
-        self._env_guard = env_guard
-        self._provider = None
-
-    @property
-    def provider(self):
-        if self._provider is None:
-            self._provider = registry.build_provider(self.params)
-            if self._env_guard:
-                self._provider = guard.GuardedProvider(self._provider, self.params["env"], self.params["confirm_production"])
-        return self._provider
 
     # --- results -----------------------------------------------------------------------
     @property

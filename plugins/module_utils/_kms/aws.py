@@ -53,7 +53,6 @@ from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.common import AttestationError, decode_document
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.trust import DEFAULTS as trust_defaults
-from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.trust import normalize_trust
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common import deps
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import (
     AccessDeniedError,
@@ -86,7 +85,6 @@ SEEN_CAPACITY = 40
 CHUNK = 256          # KMS tag value limit
 MAX_CHUNKS = 12      # per record; a key holds at most 50 tags
 CIPHERTEXT_PREFIX = "tkmsaws1"
-MAX_PLAINTEXT = 4096
 STATE_MAP = {"Enabled": "enabled", "Disabled": "disabled", "PendingDeletion": "destroy_scheduled",
              "PendingReplicaDeletion": "destroy_scheduled"}
 _ALIAS = re.compile(r"^alias/[A-Za-z0-9/_-]{1,200}$")
@@ -109,7 +107,7 @@ def _iso(value) -> str | None:
 
 
 def check_alias(key_id, action: str) -> str:
-    rules.check_key_id(key_id, action)
+    """The aws naming rule, after the shared one (KmsProvider.check_key_name): an alias outside another key's namespace."""
     if not _ALIAS.match(key_id) or key_id.startswith("alias/aws/"):
         raise InputError(action, f"key '{key_id}'", "with provider aws, key_id must be a KMS alias: alias/ followed by up to 200 "
                          "letters, digits, /, _ and - (not alias/aws/..., which AWS reserves)")
@@ -209,7 +207,7 @@ class AwsKmsProvider(KmsProvider):
     name = "aws"
     label = "the AWS KMS provider"
     # Option names and aliases follow amazon.aws so that existing module_defaults and
-    # credentials carry over (plugins/doc_fragments/provider_aws.py documents them).
+    # credentials carry over (the aws section of plugins/doc_fragments/provider.py documents them).
     argument_spec = dict(
         region=dict(type="str", aliases=["aws_region", "ec2_region"], fallback=(env_fallback, ["AWS_REGION", "AWS_DEFAULT_REGION"])),
         endpoint_url=dict(type="str", aliases=["aws_endpoint_url", "ec2_url"], fallback=(env_fallback, ["AWS_URL", "AWS_ENDPOINT_URL"])),
@@ -241,7 +239,7 @@ class AwsKmsProvider(KmsProvider):
 
     def resolve_key(self, key_id):
         """The ARN of the KMS key the alias targets: one key whatever endpoint spelling or default region reached it."""
-        check_alias(key_id, "read")
+        self.check_key_name(key_id, "read")
         try:
             return self._kms("describe_key", "read", f"key '{key_id}'", KeyId=key_id)["KeyMetadata"]["Arn"]
         except NotFoundError:
@@ -340,10 +338,26 @@ class AwsKmsProvider(KmsProvider):
         parts = arn.split(":")
         return parts[4], parts[1]
 
+    # --- hooks of KmsProvider: KMS calls only (the rules are applied by base.py) ----------
+    def _check_key_name(self, key_id, action):
+        check_alias(key_id, action)
+
+    def _check_measurement_format(self, key_id, measurement_format):
+        if measurement_format != "sha384":
+            raise InputError("create", f"key '{key_id}'", f"measurement_format {measurement_format} is not supported by provider aws: KMS "
+                             "attestation conditions compare Nitro PCR values, which are sha384")
+
+    def _check_trust(self, trust, action, obj):
+        nitro_pcr(trust)  # the policy's condition tests one PCR
+
+    def _load_key(self, key_id, action):
+        # Releasing a lock changes nothing of the key: allowed on a key scheduled for deletion.
+        return self._load(key_id, action, allow_pending=action == "release the rotation lock on")
+
     # --- reads -----------------------------------------------------------------------
     def _load(self, key_id, action, allow_pending=True):
         """Return (state, internal). ``internal`` holds KMS ids, tags and the primary policy."""
-        check_alias(key_id, action)
+        self.check_key_name(key_id, action)
         obj = f"key '{key_id}'"
         primary_kid = self._alias_target(key_id, action, obj)
         if primary_kid is None:
@@ -428,15 +442,8 @@ class AwsKmsProvider(KmsProvider):
         self._wait_state(meta["KeyId"], "Enabled", action, obj)
         return meta["KeyId"]
 
-    def create_key(self, key_id, allowed_measurements, measurement_format="sha384", attestation_trust=None, description=None, env=None):
-        check_alias(key_id, "create")
+    def _do_create_key(self, key_id, allowed_measurements, measurement_format, trust, description, env):
         obj = f"key '{key_id}'"
-        if not allowed_measurements:
-            raise InputError("create", obj, "allowed_measurements must not be empty: an empty allow-list locks every enclave out")
-        if measurement_format != "sha384":
-            raise InputError("create", obj, f"measurement_format {measurement_format} is not supported by provider aws: KMS attestation "
-                             "conditions compare Nitro PCR values, which are sha384")
-        trust = normalize_trust(attestation_trust)
         cond_key = policy.condition_key(nitro_pcr(trust))
         if self._alias_target(key_id, "create", obj):
             raise ConflictError("create", obj, "it already exists")
@@ -474,39 +481,34 @@ class AwsKmsProvider(KmsProvider):
         except TeeKmsError:
             pass
 
-    def set_attestation_trust(self, key_id, attestation_trust):
+    def _do_set_attestation_trust(self, state, backend, trust):
         action = "update attestation trust of"
-        trust = normalize_trust(attestation_trust)
+        key_id = state["key_id"]
         cond_key = policy.condition_key(nitro_pcr(trust))
-        state, internal = self._load(key_id, action, allow_pending=False)
         # The PCR the policy tests follows nitro_pcrs: rewrite the statements first.
-        self._write_policies(state, internal, state["allowed_measurements"], action, cond_key=cond_key)
-        for number in self._write_order(state, internal, enabled_only=False):
-            kid, tags = internal["keys"][number], internal["tags"][number]
+        self._write_policies(state, backend, state["allowed_measurements"], action, cond_key=cond_key)
+        for number in self._write_order(state, backend, enabled_only=False):
+            kid, tags = backend["keys"][number], backend["tags"][number]
             label = f"version {number} of key '{key_id}'"
             if trust:
                 self._put_record(kid, tags, "trust", trust, action, label)
             elif record_tag_keys(tags, "trust"):
                 self._untag(kid, record_tag_keys(tags, "trust"), action, label)
 
-    def record_env(self, key_id, env):
+    def _do_record_env(self, state, backend, env):
         action = "record the environment of"
-        state, internal = self._load(key_id, action, allow_pending=False)
-        if state["env"] not in (None, env):
-            raise ConflictError(action, f"key '{key_id}'", f"it already belongs to env '{state['env']}'")
+        key_id = state["key_id"]
         # Every version: a rollback makes an older version primary again, and the env is read there.
-        for number in self._write_order(state, internal, enabled_only=False):
-            self._tag(internal["keys"][number], {TAG_ENV: env}, action, f"version {number} of key '{key_id}'")
+        for number in self._write_order(state, backend, enabled_only=False):
+            self._tag(backend["keys"][number], {TAG_ENV: env}, action, f"version {number} of key '{key_id}'")
 
-    def schedule_key_deletion(self, key_id, pending_days):
-        obj = f"key '{key_id}'"
-        rules.check_pending_days(pending_days, obj)
-        state, internal = self._load(key_id, "schedule deletion of", allow_pending=False)
+    def _do_schedule_key_deletion(self, state, backend, pending_days):
+        obj = f"key '{state['key_id']}'"
         # Non-primary versions first: until the primary is scheduled the key reads as live, so
         # an interrupted run is simply repeated.
-        for number in self._write_order(state, internal, enabled_only=False):
-            if internal["meta"][number]["KeyState"] != "PendingDeletion":
-                self._schedule(internal["keys"][number], pending_days, "schedule deletion of", obj)
+        for number in self._write_order(state, backend, enabled_only=False):
+            if backend["meta"][number]["KeyState"] != "PendingDeletion":
+                self._schedule(backend["keys"][number], pending_days, "schedule deletion of", obj)
 
     def _schedule(self, kid, days, action, obj):
         try:
@@ -517,19 +519,18 @@ class AwsKmsProvider(KmsProvider):
         self._wait_state(kid, "PendingDeletion", action, obj)
 
     # --- versions --------------------------------------------------------------------
-    def create_version(self, key_id, version):
+    def _do_create_version(self, state, backend, version):
         action = "create a version of"
+        key_id = state["key_id"]
         obj = f"key '{key_id}'"
-        state, internal = self._load(key_id, action, allow_pending=False)
-        rules.check_next_version(state, version)
-        account, partition = self._account(internal["arn"])
-        cond_key = policy.own_condition_key(internal["policy"]) or policy.condition_key(nitro_pcr(state["attestation_trust"]))
+        account, partition = self._account(backend["arn"])
+        cond_key = policy.own_condition_key(backend["policy"]) or policy.condition_key(nitro_pcr(state["attestation_trust"]))
         try:
             # The new version starts with the primary's policy: foreign statements carry over.
-            text = policy.merge(internal["policy_text"], state["allowed_measurements"], cond_key, account, partition)
+            text = policy.merge(backend["policy_text"], state["allowed_measurements"], cond_key, account, partition)
         except policy.PolicyError as exc:
             raise ProviderError(action, obj, f"the primary version's key policy cannot be reused: {exc}") from None
-        ptags = internal["tags"][state["primary_version"]]
+        ptags = backend["tags"][state["primary_version"]]
         tags = {TAG_FORMAT: state["measurement_format"]}
         tags.update({k: v for k, v in ptags.items() if k in record_tag_keys(ptags, "trust") or k == TAG_ENV})
         kid = self._new_version_key(key_id, version, text, tags, None, action, f"version {version} of key '{key_id}'")
@@ -537,28 +538,19 @@ class AwsKmsProvider(KmsProvider):
             self._orphan(kid)
             raise ConflictError(action, f"version {version} of key '{key_id}'", "another run created it at the same time")
 
-    def set_primary(self, key_id, version):
-        action = "promote a version of"
-        state, internal = self._load(key_id, action, allow_pending=False)
-        rules.check_promote(state, version)
-        self._point_alias(key_id, internal["keys"][version], action)
+    def _do_set_primary(self, state, backend, version):
+        self._point_alias(state["key_id"], backend["keys"][version], "promote a version of")
 
     def _point_alias(self, key_id, kid, action):
         obj = f"key '{key_id}'"
         self._kms("update_alias", action, obj, AliasName=key_id, TargetKeyId=kid)
         wait_for(lambda: self._alias_target(key_id, action, obj) == kid, action, obj, "the alias to target the new primary version")
 
-    def set_version_state(self, key_id, version, target, pending_days=None):
-        if target not in rules.VERSION_STATES:
-            raise InputError("change", f"version {version} of key '{key_id}'", f"unknown state '{target}'")
-        if target == "destroy_scheduled":
-            rules.check_pending_days(pending_days, f"version {version} of key '{key_id}'")
+    def _do_set_version_state(self, state, backend, version, target, pending_days):
         action = "change the state of a version of"
-        state, internal = self._load(key_id, action, allow_pending=False)
-        rules.check_set_state(state, version, target)
-        rules.find_version(state, version, "change")
-        kid = internal["keys"][version]
-        kms_state = internal["meta"][version]["KeyState"]
+        key_id = state["key_id"]
+        kid = backend["keys"][version]
+        kms_state = backend["meta"][version]["KeyState"]
         obj = f"version {version} of key '{key_id}'"
         if target == "destroy_scheduled":
             self._schedule(kid, pending_days, action, obj)
@@ -571,8 +563,8 @@ class AwsKmsProvider(KmsProvider):
             self._wait_state(kid, "Disabled", action, obj)
             return
         # A version coming back must enforce today's allow-list, not the one it was disabled with.
-        account, partition = self._account(internal["arn"])
-        cond_key = policy.own_condition_key(internal["policy"]) or policy.condition_key(nitro_pcr(state["attestation_trust"]))
+        account, partition = self._account(backend["arn"])
+        cond_key = policy.own_condition_key(backend["policy"]) or policy.condition_key(nitro_pcr(state["attestation_trust"]))
         current = self._policy_text(kid, action, obj)
         try:
             merged = policy.merge(current, state["allowed_measurements"], cond_key, account, partition)
@@ -622,17 +614,11 @@ class AwsKmsProvider(KmsProvider):
         return {"before": {f"version {n}": policy.pretty(b) for n, dummy, b, dummy in plan},
                 "after": {f"version {n}": policy.pretty(a) for n, dummy, dummy, a in plan}}
 
-    def set_allowed_measurements(self, key_id, measurements):
-        if not measurements:
-            raise InputError("update the allow-list of", f"key '{key_id}'", "an empty allow-list would lock every enclave out")
-        state, internal = self._load(key_id, "update the allow-list of", allow_pending=False)
-        self._write_policies(state, internal, list(measurements), "update the allow-list of")
+    def _do_set_allowed_measurements(self, state, backend, measurements):
+        self._write_policies(state, backend, list(measurements), "update the allow-list of")
 
-    def restore(self, key_id, primary_version, allowed_measurements):
-        if not allowed_measurements:
-            raise InputError("restore", f"key '{key_id}'", "the snapshot's allow-list is empty")
-        state, internal = self._load(key_id, "restore", allow_pending=False)
-        rules.check_promote(state, primary_version)
+    def _do_restore(self, state, backend, primary_version, allowed_measurements):
+        key_id = state["key_id"]
         # Order: every check and every merged policy is computed before the first write, so a
         # refusal changes nothing. Then the policies (current primary last), then the alias.
         # - The alias is the commit point. Until it moves, reads still show the current
@@ -641,10 +627,10 @@ class AwsKmsProvider(KmsProvider):
         # - When the alias moves, the restored allow-list is already in force on the version it
         #   points to, so callers never hit the restored primary under the rolled-back list.
         # - Policies first also revokes a rejected enclave image before traffic moves back.
-        order = self._write_order(state, internal)
-        self._write_policies(state, internal, list(allowed_measurements), "restore", order=order)
-        if internal["primary_kid"] != internal["keys"][primary_version]:
-            self._point_alias(key_id, internal["keys"][primary_version], "restore")
+        order = self._write_order(state, backend)
+        self._write_policies(state, backend, list(allowed_measurements), "restore", order=order)
+        if backend["primary_kid"] != backend["keys"][primary_version]:
+            self._point_alias(key_id, backend["keys"][primary_version], "restore")
 
     def _version_policies(self, key_id, action):
         state, internal = self._load(key_id, action)
@@ -685,16 +671,9 @@ class AwsKmsProvider(KmsProvider):
     def _context(context) -> dict:
         return {str(k): str(v) for k, v in (context or {}).items()}
 
-    def encrypt(self, key_id, plaintext, context, version=None):
-        if not isinstance(plaintext, bytes) or not 0 < len(plaintext) <= MAX_PLAINTEXT:
-            raise InputError("encrypt", f"data under key '{key_id}'", f"plaintext must be 1-{MAX_PLAINTEXT} bytes")
-        state, internal = self._load(key_id, "encrypt", allow_pending=False)
-        version = state["primary_version"] if version is None else version
-        entry = rules.find_version(state, version, "encrypt")
-        obj = f"data under version {version} of key '{key_id}'"
-        if entry["state"] != "enabled":
-            raise ConflictError("encrypt", obj, f"version {version} is {entry['state']}")
-        blob = self._kms("encrypt", "encrypt", obj, KeyId=internal["keys"][version], Plaintext=plaintext,
+    def _do_encrypt(self, state, backend, plaintext, context, version):
+        obj = f"data under version {version} of key '{state['key_id']}'"
+        blob = self._kms("encrypt", "encrypt", obj, KeyId=backend["keys"][version], Plaintext=plaintext,
                          EncryptionContext=self._context(context))["CiphertextBlob"]
         return f"{CIPHERTEXT_PREFIX}.{version}.{base64.b64encode(blob).decode('ascii')}"
 
@@ -708,20 +687,29 @@ class AwsKmsProvider(KmsProvider):
         except (ValueError, AttributeError, binascii.Error, TypeError):
             raise InputError("decrypt", "ciphertext", f"it is not a {CIPHERTEXT_PREFIX} ciphertext of this KMS") from None
 
-    def decrypt(self, key_id, ciphertext, context, attestation=None):
-        """Refuse unattested or disallowed callers locally, then ask KMS (see decrypt_at_kms).
+    def _ciphertext_version(self, key_id, ciphertext):
+        return self.parse_ciphertext(ciphertext)[0]
+
+    def _decrypt_allowlist(self, state, backend, version, obj):
+        """The allow-list in the version's own key policy: what KMS enforces for that version."""
+        entry = next((v for v in state["versions"] if v["version"] == version), None)
+        if entry is None or entry["state"] != "enabled":
+            return state["allowed_measurements"]  # refused after the gate (no such version, or not enabled); its policy is not read
+        kid = backend["keys"][version]
+        text = backend["policy_text"] if kid == backend["primary_kid"] else self._policy_text(kid, "decrypt", obj)
+        return policy.allowed_measurements(policy.parse(text))
+
+    def _do_decrypt(self, state, backend, version, ciphertext, context, evidence, obj, remember):
+        """Refused unattested or disallowed callers locally (base.py), then ask KMS (see decrypt_at_kms).
 
         A ``nitro`` caller gets a RecipientCiphertext: KMS encrypts the plaintext to the
         enclave, and only the enclave can open it."""
-        version, dummy = self.parse_ciphertext(ciphertext)
-        obj = f"a ciphertext under version {version} of key '{key_id}'"
-        state, internal = self._load(key_id, "decrypt", allow_pending=False)
-        kid = self._decrypt_kid(state, internal, version, obj)
-        text = internal["policy_text"] if kid == internal["primary_kid"] else self._policy_text(kid, "decrypt", obj)
-        allowed = policy.allowed_measurements(policy.parse(text))
-        raw, fmt = rules.require_attestation(state.get("attestation_trust"), attestation, allowed, obj, key_id,
-                                             lambda tokens, now, window: self._remember(key_id, internal, tokens, now, window, obj))
-        return self._kms_decrypt(kid, ciphertext, context, raw if fmt == "nitro" else None, obj)
+        raw, fmt = evidence
+        remember()  # the replay aliases are the only guard against two callers with one evidence: before KMS answers
+        return self._kms_decrypt(backend["keys"][version], ciphertext, context, raw if fmt == "nitro" else None, obj)
+
+    def _remember_evidence(self, state, backend, tokens, now, window, obj):
+        self._remember(state["key_id"], backend, tokens, now, window, obj)
 
     def decrypt_at_kms(self, key_id, ciphertext, context, attestation=None):
         """KMS's own decision, no local pre-check: what the enforcement probes ask on AWS.
@@ -732,7 +720,8 @@ class AwsKmsProvider(KmsProvider):
         version, dummy = self.parse_ciphertext(ciphertext)
         obj = f"a ciphertext under version {version} of key '{key_id}'"
         state, internal = self._load(key_id, "decrypt", allow_pending=False)
-        kid = self._decrypt_kid(state, internal, version, obj)
+        rules.check_decrypt_version(state, version, obj)
+        kid = internal["keys"][version]
         raw = None
         if attestation:
             if attestation.get("format") != "nitro":
@@ -742,13 +731,6 @@ class AwsKmsProvider(KmsProvider):
             except AttestationError as exc:
                 raise InputError("decrypt", obj, f"the attestation document cannot be read ({exc})") from None
         return self._kms_decrypt(kid, ciphertext, context, raw, obj)
-
-    @staticmethod
-    def _decrypt_kid(state, internal, version, obj):
-        entry = rules.find_version(state, version, "decrypt")
-        if entry["state"] != "enabled":
-            raise AccessDeniedError("decrypt", obj, f"version {version} is {entry['state']}")
-        return internal["keys"][version]
 
     def _kms_decrypt(self, kid, ciphertext, context, recipient_document, obj):
         dummy, blob = self.parse_ciphertext(ciphertext)
@@ -802,22 +784,19 @@ class AwsKmsProvider(KmsProvider):
                 raise rules.replay_refusal(obj) from None
 
     # --- rotation coordination -------------------------------------------------------
-    def get_snapshot(self, key_id):
-        return self.describe_key(key_id).get("snapshot")
-
-    def save_snapshot(self, key_id, snapshot):
+    def _do_save_snapshot(self, state, backend, snapshot):
         action = "record a snapshot of"
+        key_id = state["key_id"]
         obj = f"key '{key_id}'"
-        state, internal = self._load(key_id, action, allow_pending=False)
         alias = key_id + SNAPSHOT_SUFFIX
-        old_kid = internal["snapshot_kid"]
-        by_kid = {kid: internal["tags"][n] for n, kid in internal["keys"].items()}
+        old_kid = backend["snapshot_kid"]
+        by_kid = {kid: backend["tags"][n] for n, kid in backend["keys"].items()}
         if not snapshot:
             if old_kid:
                 self._delete_alias(alias, action, obj)
                 self._untag(old_kid, record_tag_keys(by_kid.get(old_kid, {}), "snapshot"), action, obj)
             return
-        kid = internal["primary_kid"]
+        kid = backend["primary_kid"]
         # Write the record, then point the alias at it (readers follow the alias, so they see
         # the old snapshot or the new one, never a mix), then drop the old record.
         self._put_record(kid, by_kid[kid], "snapshot", dict(snapshot), action, obj)
@@ -830,14 +809,9 @@ class AwsKmsProvider(KmsProvider):
         if old_kid and old_kid != kid:
             self._untag(old_kid, record_tag_keys(by_kid.get(old_kid) or self._tags(old_kid, action, obj), "snapshot"), action, obj)
 
-    def get_lock(self, key_id):
-        return self.describe_key(key_id).get("lock")
+    def _do_acquire_lock(self, state, backend, owner, ttl_seconds, break_stale, takeover_from):
+        # Numbered aliases and a record on the key they target (aws_lock.py): not one atomic record.
+        return self.lock.acquire(state["key_id"], backend["lock"], backend["primary_kid"], owner, ttl_seconds, break_stale, takeover_from)
 
-    def acquire_lock(self, key_id, owner, ttl_seconds, break_stale=False, takeover_from=None):
-        rules.check_lock_request(owner, ttl_seconds, f"key '{key_id}'")
-        dummy, internal = self._load(key_id, "acquire the rotation lock on", allow_pending=False)
-        return self.lock.acquire(key_id, internal["lock"], internal["primary_kid"], owner, ttl_seconds, break_stale, takeover_from)
-
-    def release_lock(self, key_id, owner):
-        dummy, internal = self._load(key_id, "release the rotation lock on")
-        return self.lock.release(key_id, internal["lock"], owner)
+    def _do_release_lock(self, state, backend, owner):
+        return self.lock.release(state["key_id"], backend["lock"], owner)

@@ -22,13 +22,11 @@ import os
 
 from ansible.module_utils.basic import env_fallback
 
-from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.trust import normalize_trust
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common import deps
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import (
     AccessDeniedError,
     ConflictError,
     InputError,
-    LockHeldError,
     NotFoundError,
 )
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms import rules
@@ -36,7 +34,6 @@ from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.base import Km
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.local_store import LocalStore, canonical
 
 CIPHERTEXT_PREFIX = "tkms1"
-MAX_PLAINTEXT = 4096  # like KMS Encrypt: tokens and data keys, not bulk data
 # The decrypt gate's replay cache of every key of a store lives in this file beside it.
 REPLAY_SUFFIX = ".replay"
 
@@ -84,7 +81,7 @@ class LocalKmsProvider(KmsProvider):
 
     # --- helpers ---------------------------------------------------------------------
     def _key(self, keys: dict, key_id: str, action: str, allow_pending: bool = False) -> dict:
-        rules.check_key_id(key_id, action)
+        self.check_key_name(key_id, action)
         state = keys.get(key_id)
         if state is None:
             where = self.store.label if self.store.exists() else f"{self.store.label} (the file does not exist yet)"
@@ -93,8 +90,13 @@ class LocalKmsProvider(KmsProvider):
             raise ConflictError(action, f"key '{key_id}'", f"it is scheduled for deletion on {state['pending_deletion_at']}")
         return state
 
-    def _mutate(self, action: str, key_id: str, change):
-        return self.store.mutate(action, lambda keys: change(self._key(keys, key_id, action)))
+    # --- hooks of KmsProvider: the store only (the rules are applied by base.py) -----------
+    def _load_key(self, key_id, action):
+        return self._key(self.store.read(), key_id, action), None
+
+    def _transaction(self, key_id, action, change):
+        # Under the store lock: the change is checked against the state it writes over.
+        return self.store.mutate(action, lambda keys: change(self._key(keys, key_id, action), None))
 
     # --- reads -----------------------------------------------------------------------
     def describe_key(self, key_id):
@@ -104,11 +106,7 @@ class LocalKmsProvider(KmsProvider):
         }
 
     # --- key lifecycle ---------------------------------------------------------------
-    def create_key(self, key_id, allowed_measurements, measurement_format="sha384", attestation_trust=None, description=None, env=None):
-        rules.check_key_id(key_id, "create")
-        if not allowed_measurements:
-            raise InputError("create", f"key '{key_id}'", "allowed_measurements must not be empty: an empty allow-list locks every enclave out")
-        trust = normalize_trust(attestation_trust)
+    def _do_create_key(self, key_id, allowed_measurements, measurement_format, trust, description, env):
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
         def change(keys):
@@ -133,100 +131,61 @@ class LocalKmsProvider(KmsProvider):
         self.store.mutate("create", change)
         return self.describe_key(key_id)
 
-    def record_env(self, key_id, env):
-        def change(state):
-            if state.get("env") not in (None, env):
-                raise ConflictError("record the environment of", f"key '{key_id}'", f"it already belongs to env '{state['env']}'")
-            state["env"] = env
+    def _do_record_env(self, state, backend, env):
+        state["env"] = env
 
-        self._mutate("record the environment of", key_id, change)
+    def _do_set_attestation_trust(self, state, backend, trust):
+        state["attestation_trust"] = trust
 
-    def set_attestation_trust(self, key_id, attestation_trust):
-        trust = normalize_trust(attestation_trust)
-        self._mutate("update attestation trust of", key_id, lambda state: state.__setitem__("attestation_trust", trust))
-
-    def schedule_key_deletion(self, key_id, pending_days):
-        rules.check_pending_days(pending_days, f"key '{key_id}'")
-
-        def change(state):
-            when = _iso(_now() + datetime.timedelta(days=pending_days))
-            for entry in state["versions"]:
-                if entry["state"] != "destroy_scheduled":
-                    entry["state"] = "destroy_scheduled"
-                    entry["destroy_after"] = when
-            state["pending_deletion_at"] = when
-
-        self._mutate("schedule deletion of", key_id, change)
+    def _do_schedule_key_deletion(self, state, backend, pending_days):
+        when = _iso(_now() + datetime.timedelta(days=pending_days))
+        for entry in state["versions"]:
+            if entry["state"] != "destroy_scheduled":
+                entry["state"] = "destroy_scheduled"
+                entry["destroy_after"] = when
+        state["pending_deletion_at"] = when
 
     # --- versions --------------------------------------------------------------------
-    def create_version(self, key_id, version):
+    def _do_create_version(self, state, backend, version):
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-        def change(state):
-            rules.check_next_version(state, version)
-            state["versions"].append({"version": version, "state": "enabled", "created_at": _iso(_now()),
-                                      "material": _b64e(AESGCM.generate_key(bit_length=256))})
+        state["versions"].append({"version": version, "state": "enabled", "created_at": _iso(_now()),
+                                  "material": _b64e(AESGCM.generate_key(bit_length=256))})
 
-        self._mutate("create a version of", key_id, change)
+    def _do_set_primary(self, state, backend, version):
+        state["primary_version"] = version
 
-    def set_primary(self, key_id, version):
-        def change(state):
-            rules.check_promote(state, version)
-            state["primary_version"] = version
-
-        self._mutate("promote a version of", key_id, change)
-
-    def set_version_state(self, key_id, version, target, pending_days=None):
-        if target not in rules.VERSION_STATES:
-            raise InputError("change", f"version {version} of key '{key_id}'", f"unknown state '{target}'")
+    def _do_set_version_state(self, state, backend, version, target, pending_days):
+        entry = next(entry for entry in state["versions"] if entry["version"] == version)
+        entry["state"] = target
         if target == "destroy_scheduled":
-            rules.check_pending_days(pending_days, f"version {version} of key '{key_id}'")
-
-        def change(state):
-            rules.check_set_state(state, version, target)
-            entry = rules.find_version(state, version, "change")
-            entry["state"] = target
-            if target == "destroy_scheduled":
-                entry["destroy_after"] = _iso(_now() + datetime.timedelta(days=pending_days))
-            else:
-                entry.pop("destroy_after", None)
-
-        self._mutate("change the state of a version of", key_id, change)
+            entry["destroy_after"] = _iso(_now() + datetime.timedelta(days=pending_days))
+        else:
+            entry.pop("destroy_after", None)
 
     # --- attestation policy ----------------------------------------------------------
-    def set_allowed_measurements(self, key_id, measurements):
-        if not measurements:
-            raise InputError("update the allow-list of", f"key '{key_id}'", "an empty allow-list would lock every enclave out")
-        self._mutate("update the allow-list of", key_id, lambda state: state.__setitem__("allowed_measurements", list(measurements)))
+    def _do_set_allowed_measurements(self, state, backend, measurements):
+        state["allowed_measurements"] = list(measurements)
 
-    def restore(self, key_id, primary_version, allowed_measurements):
-        if not allowed_measurements:
-            raise InputError("restore", f"key '{key_id}'", "the snapshot's allow-list is empty")
-
-        def change(state):
-            rules.check_promote(state, primary_version)
-            state["primary_version"] = primary_version
-            state["allowed_measurements"] = list(allowed_measurements)
-
-        self._mutate("restore", key_id, change)
+    def _do_restore(self, state, backend, primary_version, allowed_measurements):
+        state["primary_version"] = primary_version
+        state["allowed_measurements"] = list(allowed_measurements)
 
     # --- data path -------------------------------------------------------------------
     @staticmethod
     def _aad(key_id, version, context) -> bytes:
         return canonical({"key_id": key_id, "version": version, "context": context or {}})
 
-    def encrypt(self, key_id, plaintext, context, version=None):
+    @staticmethod
+    def _material(state, version) -> bytes:
+        return _b64d(next(entry for entry in state["versions"] if entry["version"] == version)["material"])
+
+    def _do_encrypt(self, state, backend, plaintext, context, version):
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-        if not isinstance(plaintext, bytes) or not 0 < len(plaintext) <= MAX_PLAINTEXT:
-            raise InputError("encrypt", f"data under key '{key_id}'", f"plaintext must be 1-{MAX_PLAINTEXT} bytes")
-        state = self._key(self.store.read(), key_id, "encrypt")
-        version = state["primary_version"] if version is None else version
-        entry = rules.find_version(state, version, "encrypt")
-        if entry["state"] != "enabled":
-            raise ConflictError("encrypt", f"data under version {version} of key '{key_id}'", f"version {version} is {entry['state']}")
+        key_id = state["key_id"]
         nonce = os.urandom(12)
-        sealed = AESGCM(_b64d(entry["material"])).encrypt(nonce, plaintext, self._aad(key_id, version, context))
+        sealed = AESGCM(self._material(state, version)).encrypt(nonce, plaintext, self._aad(key_id, version, context))
         header = _b64e(json.dumps({"k": key_id, "v": version}, separators=(",", ":")).encode("utf-8"))
         return ".".join((CIPHERTEXT_PREFIX, header, _b64e(nonce), _b64e(sealed)))
 
@@ -241,75 +200,36 @@ class LocalKmsProvider(KmsProvider):
         except (ValueError, AttributeError, binascii.Error, TypeError):
             raise InputError("decrypt", "ciphertext", f"it is not a {CIPHERTEXT_PREFIX} ciphertext of this KMS") from None
 
-    def decrypt(self, key_id, ciphertext, context, attestation=None):
+    def _ciphertext_version(self, key_id, ciphertext):
+        owner, version, dummy, dummy = self.parse_ciphertext(ciphertext)
+        if owner != key_id:
+            raise AccessDeniedError("decrypt", f"a ciphertext under version {version} of key '{key_id}'", f"the ciphertext belongs to key '{owner}'")
+        return version
+
+    def _do_decrypt(self, state, backend, version, ciphertext, context, evidence, obj, remember):
         from cryptography.exceptions import InvalidTag
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-        owner, version, nonce, sealed = self.parse_ciphertext(ciphertext)
-        obj = f"a ciphertext under version {version} of key '{key_id}'"
-        if owner != key_id:
-            raise AccessDeniedError("decrypt", obj, f"the ciphertext belongs to key '{owner}'")
-        state = self._key(self.store.read(), key_id, "decrypt")
-        # The evidence is remembered only once the decrypt succeeded: a refused call changes nothing.
-        accepted = []
-        rules.require_attestation(state.get("attestation_trust"), attestation, state["allowed_measurements"], obj, key_id,
-                                  lambda *tokens_now_window: accepted.append(tokens_now_window))
-        entry = rules.find_version(state, version, "decrypt")
-        if entry["state"] != "enabled":
-            raise AccessDeniedError("decrypt", obj, f"version {version} is {entry['state']}")
+        dummy, dummy, nonce, sealed = self.parse_ciphertext(ciphertext)
         try:
-            plaintext = AESGCM(_b64d(entry["material"])).decrypt(nonce, sealed, self._aad(key_id, version, context))
+            return AESGCM(self._material(state, version)).decrypt(nonce, sealed, self._aad(state["key_id"], version, context))
         except InvalidTag:
             raise AccessDeniedError("decrypt", obj, "the ciphertext does not authenticate under this encryption context") from None
-        self._remember(key_id, *accepted[0], obj)
-        return plaintext
 
-    def _remember(self, key_id, tokens, now, window, obj):
+    def _remember_evidence(self, state, backend, tokens, now, window, obj):
         """Record accepted evidence in the key's replay cache: ``<store>.replay`` beside the store,
         a store of its own (same locking, atomic writes and checks), so that decrypts leave the
         key store itself byte-for-byte unchanged."""
+        key_id = state["key_id"]
+
         def change(caches):
             caches[key_id] = rules.remember_evidence(caches.get(key_id), tokens, now, window, obj)
 
         LocalStore(self.store.path + REPLAY_SUFFIX).mutate("decrypt", change)
 
     # --- rotation coordination -------------------------------------------------------
-    def get_snapshot(self, key_id):
-        return self.describe_key(key_id).get("snapshot")
+    def _do_save_snapshot(self, state, backend, snapshot):
+        state["snapshot"] = dict(snapshot) if snapshot else None
 
-    def save_snapshot(self, key_id, snapshot):
-        self._mutate("record a snapshot of", key_id, lambda state: state.__setitem__("snapshot", dict(snapshot) if snapshot else None))
-
-    def get_lock(self, key_id):
-        return self.describe_key(key_id).get("lock")
-
-    def acquire_lock(self, key_id, owner, ttl_seconds, break_stale=False, takeover_from=None):
-        rules.check_lock_request(owner, ttl_seconds, f"key '{key_id}'")
-
-        def change(state):
-            now = _now()
-            lock = state.get("lock")
-            if lock and takeover_from and lock["owner"] == takeover_from:
-                lock = None  # the caller proved the holder is gone; compare-and-swap under the store lock
-            error = rules.lock_conflict(key_id, lock, owner, break_stale, now)
-            if error:
-                raise error
-            if lock and lock["owner"] != owner:
-                lock = None
-            acquired = lock["acquired_at"] if lock else _iso(now)
-            state["lock"] = {"owner": owner, "acquired_at": acquired, "expires_at": _iso(now + datetime.timedelta(seconds=ttl_seconds))}
-            return dict(state["lock"])
-
-        return self._mutate("acquire the rotation lock on", key_id, change)
-
-    def release_lock(self, key_id, owner):
-        def change(state):
-            lock = state.get("lock")
-            if not lock:
-                return False
-            if lock["owner"] != owner:
-                raise LockHeldError("release the rotation lock on", f"key '{key_id}'", f"it is held by another owner ('{lock['owner']}')")
-            state["lock"] = None
-            return True
-
-        return self._mutate("release the rotation lock on", key_id, change)
+    def _do_write_lock(self, state, backend, record):
+        state["lock"] = dict(record) if record else None

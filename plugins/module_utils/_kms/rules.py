@@ -23,7 +23,7 @@ from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation import
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.common import AttestationError, decode_document, detect_format, verify
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.trust import DECRYPT_MAX_AGE, accepted_formats, verify_options
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import (
-    AccessDeniedError, ConflictError, InputError, MissingLibraryError, NotFoundError)
+    AccessDeniedError, ConflictError, InputError, LockHeldError, MissingLibraryError, NotFoundError)
 
 VERSION_STATES = ("enabled", "disabled", "destroy_scheduled")
 MIN_PENDING_DAYS = 7
@@ -37,6 +37,14 @@ DESTRUCTION_ARGSPEC = dict(
 DECRYPT_PURPOSE_PREFIX = "kms-decrypt:"
 MIN_NONCE_RANDOM = 16
 REPLAY_CAPACITY = 4096
+# Like KMS Encrypt: tokens and data keys, not bulk data.
+MAX_PLAINTEXT = 4096
+# Why an empty allow-list is refused, by the operation that was asked for it.
+_EMPTY_ALLOWLIST = {
+    "create": "allowed_measurements must not be empty: an empty allow-list locks every enclave out",
+    "update the allow-list of": "an empty allow-list would lock every enclave out",
+    "restore": "the snapshot's allow-list is empty",
+}
 _KEY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9/_+=.@:-]{0,255}$")
 
 
@@ -81,6 +89,42 @@ def check_set_state(state: dict, version: int, target: str) -> None:
                             f"version {version} is the primary version; promote another version first")
 
 
+def check_allowlist(measurements, action: str, key_id: str) -> None:
+    """An empty allow-list locks every enclave out: no operation ever writes one."""
+    if not measurements:
+        raise InputError(action, f"key '{key_id}'", _EMPTY_ALLOWLIST[action])
+
+
+def check_target_state(target: str, version: int, key_id: str) -> None:
+    if target not in VERSION_STATES:
+        raise InputError("change", f"version {version} of key '{key_id}'", f"unknown state '{target}'")
+
+
+def check_plaintext(plaintext, key_id: str) -> None:
+    if not isinstance(plaintext, bytes) or not 0 < len(plaintext) <= MAX_PLAINTEXT:
+        raise InputError("encrypt", f"data under key '{key_id}'", f"plaintext must be 1-{MAX_PLAINTEXT} bytes")
+
+
+def check_encrypt_version(state: dict, version: int) -> None:
+    """Only an enabled version encrypts."""
+    entry = find_version(state, version, "encrypt")
+    if entry["state"] != "enabled":
+        raise ConflictError("encrypt", f"data under version {version} of key '{state['key_id']}'", f"version {version} is {entry['state']}")
+
+
+def check_decrypt_version(state: dict, version: int, obj: str) -> None:
+    """Only an enabled version decrypts (a disabled one is how a version is retired)."""
+    entry = find_version(state, version, "decrypt")
+    if entry["state"] != "enabled":
+        raise AccessDeniedError("decrypt", obj, f"version {version} is {entry['state']}")
+
+
+def check_record_env(state: dict, env: str) -> None:
+    """A recorded environment is never changed."""
+    if state.get("env") not in (None, env):
+        raise ConflictError("record the environment of", f"key '{state['key_id']}'", f"it already belongs to env '{state['env']}'")
+
+
 def check_pending_days(days: int, obj: str) -> None:
     if not MIN_PENDING_DAYS <= days <= MAX_PENDING_DAYS:
         raise InputError("schedule destruction of", obj,
@@ -112,8 +156,6 @@ def lock_conflict(key_id: str, lock, owner: str, break_stale: bool, now=None):
     """The LockHeldError another owner's lock causes for ``owner``, or None if it may take it."""
     if not lock or lock["owner"] == owner:
         return None
-    from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import LockHeldError
-
     now = now or datetime.datetime.now(datetime.timezone.utc)
     expires = datetime.datetime.strptime(lock["expires_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
     if now < expires:
@@ -126,6 +168,31 @@ def lock_conflict(key_id: str, lock, owner: str, break_stale: bool, now=None):
                              f"a stale lock of owner '{lock['owner']}' expired at {lock['expires_at']}; confirm that run is gone, "
                              "then retry with break_stale_lock=true")
     return None
+
+
+def next_lock(key_id: str, lock, owner: str, ttl_seconds: int, break_stale: bool, takeover_from, now) -> dict:
+    """The lock record ``owner`` writes over ``lock`` (the key's current one, or None), or the refusal.
+
+    The same owner renews its lock (same ``acquired_at``, later expiry); another owner's lock is
+    taken only when ``takeover_from`` names it (the caller proved that holder is gone) or when it
+    expired and ``break_stale`` confirms that run is gone."""
+    if lock and lock["owner"] != owner:
+        if not (takeover_from and lock["owner"] == takeover_from):
+            error = lock_conflict(key_id, lock, owner, break_stale, now)
+            if error:
+                raise error
+        lock = None
+    return {"owner": owner, "acquired_at": lock["acquired_at"] if lock else now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "expires_at": (now + datetime.timedelta(seconds=ttl_seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+def check_release(key_id: str, lock, owner: str) -> bool:
+    """Whether there is a lock to release (False: none); another owner's lock is refused."""
+    if not lock:
+        return False
+    if lock["owner"] != owner:
+        raise LockHeldError("release the rotation lock on", f"key '{key_id}'", f"it is held by another owner ('{lock['owner']}')")
+    return True
 
 
 def decrypt_purpose(key_id: str) -> str:

@@ -41,7 +41,6 @@ import re
 from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.common import decode_document
-from ansible_collections.alfred.tee_kms.plugins.module_utils._attestation.trust import normalize_trust
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common import deps
 from ansible_collections.alfred.tee_kms.plugins.module_utils._common.errors import (
     AccessDeniedError,
@@ -57,7 +56,6 @@ from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.base import Km
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.vault_access import NOBODY, bound_claim, names, role_problem_error, role_problems
 from ansible_collections.alfred.tee_kms.plugins.module_utils._kms.vault_client import AUTH_METHODS, VaultSession, check_options
 
-MAX_PLAINTEXT = 4096
 RECORDS = "tee-kms"
 # Transit key names are one path segment of word characters, dots and dashes.
 _NAME = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,126}[A-Za-z0-9_])?$")
@@ -86,11 +84,16 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def check_name(key_id, action: str) -> str:
-    rules.check_key_id(key_id, action)
+def _check_transit_name(key_id, action: str) -> None:
     if not _NAME.match(key_id):
         raise InputError(action, f"key '{key_id}'", "with provider vault, key_id is a Transit key name: 1-128 letters, digits, "
                          "_, . and -, starting and ending with a letter, digit or _")
+
+
+def check_name(key_id, action: str) -> str:
+    """A key id vault_key_access may set up: what KmsProvider.check_key_name checks, without a provider."""
+    rules.check_key_id(key_id, action)
+    _check_transit_name(key_id, action)
     return key_id
 
 
@@ -177,9 +180,19 @@ class VaultKmsProvider(KmsProvider):
     def _transit_key(self, key_id, action, obj):
         return self._read(f"{self.transit}/keys/{key_id}", action, obj)
 
+    # --- hooks of KmsProvider: Vault calls only (the rules are applied by base.py) --------
+    def _check_key_name(self, key_id, action):
+        _check_transit_name(key_id, action)
+
+    def _check_trust(self, trust, action, obj):
+        self._check_login_audience(trust, action, obj)
+
+    def _load_key(self, key_id, action):
+        return self._load(key_id, action)
+
     # --- reads -----------------------------------------------------------------------
     def _load(self, key_id, action):
-        check_name(key_id, action)
+        self.check_key_name(key_id, action)
         obj = f"key '{key_id}'"
         transit = self._transit_key(key_id, action, obj)
         if transit is None:
@@ -237,14 +250,9 @@ class VaultKmsProvider(KmsProvider):
         if problems:
             raise role_problem_error(action, key_id, problems)
 
-    def create_key(self, key_id, allowed_measurements, measurement_format="sha384", attestation_trust=None, description=None, env=None):
+    def _do_create_key(self, key_id, allowed_measurements, measurement_format, trust, description, env):
         action = "create"
-        check_name(key_id, action)
         obj = f"key '{key_id}'"
-        if not allowed_measurements:
-            raise InputError(action, obj, "allowed_measurements must not be empty: an empty allow-list locks every enclave out")
-        trust = normalize_trust(attestation_trust)
-        self._check_login_audience(trust, action, obj)
         if self._transit_key(key_id, action, obj) is not None:
             raise ConflictError(action, obj, f"a Transit key of that name already exists on mount {self.transit}")
         # The role and the decrypt policy are the administrator's (vault_key_access): a key is
@@ -260,37 +268,33 @@ class VaultKmsProvider(KmsProvider):
         self._request("post", f"{self.transit}/keys/{key_id}", action, obj, {"type": "aes256-gcm96", "derived": True})
         return self.describe_key(key_id)
 
-    def record_env(self, key_id, env):
-        """Bind a key created without an environment to ``env``; a recorded one never changes."""
-        action = "record the environment of"
-        state, internal = self._load(key_id, action)
-        if state["env"] not in (None, env):
-            raise ConflictError(action, f"key '{key_id}'", f"it already belongs to env '{state['env']}'")
-        if state["env"] is None:
-            self._kv_put(key_id, "meta", dict(internal["meta"], env=env), internal["meta_version"], action, f"key '{key_id}'")
+    def _do_record_env(self, state, backend, env):
+        key_id = state["key_id"]
+        self._kv_put(key_id, "meta", dict(backend["meta"], env=env), backend["meta_version"], "record the environment of", f"key '{key_id}'")
 
-    def set_attestation_trust(self, key_id, attestation_trust):
+    def _do_set_attestation_trust(self, state, backend, trust):
         action = "update attestation trust of"
+        key_id = state["key_id"]
         obj = f"key '{key_id}'"
-        trust = normalize_trust(attestation_trust)
-        self._check_login_audience(trust, action, obj)
-        state, internal = self._load(key_id, action)
         # The role's audience and claim are the administrator's: a trust they do not match is
         # refused here rather than silently disagreeing with what the server enforces.
-        self._check_access(key_id, internal["role"], trust, action)
-        self._kv_put(key_id, "meta", dict(internal["meta"], attestation_trust=trust), internal["meta_version"], action, obj)
+        self._check_access(key_id, backend["role"], trust, action)
+        self._kv_put(key_id, "meta", dict(backend["meta"], attestation_trust=trust), backend["meta_version"], action, obj)
 
     def schedule_key_deletion(self, key_id, pending_days):
+        # Not an operation Transit has: refused before any rule or read, whatever the arguments.
         raise InputError("schedule deletion of", f"key '{key_id}'", "provider vault cannot schedule a deletion: Transit deletes a key "
                          "at once and for good; re-encrypt the data, then delete the key in Vault with deletion_allowed")
 
+    def _do_schedule_key_deletion(self, state, backend, pending_days):
+        self.schedule_key_deletion(state["key_id"], pending_days)
+
     # --- versions --------------------------------------------------------------------
-    def create_version(self, key_id, version):
+    def _do_create_version(self, state, backend, version):
         action = "create a version of"
+        key_id = state["key_id"]
         obj = f"key '{key_id}'"
-        state, internal = self._load(key_id, action)
-        rules.check_next_version(state, version)
-        self._check_access(key_id, internal["role"], state["attestation_trust"], action)
+        self._check_access(key_id, backend["role"], state["attestation_trust"], action)
         # Not retried: a rotate that reached the server before a 503 would make two versions.
         self._request("post", f"{self.transit}/keys/{key_id}/rotate", action, obj, {}, retry=False)
         latest = int((self._transit_key(key_id, action, obj) or {}).get("latest_version") or 0)
@@ -298,48 +302,37 @@ class VaultKmsProvider(KmsProvider):
             raise ConflictError(action, f"version {version} of key '{key_id}'",
                                 f"Transit now has {latest} versions: another writer rotated the key at the same time")
 
-    def set_primary(self, key_id, version):
-        action = "promote a version of"
-        state, internal = self._load(key_id, action)
-        rules.check_promote(state, version)
-        if state["primary_version"] != version:
-            self._kv_put(key_id, "meta", dict(internal["meta"], primary_version=version), internal["meta_version"], action, f"key '{key_id}'")
+    def _do_set_primary(self, state, backend, version):
+        key_id = state["key_id"]
+        self._kv_put(key_id, "meta", dict(backend["meta"], primary_version=version), backend["meta_version"], "promote a version of",
+                     f"key '{key_id}'")
 
-    def set_version_state(self, key_id, version, target, pending_days=None):
-        obj = f"version {version} of key '{key_id}'"
-        if target not in rules.VERSION_STATES:
-            raise InputError("change", obj, f"unknown state '{target}'")
-        state, dummy = self._load(key_id, "change the state of a version of")
-        entry = rules.find_version(state, version, "change")
-        if entry["state"] == target:
-            return
+    changes_version_states = False
+
+    def _do_set_version_state(self, state, backend, version, target, pending_days):
+        obj = f"version {version} of key '{state['key_id']}'"
         raise InputError("change the state of", obj, f"provider vault cannot make a version {target}: Transit can only trim versions "
                          "below min_decryption_version, which would leave every ciphertext under them undecryptable")
 
     # --- attestation policy ----------------------------------------------------------
-    def set_allowed_measurements(self, key_id, measurements):
+    def _do_set_allowed_measurements(self, state, backend, measurements):
         action = "update the allow-list of"
+        key_id = state["key_id"]
         obj = f"key '{key_id}'"
-        if not measurements:
-            raise InputError(action, obj, "an empty allow-list would lock every enclave out")
-        state, internal = self._load(key_id, action)
-        self._check_access(key_id, internal["role"], state["attestation_trust"], action)
+        self._check_access(key_id, backend["role"], state["attestation_trust"], action)
         self._write_allowlist(key_id, measurements, state["attestation_trust"], action, obj)
 
-    def restore(self, key_id, primary_version, allowed_measurements):
+    def _do_restore(self, state, backend, primary_version, allowed_measurements):
         action = "restore"
+        key_id = state["key_id"]
         obj = f"key '{key_id}'"
-        if not allowed_measurements:
-            raise InputError(action, obj, "the snapshot's allow-list is empty")
-        state, internal = self._load(key_id, action)
-        rules.check_promote(state, primary_version)
         # The allow-list first (revokes a rejected image before traffic moves back), the primary
         # record last: an interrupted restore reads as "not restored" and a re-run repeats it.
         # Not refused on a role that needs its administrator: a rollback must still work in an emergency.
         if sorted(allowed_measurements) != state["allowed_measurements"]:
             self._write_allowlist(key_id, allowed_measurements, state["attestation_trust"], action, obj)
         if state["primary_version"] != primary_version:
-            self._kv_put(key_id, "meta", dict(internal["meta"], primary_version=primary_version), internal["meta_version"], action, obj)
+            self._kv_put(key_id, "meta", dict(backend["meta"], primary_version=primary_version), backend["meta_version"], action, obj)
 
     def evaluate_policy(self, key_id, measurement) -> bool:
         """Would the server's JWT role admit a token with this measurement claim?"""
@@ -352,15 +345,9 @@ class VaultKmsProvider(KmsProvider):
         """Transit derives a per-context key: the context is bound to the ciphertext."""
         return _b64(json.dumps({str(k): str(v) for k, v in (context or {}).items()}, sort_keys=True, separators=(",", ":")).encode("utf-8"))
 
-    def encrypt(self, key_id, plaintext, context, version=None):
-        if not isinstance(plaintext, bytes) or not 0 < len(plaintext) <= MAX_PLAINTEXT:
-            raise InputError("encrypt", f"data under key '{key_id}'", f"plaintext must be 1-{MAX_PLAINTEXT} bytes")
-        state, dummy = self._load(key_id, "encrypt")
-        version = state["primary_version"] if version is None else version
-        entry = rules.find_version(state, version, "encrypt")
+    def _do_encrypt(self, state, backend, plaintext, context, version):
+        key_id = state["key_id"]
         obj = f"data under version {version} of key '{key_id}'"
-        if entry["state"] != "enabled":
-            raise ConflictError("encrypt", obj, f"version {version} is {entry['state']}")
         answer = self._request("post", f"{self.transit}/encrypt/{key_id}", "encrypt", obj,
                                {"plaintext": _b64(plaintext), "context": self._context(context), "key_version": version})
         return answer["data"]["ciphertext"]
@@ -401,10 +388,14 @@ class VaultKmsProvider(KmsProvider):
             return True, exc.cause
         return False, "the server gave a Vault token for it"
 
-    def decrypt(self, key_id, ciphertext, context, attestation=None):
-        version = self.parse_ciphertext(ciphertext)
-        check_name(key_id, "decrypt")
-        obj = f"a ciphertext under version {version} of key '{key_id}'"
+    #: The server is the decrypt gate (its JWT login checks the enclave's token): no evidence is verified here.
+    gates_decrypt = False
+
+    def _ciphertext_version(self, key_id, ciphertext):
+        return self.parse_ciphertext(ciphertext)
+
+    def _do_decrypt(self, state, backend, version, ciphertext, context, evidence, obj, remember):
+        key_id, attestation = state["key_id"], evidence  # the caller's attestation: the server is the gate
         # Never the operator's token: an unattested caller asks with no token at all and the
         # server refuses it; an attested one with the token its evidence earned.
         token = self._login(key_id, attestation, obj) if attestation and attestation.get("document") else ""
@@ -421,52 +412,25 @@ class VaultKmsProvider(KmsProvider):
         return base64.b64decode(answer["data"]["plaintext"])
 
     # --- rotation coordination -------------------------------------------------------
-    def get_snapshot(self, key_id):
-        return self.describe_key(key_id).get("snapshot")
+    def _do_save_snapshot(self, state, backend, snapshot):
+        key_id = state["key_id"]
+        self._kv_put(key_id, "snapshot", dict(snapshot) if snapshot else {}, backend["snapshot_version"], "record a snapshot of", f"key '{key_id}'")
 
-    def save_snapshot(self, key_id, snapshot):
-        action = "record a snapshot of"
-        state, internal = self._load(key_id, action)
-        self._kv_put(key_id, "snapshot", dict(snapshot) if snapshot else {}, internal["snapshot_version"], action, f"key '{key_id}'")
-
-    def get_lock(self, key_id):
-        return self.describe_key(key_id).get("lock")
-
-    def acquire_lock(self, key_id, owner, ttl_seconds, break_stale=False, takeover_from=None):
-        action = "acquire the rotation lock on"
+    def _do_write_lock(self, state, backend, record):
+        key_id = state["key_id"]
         obj = f"key '{key_id}'"
-        rules.check_lock_request(owner, ttl_seconds, obj)
-        state, internal = self._load(key_id, action)
-        now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
-        lock = state["lock"]
-        if lock and lock["owner"] != owner:
-            if not (takeover_from and lock["owner"] == takeover_from):
-                error = rules.lock_conflict(key_id, lock, owner, break_stale, now)
-                if error:
-                    raise error
-            lock = None
-        record = {"owner": owner, "acquired_at": lock["acquired_at"] if lock else now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                  "expires_at": (now + datetime.timedelta(seconds=ttl_seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")}
+        if record is None:  # released: the record stays, without an owner
+            action = "release the rotation lock on"
+            try:
+                self._kv_put(key_id, "lock", {"owner": ""}, backend["lock_version"], action, obj)
+            except ConflictError:
+                raise LockHeldError(action, obj, "it changed while it was being released; read it again") from None
+            return
+        action = "acquire the rotation lock on"
         try:
-            # Check-and-set on the version read above: the server refuses this write if any
-            # other run wrote the lock since, so at most one run gets it.
-            self._kv_put(key_id, "lock", record, internal["lock_version"], action, obj)
+            # Check-and-set on the version read: the server refuses this write if any other run
+            # wrote the lock since, so at most one run gets it.
+            self._kv_put(key_id, "lock", record, backend["lock_version"], action, obj)
         except ConflictError:
             raise LockHeldError(action, obj, "another run acquired it at the same moment; if no other rotation is running, "
                                 "retry with break_stale_lock=true") from None
-        return dict(record)
-
-    def release_lock(self, key_id, owner):
-        action = "release the rotation lock on"
-        obj = f"key '{key_id}'"
-        state, internal = self._load(key_id, action)
-        lock = state["lock"]
-        if not lock:
-            return False
-        if lock["owner"] != owner:
-            raise LockHeldError(action, obj, f"it is held by another owner ('{lock['owner']}')")
-        try:
-            self._kv_put(key_id, "lock", {"owner": ""}, internal["lock_version"], action, obj)
-        except ConflictError:
-            raise LockHeldError(action, obj, "it changed while it was being released; read it again") from None
-        return True

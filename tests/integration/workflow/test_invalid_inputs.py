@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from ansible_collections.alfred.tee_kms.plugins.module_utils._workflow import inputs
 from workflow_support import KEY_ID, M_CURRENT, M_NEW, Key, Runner
 
 INPUTS = "alfred.tee_kms.rotation : Validate the rotation inputs and refuse a run that must not start"
@@ -29,8 +30,8 @@ CASES = {
     "bad_env": ({}, [], "prod", INPUTS, "Could not validate input env: 'prod' is not one of staging, production"),
     "bad_action": ({}, ["-e", "rotation_action=rotate"], "staging", INPUTS,
                    "Could not validate input rotation_action: 'rotate' is not one of preflight, stage, validate, rollback, all"),
-    "bad_provider": ({}, ["-e", "kms_provider=gcp"], "staging", INPUTS,
-                     "Could not validate input kms_provider: 'gcp' is not one of local, aws, vault, command"),
+    "bad_provider": ({}, ["-e", "kms_provider=no-such-kms"], "staging", INPUTS,
+                     f"Could not validate input kms_provider: 'no-such-kms' is not one of {', '.join(inputs.PROVIDERS)}"),
     "production_without_confirmation": (
         {"ALFRED_ENV": "production"}, [], "production", INPUTS,
         "Could not run a production rotation: confirm_production=true (--confirm-production) is required"),

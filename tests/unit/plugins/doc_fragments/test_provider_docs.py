@@ -4,11 +4,14 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Every KMS module documents every registered provider's options, so that adding a provider
 cannot be forgotten in the docs (ansible-test validate-modules would catch a mismatch too,
-but only in the sanity leg and with a less direct message)."""
+but only in the sanity leg and with a less direct message). The provider options live in one
+file, plugins/doc_fragments/provider.py: the modules extend its fragments and never name a
+provider, so a new provider changes that file only."""
 
 from __future__ import annotations
 
 import importlib
+import re
 from pathlib import Path
 
 import pytest
@@ -32,7 +35,7 @@ def _argument_spec(name: str, monkeypatch) -> dict:
     def capture(argument_spec, **kwargs):
         raise _Captured(argument_spec)
 
-    if "TeeKmsModule(" not in (MODULES / f"{name}.py").read_text(encoding="utf-8"):
+    if not re.search(r"\b(TeeKms|Kms)Module\(", (MODULES / f"{name}.py").read_text(encoding="utf-8")):
         return {}  # a module on its own AnsibleModule: not a KMS module
     monkeypatch.setattr(module_base, "AnsibleModule", capture)
     module = importlib.import_module(f"{PKG}.modules.{name}")
@@ -41,9 +44,9 @@ def _argument_spec(name: str, monkeypatch) -> dict:
     return captured.value.spec
 
 
-def _fragment(name: str) -> dict:
+def _fragment(name: str, var: str = "DOCUMENTATION") -> dict:
     module = importlib.import_module(f"{PKG}.doc_fragments.{name}")
-    return yaml.safe_load(module.ModuleDocFragment.DOCUMENTATION)
+    return yaml.safe_load(getattr(module.ModuleDocFragment, var))
 
 
 def _docs(name: str) -> dict:
@@ -71,12 +74,9 @@ def test_common_fragment_choices_are_the_registry():
     assert set(options) == set(registry.COMMON_ARGSPEC)
 
 
-@pytest.mark.parametrize("provider", registry.names())
-def test_each_provider_fragment_documents_exactly_its_options(provider):
-    cls = registry.PROVIDERS[provider]
-    options = _fragment(f"provider_{provider}")["options"]
-    assert set(options) == set(cls.argument_spec), f"doc_fragments/provider_{provider}.py vs {cls.__name__}.argument_spec"
+def _check_documents(options: dict, cls) -> None:
     for name, spec in cls.argument_spec.items():
+        assert name in options, f"doc_fragments/provider.py does not document {name} of {cls.__name__}"
         doc = options[name]
         assert doc.get("type", "str") == spec.get("type", "str"), name
         assert sorted(doc.get("aliases") or []) == sorted(spec.get("aliases") or []), name
@@ -84,7 +84,35 @@ def test_each_provider_fragment_documents_exactly_its_options(provider):
 
 
 @pytest.mark.parametrize("provider", registry.names())
+def test_each_provider_fragment_documents_exactly_its_options(provider):
+    """alfred.tee_kms.provider.options documents each provider's argument_spec, and nothing else."""
+    cls = registry.PROVIDERS[provider]
+    options = _fragment("provider", "OPTIONS")["options"]
+    _check_documents(options, cls)
+    assert set(options) == {name for each in registry.PROVIDER_CLASSES for name in each.argument_spec}
+
+
+def test_vault_fragment_is_the_vault_section_of_the_options():
+    """vault_key_access's fragment repeats the vault options: it must say exactly what OPTIONS says."""
+    vault = registry.PROVIDERS["vault"]
+    options = _fragment("provider", "OPTIONS")
+    alone = _fragment("provider", "VAULT")
+    assert alone["options"] == {name: options["options"][name] for name in vault.argument_spec}
+    assert alone["requirements"] == [line for line in options["requirements"] if "provider=vault" in line]
+
+
+@pytest.mark.parametrize("provider", registry.names())
 def test_every_kms_module_documents_every_provider(provider, monkeypatch):
+    cls = registry.PROVIDERS[provider]
+    _check_documents(_fragment("provider", "OPTIONS")["options"], cls)
     missing = [name for name in kms_modules(monkeypatch)
-               if f"alfred.tee_kms.provider_{provider}" not in _docs(name)["extends_documentation_fragment"]]
-    assert not missing, f"modules not extending alfred.tee_kms.provider_{provider}: {missing}"
+               if "alfred.tee_kms.provider.options" not in _docs(name)["extends_documentation_fragment"]]
+    assert not missing, f"modules not extending alfred.tee_kms.provider.options (the {provider} options): {missing}"
+
+
+def test_no_module_names_a_provider_fragment():
+    """A module extends the fragments of provider.py, never one fragment per provider (a new provider
+    would then touch every module again)."""
+    offenders = {name: [f for f in _docs(name).get("extends_documentation_fragment") or [] if f.startswith("alfred.tee_kms.provider_")]
+                 for name in ALL_MODULES}
+    assert not {name: found for name, found in offenders.items() if found}

@@ -286,9 +286,9 @@ def _create_versions(path, key_id, count):
 def _append_on_same_key(path, key_id, tag, count):
     provider = LocalKmsProvider(path)
     for i in range(count):
-        def change(state, i=i):
+        def change(state, backend, i=i):
             state["allowed_measurements"].append(f"{tag}-{i}")
-        provider._mutate("update the allow-list of", key_id, change)
+        provider._transaction(key_id, "update the allow-list of", change)
 
 
 def _run_all(processes):
