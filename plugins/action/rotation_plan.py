@@ -38,6 +38,17 @@ class ActionModule(WorkerAction):
         except Exception:  # an enclave host whose variable does not render is an enclave without a URL
             return default
 
+    def _plan_of(self, task_vars: dict, host: str):
+        """Another host's plan. ``hostvars[host]`` computes every variable of that host, so N keys reading each
+        other's plans would cost N x N of them (0.5 s a key at 50 keys); the plan is a fact this run set, read from
+        the facts Ansible keeps for the run when it can, else through hostvars."""
+        facts = getattr(getattr(task_vars.get("hostvars"), "_variable_manager", None), "_nonpersistent_fact_cache", None)
+        try:
+            plan = facts[host].get(FACT) if host in facts else None
+        except TypeError:  # no such cache in this ansible-core
+            plan = None
+        return plan if isinstance(plan, dict) else self._hostvar(task_vars, host, FACT)
+
     def _inventory_urls(self, task_vars: dict, group: str) -> list:
         hosts = (task_vars.get("groups") or {}).get(group) or []
         return [url for url in (self._hostvar(task_vars, h, "enclave_url") for h in hosts) if url]
@@ -72,9 +83,9 @@ class ActionModule(WorkerAction):
         play_hosts = task_vars.get("ansible_play_hosts") or [host]
         plans = {}
         for other in play_hosts:
-            plan = self._hostvar(task_vars, other, FACT) if other != host else task_vars.get(FACT)
+            plan = self._plan_of(task_vars, other) if other != host else task_vars.get(FACT)
             if isinstance(plan, dict):
-                plans[other] = rotation_plan.for_admission(self._templar.template(plan))
+                plans[other] = rotation_plan.for_admission(plan)  # a fact a module returned: data, not templates
         if host not in plans:
             return {"failed": True, "msg": f"Could not admit the rotation of inventory host {host}: it has no rotation_plan (run step=plan first)"}
         groups = task_vars.get("groups") or {}

@@ -416,6 +416,20 @@ class VaultKmsProvider(KmsProvider):
         key_id = state["key_id"]
         self._kv_put(key_id, "snapshot", dict(snapshot) if snapshot else {}, backend["snapshot_version"], "record a snapshot of", f"key '{key_id}'")
 
+    def _create_lock_record(self, key_id, action, obj) -> int:
+        """Create the key's lock record, free, and return its version. OpenBao lets two concurrent first writes of a
+        record (cas=0) both succeed: two runs took a never-taken lock at once (tests/vault, 2 runs in 12), while a
+        check-and-set on an existing version lets one through. So the lock is only ever taken on a version."""
+        try:
+            self._kv_put(key_id, "lock", {"owner": ""}, 0, action, obj)
+        except ConflictError:  # another run created it first: as good
+            pass
+        version, lock = self._kv_get(key_id, "lock", action, obj)
+        if lock and lock.get("owner"):
+            raise LockHeldError(action, obj, "another run acquired it at the same moment; if no other rotation is running, "
+                                "retry with break_stale_lock=true")
+        return version
+
     def _do_write_lock(self, state, backend, record):
         key_id = state["key_id"]
         obj = f"key '{key_id}'"
@@ -427,10 +441,11 @@ class VaultKmsProvider(KmsProvider):
                 raise LockHeldError(action, obj, "it changed while it was being released; read it again") from None
             return
         action = "acquire the rotation lock on"
+        version = backend["lock_version"] or self._create_lock_record(key_id, action, obj)
         try:
             # Check-and-set on the version read: the server refuses this write if any other run
             # wrote the lock since, so at most one run gets it.
-            self._kv_put(key_id, "lock", record, backend["lock_version"], action, obj)
+            self._kv_put(key_id, "lock", record, version, action, obj)
         except ConflictError:
             raise LockHeldError(action, obj, "another run acquired it at the same moment; if no other rotation is running, "
                                 "retry with break_stale_lock=true") from None

@@ -75,7 +75,7 @@ def walk(options: dict, prefix: str = "", sub: str = "suboptions"):
 def format_options_in_specs(monkeypatch) -> set:
     found = set()
     for name in MODULES:
-        if "TeeKmsModule(" not in (ROOT / "plugins" / "modules" / f"{name}.py").read_text(encoding="utf-8"):
+        if "KmsModule(" not in (ROOT / "plugins" / "modules" / f"{name}.py").read_text(encoding="utf-8"):
             continue
         for option, spec in walk(argument_spec(name, monkeypatch), sub="options"):
             if spec.get("choices") is not None and set(spec["choices"]) & set(NAMES):
