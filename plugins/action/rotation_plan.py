@@ -80,7 +80,10 @@ class ActionModule(WorkerAction):
 
     def _admit(self, task_vars: dict) -> dict:
         host = task_vars.get("inventory_hostname")
-        play_hosts = task_vars.get("ansible_play_hosts") or [host]
+        # Every host of the play, not only those still running: a host whose admission already failed (the first
+        # of two that name one key) is no longer in ansible_play_hosts when its twin's task is queued.
+        play_hosts = task_vars.get("ansible_play_hosts_all") or task_vars.get("ansible_play_hosts") or [host]
+        running = set(task_vars.get("ansible_play_hosts") or [host])
         plans = {}
         for other in play_hosts:
             plan = self._plan_of(task_vars, other) if other != host else task_vars.get(FACT)
@@ -88,6 +91,10 @@ class ActionModule(WorkerAction):
                 plans[other] = rotation_plan.for_admission(plan)  # a fact a module returned: data, not templates
         if host not in plans:
             return {"failed": True, "msg": f"Could not admit the rotation of inventory host {host}: it has no rotation_plan (run step=plan first)"}
+        unread = [other for other in play_hosts if other not in plans and other in running]
+        if unread:  # fail closed: a key whose plan cannot be read could be this very key, named twice
+            return {"failed": True, "msg": f"Could not admit the rotation of inventory host {host}: the plan of inventory host(s)"
+                    f" {', '.join(unread)} could not be read, so a key named twice could not be ruled out. Nothing was changed."}
         groups = task_vars.get("groups") or {}
         context = {
             "awx": "awx_job_id" in task_vars or "tower_job_id" in task_vars,

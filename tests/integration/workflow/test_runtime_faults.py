@@ -72,8 +72,10 @@ def test_store_becomes_unwritable_mid_stage(key, runner, unwritable_dir, tmp_pat
     make_unwritable, restore, probe = unwritable_dir
     probe(tmp_path)
     store_dir = key.store_path.parent
+    # The hook waits a second first: the rollback then renews the lock with a later expiry, a write the store
+    # refuses. Within the same second as the stage's lock the renewed record is identical and nothing is written.
     with key.canaries_during():
-        result = runner.run(env={"ALFRED_ROTATION_STAGE_CMD": make_unwritable(store_dir)})
+        result = runner.run(env={"ALFRED_ROTATION_STAGE_CMD": "sleep 1.1 && " + make_unwritable(store_dir)})
     restore(store_dir)
     assert result.rc == 2, result.output
     failures = result.failures()
