@@ -19,6 +19,11 @@ from ansible_collections.alfred.tee_kms.plugins.plugin_utils._module_in_worker i
 FACT = "rotation_plan"
 
 
+def _text(warning) -> str:
+    """A module warning as text: ansible-core >= 2.19 returns WarningSummary objects (the text in .event.msg)."""
+    return str(getattr(getattr(warning, "event", None), "msg", None) or warning)
+
+
 class ActionModule(WorkerAction):
     _VALID_ARGS = frozenset(("step",))
 
@@ -73,7 +78,7 @@ class ActionModule(WorkerAction):
             plan = rotation_plan.refused(inputs, action, urls, failure)
         else:
             plan = rotation_plan.complete(checked["rotation"], inputs, action, urls)
-            plan.update(audit=checked.get("audit"), warnings=checked.get("warnings") or [])
+            plan.update(audit=checked.get("audit"), warnings=[_text(w) for w in checked.get("warnings") or []])
         plan.update(action_conflict=conflict, allow_no_evidence=inputs["allow_no_evidence"])
         # Not cached: a plan is this run's, and a fact cache would hand it to the next run.
         return {"changed": False, "ansible_facts": {FACT: plan}, "_ansible_facts_cacheable": False}
