@@ -27,8 +27,7 @@ class ActionModule(NormalAction):
             command = inputs_table.hook_command(task_vars, template, args["name"])
             if not command:
                 return {"skipped": True, "changed": False, "skip_reason": f"no {args['name']} hook is configured"}
-            shown = inputs_table.resolve({k: task_vars[k] for k in ("show_commands", "rotation_show_commands") if k in task_vars},
-                                         template)["show_commands"]
+            shown = inputs_table.resolve_one(inputs_table.BY_NAME["show_commands"], task_vars, template)
             args = dict(args, **{"visible_command" if shown else "command": command})
             # Hooks run in the directory ansible-playbook was started from, so a relative command works as typed.
             args.setdefault("chdir", os.getcwd())

@@ -48,10 +48,7 @@ class ActionModule(WorkerAction):
         other's plans would cost N x N of them (0.5 s a key at 50 keys); the plan is a fact this run set, read from
         the facts Ansible keeps for the run when it can, else through hostvars."""
         facts = getattr(getattr(task_vars.get("hostvars"), "_variable_manager", None), "_nonpersistent_fact_cache", None)
-        try:
-            plan = facts[host].get(FACT) if host in facts else None
-        except TypeError:  # no such cache in this ansible-core
-            plan = None
+        plan = facts[host].get(FACT) if facts is not None and host in facts else None  # None: no such cache here
         return plan if isinstance(plan, dict) else self._hostvar(task_vars, host, FACT)
 
     def _inventory_urls(self, task_vars: dict, group: str) -> list:
@@ -61,14 +58,11 @@ class ActionModule(WorkerAction):
     def _plan(self, task_vars: dict) -> dict:
         template = self._templar.template
         action, conflict = inputs_table.action(task_vars, template)
+        failure = None
         try:
             inputs = inputs_table.resolve(task_vars, template)
         except ValueError as exc:  # a number that is not one: refused like any bad input, at admission
-            inputs, failure = None, {"msg": str(exc)}
-        else:
-            failure = None
-        if inputs is None:
-            inputs = inputs_table.resolve({}, template, environ={})
+            inputs, failure = inputs_table.resolve({}, template, environ={}), {"msg": str(exc)}
         urls = rotation_plan.enclaves(inputs, self._inventory_urls(task_vars, "enclaves"), self._inventory_urls(task_vars, "probe_enclaves"))
         if failure is None:
             checked = self._execute_module(module_name="alfred.tee_kms.rotation_inputs", task_vars=task_vars,

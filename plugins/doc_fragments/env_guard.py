@@ -27,3 +27,16 @@ options:
     type: bool
     default: false
 """
+
+    # The read-only modules of the action group alfred.tee_kms.kms (kms_key_info, kms_probe): they take the guard's
+    # confirmation without using it, so that the role's one set of module defaults for the group applies to them.
+    READ_ONLY = r"""
+options:
+  confirm_production:
+    description:
+      - Not used by this module, which changes nothing; accepted so that one set of module defaults (the role
+        C(alfred.tee_kms.rotation) sets the env guard's options for the action group C(alfred.tee_kms.kms)) applies to
+        every module of the group.
+    type: bool
+    default: false
+"""

@@ -112,8 +112,7 @@ class LookupModule(LookupBase):
             if on_missing == "warn":
                 display.warning(f"Could not read the evidence chain head: {cause}")
             if self.get_option("report_cause"):
-                # The callback's own words when it ran and failed; else it did not run for this process.
-                return [{"cause": error or (cause if bundle else "the alfred.tee_kms.evidence callback is not enabled")}]
+                return [{"cause": evidence_state.why_missing(bundle, error)}]
             return [{}]
         try:
             head = read_head(bundle)

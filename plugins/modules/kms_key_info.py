@@ -20,6 +20,7 @@ extends_documentation_fragment:
   - alfred.tee_kms.provider
   - alfred.tee_kms.provider.options
   - alfred.tee_kms.attributes.info
+  - alfred.tee_kms.env_guard.read_only
 options:
   missing_ok:
     description:
@@ -32,13 +33,6 @@ options:
         environment (a key without one passes; a rotation records it).
     type: str
     choices: [staging, production]
-  confirm_production:
-    description:
-      - Not used by this module, which changes nothing; accepted so that one set of module defaults (the role
-        C(alfred.tee_kms.rotation) sets the env guard's options for the action group C(alfred.tee_kms.kms)) applies to
-        every module of the group.
-    type: bool
-    default: false
   lock_owner:
     description:
       - The owner of the rotation about to start (its C(lock_owner)). Fails when another rotation holds the key's lock, as

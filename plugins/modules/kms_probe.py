@@ -50,6 +50,7 @@ extends_documentation_fragment:
   - alfred.tee_kms.provider
   - alfred.tee_kms.provider.options
   - alfred.tee_kms.attributes.info
+  - alfred.tee_kms.env_guard.read_only
 options:
   probe:
     description: Which probe to run.
@@ -89,13 +90,6 @@ options:
         O(enclave_url) unless the matching allowance below is set.
     type: str
     choices: [staging, production]
-  confirm_production:
-    description:
-      - Not used by this module, which changes nothing; accepted so that one set of module defaults (the role
-        C(alfred.tee_kms.rotation) sets the env guard's options for the action group C(alfred.tee_kms.kms)) applies to
-        every module of the group.
-    type: bool
-    default: false
   allow_kms_accepted_only:
     description:
       - Let a C(kms_accepted_only) result pass in production (recorded as C(accepted_by) in the probe and its audit record).

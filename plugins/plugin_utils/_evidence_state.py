@@ -37,10 +37,16 @@ def current() -> dict:
     return dict(_STATE)
 
 
+def why_missing(bundle: str, error) -> str:
+    """Why ``bundle`` records nothing: the callback's own words when it ran and failed (``error``), else the
+    bundle named is gone, else no callback ran for this process (the evidence_head lookup's report_cause too)."""
+    return error or (f"bundle '{bundle}' does not exist" if bundle else "the alfred.tee_kms.evidence callback is not enabled")
+
+
 def missing_cause() -> str | None:
-    """Why no evidence bundle records this run, or None when one does (the callback's own words when it failed)."""
+    """Why no evidence bundle records this run, or None when one does."""
     state = current()
     bundle = state.get("bundle", "")
     if bundle and os.path.isdir(bundle):
         return None
-    return state.get("error") or (f"bundle '{bundle}' does not exist" if bundle else "the alfred.tee_kms.evidence callback is not enabled")
+    return why_missing(bundle, state.get("error"))

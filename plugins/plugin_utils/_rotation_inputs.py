@@ -106,23 +106,25 @@ def _unset(value) -> bool:
     return value is None or (isinstance(value, str) and value == "")
 
 
+def resolve_one(item: Input, variables, template, environ=None):
+    """One input: its role variable, else its playbook variable, else the environment, else its default."""
+    environ = os.environ if environ is None else environ
+    value = None
+    for var in (item.role_name, item.name):
+        if var in variables:
+            value = template(variables[var])
+            if not _unset(value):
+                break
+    if _unset(value):
+        value = next((environ[e] for e in item.env if environ.get(e)), None)
+    return _as(item.shape, item.default if _unset(value) else value, item.name)
+
+
 def resolve(variables, template, environ=None) -> dict:
-    """Every input by its playbook name: role variable, else playbook variable, else environment, else default.
+    """Every input by its playbook name (resolve_one each).
 
     ``variables`` are the task's variables (unrendered), ``template`` renders one of them."""
-    environ = os.environ if environ is None else environ
-    out = {}
-    for item in INPUTS:
-        value = None
-        for var in (item.role_name, item.name):
-            if var in variables:
-                value = template(variables[var])
-                if not _unset(value):
-                    break
-        if _unset(value):
-            value = next((environ[e] for e in item.env if environ.get(e)), None)
-        out[item.name] = _as(item.shape, item.default if _unset(value) else value, item.name)
-    return out
+    return {item.name: resolve_one(item, variables, template, environ) for item in INPUTS}
 
 
 def action(variables, template) -> tuple:
@@ -138,6 +140,4 @@ def action(variables, template) -> tuple:
 
 def hook_command(variables, template, step: str, environ=None) -> str:
     """The command of one hook, from the same table (read by the hook task itself, never kept in the plan)."""
-    item = BY_NAME[f"rotation_{step}_cmd"]
-    one = resolve({k: variables[k] for k in (item.role_name, item.name) if k in variables}, template, environ)
-    return str(one[item.name] or "")
+    return str(resolve_one(BY_NAME[f"rotation_{step}_cmd"], variables, template, environ) or "")
